@@ -1,0 +1,725 @@
+//! [`SyncMap`]: the safe public API over the read/dirty protocol in `raw`.
+#![forbid(unsafe_code)]
+
+use std::borrow::Borrow;
+use std::fmt;
+use std::hash::{BuildHasher, Hash};
+use std::marker::PhantomData;
+use std::num::NonZeroUsize;
+
+use crate::raw::reclaim::{Guard, LocalGuard, OwnedGuard};
+use crate::raw::{RawIter, RawMap, RawRef};
+use crate::stats::Stats;
+
+/// The default hasher: [foldhash](https://docs.rs/foldhash)'s fast hasher, seeded
+/// randomly per map. Swap it through [`SyncMap::with_hasher`] or [`Builder::hasher`]
+/// (for example for `std`'s SipHash when keys come from untrusted input and you want its
+/// stronger flooding resistance).
+pub type DefaultHashBuilder = foldhash::fast::RandomState;
+
+/// When a read miss promotes the dirty table to the read table.
+///
+/// Every lookup that misses the read table and has to consult the dirty table (under the
+/// lock) counts a *miss*. Once the rule below says so, the dirty table becomes the new
+/// read table by one pointer swap, and later lookups of its keys are lock-free again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Promotion {
+    /// Go's rule: promote when the misses since the last promotion reach the number of
+    /// entries in the dirty table, so the cost of the copy that follows the promotion is
+    /// paid for by as many slow lookups.
+    #[default]
+    DirtyLen,
+    /// Promote on every miss (useful in tests: exercises promotion, rebuild and expunge
+    /// constantly; costly in production).
+    EveryMiss,
+    /// Promote after a fixed number of misses.
+    AfterMisses(NonZeroUsize),
+}
+
+impl Promotion {
+    pub(crate) fn should_promote(self, misses: usize, dirty_len: usize) -> bool {
+        match self {
+            Promotion::DirtyLen => misses >= dirty_len,
+            Promotion::EveryMiss => true,
+            Promotion::AfterMisses(n) => misses >= n.get(),
+        }
+    }
+}
+
+/// A concurrent hash map for read-mostly data: lock-free reads from an immutable read
+/// table, writes of new keys through a mutex-protected dirty table.
+///
+/// See the [crate documentation](crate) for the design, consistency guarantees and when
+/// not to use it.
+///
+/// ```
+/// use readmostly::SyncMap;
+///
+/// let map = SyncMap::new();
+/// map.insert("timeout_ms", 250);
+/// assert_eq!(map.get_cloned("timeout_ms"), Some(250));
+///
+/// // One guard can serve many operations; references live as long as it does.
+/// let m = map.pin();
+/// let (v, inserted) = m.get_or_insert("retries", 3);
+/// assert_eq!((*v, inserted), (3, true));
+/// assert_eq!(m.get("timeout_ms"), Some(&250));
+/// ```
+pub struct SyncMap<K, V, S = DefaultHashBuilder> {
+    raw: RawMap<K, V, S>,
+}
+
+/// A builder for a [`SyncMap`] with a custom hasher or promotion rule.
+///
+/// ```
+/// use readmostly::{Promotion, SyncMap};
+///
+/// let map: SyncMap<u64, String, std::hash::RandomState> = SyncMap::builder()
+///     .hasher(std::hash::RandomState::new())
+///     .promotion(Promotion::EveryMiss)
+///     .build();
+/// map.insert(1, "one".to_string());
+/// assert!(map.contains_key(&1));
+/// ```
+pub struct Builder<K, V, S = DefaultHashBuilder> {
+    hasher: S,
+    promotion: Promotion,
+    _marker: PhantomData<fn() -> (K, V)>,
+}
+
+impl<K, V> SyncMap<K, V> {
+    /// An empty map with the default hasher and promotion rule. Allocates only the
+    /// (empty) read table and the statistics stripes.
+    ///
+    /// ```
+    /// let map: readmostly::SyncMap<u32, u32> = readmostly::SyncMap::new();
+    /// assert!(map.is_empty());
+    /// ```
+    pub fn new() -> Self {
+        Self::with_hasher(DefaultHashBuilder::default())
+    }
+
+    /// A [`Builder`] starting from the defaults.
+    ///
+    /// ```
+    /// let map: readmostly::SyncMap<u32, u32> = readmostly::SyncMap::builder().build();
+    /// assert!(map.is_empty());
+    /// ```
+    pub fn builder() -> Builder<K, V> {
+        Builder { hasher: DefaultHashBuilder::default(), promotion: Promotion::default(), _marker: PhantomData }
+    }
+}
+
+impl<K, V, S> Builder<K, V, S> {
+    /// Uses `hasher` to hash keys.
+    ///
+    /// ```
+    /// let map: readmostly::SyncMap<u8, u8, std::hash::RandomState> =
+    ///     readmostly::SyncMap::builder().hasher(Default::default()).build();
+    /// map.insert(1, 2);
+    /// assert_eq!(map.get_cloned(&1), Some(2));
+    /// ```
+    pub fn hasher<S2>(self, hasher: S2) -> Builder<K, V, S2> {
+        Builder { hasher, promotion: self.promotion, _marker: PhantomData }
+    }
+
+    /// Sets the promotion rule (default: [`Promotion::DirtyLen`]).
+    ///
+    /// ```
+    /// use readmostly::{Promotion, SyncMap};
+    /// let map: SyncMap<u8, u8> = SyncMap::builder().promotion(Promotion::EveryMiss).build();
+    /// map.insert(1, 1);
+    /// map.get_cloned(&1); // a miss: promotes at once
+    /// assert_eq!(map.stats().promotions, 1);
+    /// ```
+    pub fn promotion(mut self, promotion: Promotion) -> Self {
+        self.promotion = promotion;
+        self
+    }
+
+    /// Builds the map.
+    ///
+    /// ```
+    /// let map: readmostly::SyncMap<u8, u8> = readmostly::SyncMap::builder().build();
+    /// assert_eq!(map.len(), 0);
+    /// ```
+    pub fn build(self) -> SyncMap<K, V, S> {
+        SyncMap { raw: RawMap::new(self.hasher, self.promotion) }
+    }
+}
+
+impl<K, V, S: fmt::Debug> fmt::Debug for Builder<K, V, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Builder").field("hasher", &self.hasher).field("promotion", &self.promotion).finish()
+    }
+}
+
+impl<K, V, S> SyncMap<K, V, S> {
+    /// An empty map hashing keys with `hasher`.
+    ///
+    /// ```
+    /// let map = readmostly::SyncMap::with_hasher(std::hash::RandomState::new());
+    /// map.insert("k", 1);
+    /// assert_eq!(map.len(), 1);
+    /// ```
+    pub fn with_hasher(hasher: S) -> Self {
+        SyncMap { raw: RawMap::new(hasher, Promotion::default()) }
+    }
+
+    /// The map's hasher.
+    ///
+    /// ```
+    /// use std::hash::BuildHasher;
+    /// let map: readmostly::SyncMap<u8, u8> = readmostly::SyncMap::new();
+    /// let _h = map.hasher().hash_one(1u8);
+    /// ```
+    pub fn hasher(&self) -> &S {
+        self.raw.hasher()
+    }
+
+    /// The promotion rule this map was built with.
+    ///
+    /// ```
+    /// let map: readmostly::SyncMap<u8, u8> = readmostly::SyncMap::new();
+    /// assert_eq!(map.promotion(), readmostly::Promotion::DirtyLen);
+    /// ```
+    pub fn promotion(&self) -> Promotion {
+        self.raw.promotion()
+    }
+
+    /// The number of keys present.
+    ///
+    /// Kept in striped counters updated by writers: exact when no write is in flight,
+    /// otherwise a value the map had recently (it may lag concurrent writes).
+    ///
+    /// ```
+    /// let map = readmostly::SyncMap::new();
+    /// map.insert(1, 1);
+    /// map.insert(2, 2);
+    /// map.remove(&1);
+    /// assert_eq!(map.len(), 1);
+    /// ```
+    pub fn len(&self) -> usize {
+        self.raw.len()
+    }
+
+    /// Whether [`len`](Self::len) is zero.
+    ///
+    /// ```
+    /// let map: readmostly::SyncMap<u8, u8> = readmostly::SyncMap::new();
+    /// assert!(map.is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl<K, V, S> SyncMap<K, V, S>
+where
+    K: Hash + Eq,
+    S: BuildHasher,
+{
+    /// Enters a read-side critical section and returns a handle for guard-scoped access.
+    ///
+    /// References returned through the handle stay valid until it is dropped, even if
+    /// the entries are replaced or removed meanwhile (memory is reclaimed afterwards).
+    /// Pinning is cheap (no lock, no allocation) and one pin may serve many operations;
+    /// holding a pin for a long time delays reclamation of memory retired meanwhile, so
+    /// do not keep one across unbounded waits. The handle is `!Send`; see
+    /// [`pin_owned`](Self::pin_owned) for async code.
+    ///
+    /// ```
+    /// let map = readmostly::SyncMap::new();
+    /// map.insert(1, "a");
+    /// let m = map.pin();
+    /// assert_eq!(m.get(&1), Some(&"a"));
+    /// ```
+    ///
+    /// A reference cannot outlive its guard:
+    ///
+    /// ```compile_fail
+    /// let map = readmostly::SyncMap::new();
+    /// map.insert(1, 1);
+    /// let r = {
+    ///     let m = map.pin();
+    ///     m.get(&1).unwrap()
+    /// };
+    /// assert_eq!(*r, 1);
+    /// ```
+    pub fn pin(&self) -> MapRef<'_, K, V, S, LocalGuard<'_>> {
+        MapRef { raw: self.raw.pin() }
+    }
+
+    /// Like [`pin`](Self::pin), with a guard that is `Send` and `Sync`, so the handle may
+    /// be held across `.await` points in multi-threaded executors. Slightly more
+    /// expensive to create than [`pin`](Self::pin).
+    ///
+    /// ```
+    /// let map = readmostly::SyncMap::new();
+    /// map.insert(1, 10);
+    /// std::thread::scope(|s| {
+    ///     let m = map.pin_owned();
+    ///     s.spawn(move || assert_eq!(m.get(&1), Some(&10)));
+    /// });
+    /// ```
+    pub fn pin_owned(&self) -> MapRef<'_, K, V, S, OwnedGuard<'_>> {
+        MapRef { raw: self.raw.pin_owned() }
+    }
+
+    /// A clone of the value for `key`.
+    ///
+    /// ```
+    /// let map = readmostly::SyncMap::new();
+    /// map.insert("a".to_string(), vec![1, 2]);
+    /// assert_eq!(map.get_cloned("a"), Some(vec![1, 2]));
+    /// assert_eq!(map.get_cloned("b"), None);
+    /// ```
+    pub fn get_cloned<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq,
+        V: Clone,
+    {
+        self.pin().get(key).cloned()
+    }
+
+    /// Whether `key` is present.
+    ///
+    /// ```
+    /// let map = readmostly::SyncMap::new();
+    /// map.insert(7, ());
+    /// assert!(map.contains_key(&7));
+    /// assert!(!map.contains_key(&8));
+    /// ```
+    pub fn contains_key<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq,
+    {
+        self.pin().get(key).is_some()
+    }
+
+    /// Calls `f` with the value for `key`, if present, and returns its result. No lock is
+    /// held while `f` runs, so `f` may use the map.
+    ///
+    /// ```
+    /// let map = readmostly::SyncMap::new();
+    /// map.insert("name", String::from("readmostly"));
+    /// assert_eq!(map.with("name", |v| v.len()), Some(10));
+    /// ```
+    pub fn with<Q, R>(&self, key: &Q, f: impl FnOnce(&V) -> R) -> Option<R>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq,
+    {
+        self.pin().get(key).map(f)
+    }
+
+    /// Sets the value for `key`. Returns whether a previous value was replaced (Go:
+    /// `Store`; use [`MapRef::insert`] to see the previous value).
+    ///
+    /// Lock-free when the key is in the read table and was not removed by a dirty-table
+    /// rebuild; otherwise takes the lock (and for a new key may rebuild the dirty table).
+    ///
+    /// ```
+    /// let map = readmostly::SyncMap::new();
+    /// assert!(!map.insert(1, "a"));
+    /// assert!(map.insert(1, "b"));
+    /// assert_eq!(map.get_cloned(&1), Some("b"));
+    /// ```
+    pub fn insert(&self, key: K, value: V) -> bool {
+        self.pin().insert(key, value).is_some()
+    }
+
+    /// Removes `key`. Returns whether it was present (Go: `Delete`; use
+    /// [`MapRef::remove`] to see the removed value).
+    ///
+    /// ```
+    /// let map = readmostly::SyncMap::new();
+    /// map.insert(1, 1);
+    /// assert!(map.remove(&1));
+    /// assert!(!map.remove(&1));
+    /// ```
+    pub fn remove<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq,
+    {
+        self.pin().remove(key).is_some()
+    }
+
+    /// Keeps only the entries for which `keep` returns `true` (see [`MapRef::retain`]).
+    ///
+    /// ```
+    /// let map: readmostly::SyncMap<u32, u32> = (0..10).map(|i| (i, i)).collect();
+    /// map.retain(|_, v| v % 2 == 0);
+    /// assert_eq!(map.len(), 5);
+    /// ```
+    pub fn retain(&self, keep: impl FnMut(&K, &V) -> bool) {
+        self.pin().retain(keep);
+    }
+
+    /// Removes every key (Go: `Clear`).
+    ///
+    /// Takes the lock, publishes an empty read table and detaches every entry; values
+    /// are dropped once no guard can still see them. An insert that races with `clear`
+    /// is ordered either before it (and removed) or after it (and kept).
+    ///
+    /// ```
+    /// let map: readmostly::SyncMap<u32, u32> = (0..10).map(|i| (i, i)).collect();
+    /// map.clear();
+    /// assert!(map.is_empty());
+    /// assert_eq!(map.get_cloned(&3), None);
+    /// ```
+    pub fn clear(&self) {
+        self.pin().clear();
+    }
+
+    /// A snapshot of the map's statistics (takes the lock briefly).
+    ///
+    /// ```
+    /// let map = readmostly::SyncMap::new();
+    /// map.insert(1, 1);
+    /// map.get_cloned(&1); // misses the read table: the key is only in the dirty table
+    /// map.get_cloned(&1); // the miss above promoted the dirty table: now a hit
+    /// let stats = map.stats();
+    /// assert_eq!((stats.misses, stats.promotions, stats.hits), (1, 1, 1));
+    /// println!("{stats}");
+    /// ```
+    pub fn stats(&self) -> Stats {
+        self.pin().raw.stats()
+    }
+}
+
+impl<K, V> Default for SyncMap<K, V> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<K, V, S> fmt::Debug for SyncMap<K, V, S>
+where
+    K: Hash + Eq + fmt::Debug,
+    V: fmt::Debug,
+    S: BuildHasher,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.pin().iter()).finish()
+    }
+}
+
+impl<K, V, S> FromIterator<(K, V)> for SyncMap<K, V, S>
+where
+    K: Hash + Eq,
+    S: BuildHasher + Default,
+{
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
+        let map = SyncMap::with_hasher(S::default());
+        (&map).extend(iter);
+        map
+    }
+}
+
+impl<K, V, S> Extend<(K, V)> for SyncMap<K, V, S>
+where
+    K: Hash + Eq,
+    S: BuildHasher,
+{
+    fn extend<I: IntoIterator<Item = (K, V)>>(&mut self, iter: I) {
+        (&*self).extend(iter);
+    }
+}
+
+impl<K, V, S> Extend<(K, V)> for &SyncMap<K, V, S>
+where
+    K: Hash + Eq,
+    S: BuildHasher,
+{
+    fn extend<I: IntoIterator<Item = (K, V)>>(&mut self, iter: I) {
+        let m = self.pin();
+        for (k, v) in iter {
+            m.insert(k, v);
+        }
+    }
+}
+
+/// A pinned handle to a [`SyncMap`], from [`SyncMap::pin`] or [`SyncMap::pin_owned`].
+///
+/// Every reference it returns lives as long as the handle. Holding it keeps memory that
+/// is retired meanwhile (replaced values, old tables) from being freed, so drop it when
+/// done. It holds no lock: any method of the map may be called while it exists, from
+/// any thread.
+pub struct MapRef<'m, K, V, S, G> {
+    raw: RawRef<'m, K, V, S, G>,
+}
+
+impl<'m, K, V, S, G> MapRef<'m, K, V, S, G>
+where
+    K: Hash + Eq,
+    S: BuildHasher,
+    G: Guard,
+{
+    /// The value for `key` (Go: `Load`).
+    ///
+    /// When the key is in the read table: no lock, no allocation, no write to shared
+    /// memory. Otherwise, if the dirty table may hold it, looks there under the lock and
+    /// counts a miss (which may promote the dirty table).
+    ///
+    /// ```
+    /// let map = readmostly::SyncMap::new();
+    /// map.insert(String::from("a"), 1);
+    /// assert_eq!(map.pin().get("a"), Some(&1));
+    /// ```
+    #[inline]
+    pub fn get<Q>(&self, key: &Q) -> Option<&V>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq,
+    {
+        self.raw.get(key)
+    }
+
+    /// Whether `key` is present.
+    ///
+    /// ```
+    /// let map = readmostly::SyncMap::new();
+    /// map.insert(1, 1);
+    /// assert!(map.pin().contains_key(&1));
+    /// ```
+    pub fn contains_key<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq,
+    {
+        self.get(key).is_some()
+    }
+
+    /// Sets the value for `key` and returns the previous one (Go: `Swap`).
+    ///
+    /// ```
+    /// let map = readmostly::SyncMap::new();
+    /// let m = map.pin();
+    /// assert_eq!(m.insert(1, "a"), None);
+    /// assert_eq!(m.insert(1, "b"), Some(&"a"));
+    /// ```
+    pub fn insert(&self, key: K, value: V) -> Option<&V> {
+        self.raw.insert(key, value)
+    }
+
+    /// The value for `key`, inserting `value` if absent; the flag says whether it was
+    /// inserted (Go: `LoadOrStore`). Atomic: of many racing calls exactly one inserts.
+    /// `value` is dropped if not inserted.
+    ///
+    /// ```
+    /// let map = readmostly::SyncMap::new();
+    /// let m = map.pin();
+    /// assert_eq!(m.get_or_insert("k", 1), (&1, true));
+    /// assert_eq!(m.get_or_insert("k", 2), (&1, false));
+    /// ```
+    pub fn get_or_insert(&self, key: K, value: V) -> (&V, bool) {
+        self.raw.get_or_insert(key, value)
+    }
+
+    /// Like [`get_or_insert`](Self::get_or_insert), building the value only when the key
+    /// is absent. `make` runs at most once, with no lock held (it may use the map); if
+    /// another thread inserts the key while `make` runs, that value wins and `make`'s
+    /// result is dropped (the flag is then `false`).
+    ///
+    /// ```
+    /// let map = readmostly::SyncMap::new();
+    /// let m = map.pin();
+    /// let (v, inserted) = m.get_or_insert_with("config", || String::from("loaded"));
+    /// assert_eq!((v.as_str(), inserted), ("loaded", true));
+    /// let (_, inserted) = m.get_or_insert_with("config", || unreachable!());
+    /// assert!(!inserted);
+    /// ```
+    pub fn get_or_insert_with(&self, key: K, make: impl FnOnce() -> V) -> (&V, bool) {
+        self.raw.get_or_insert_with(key, make)
+    }
+
+    /// Removes `key` and returns its value (Go: `LoadAndDelete`).
+    ///
+    /// ```
+    /// let map = readmostly::SyncMap::new();
+    /// map.insert(1, "a");
+    /// let m = map.pin();
+    /// assert_eq!(m.remove(&1), Some(&"a"));
+    /// assert_eq!(m.remove(&1), None);
+    /// ```
+    pub fn remove<Q>(&self, key: &Q) -> Option<&V>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq,
+    {
+        self.raw.remove(key)
+    }
+
+    /// Replaces the value for `key` with `new` if it equals `current` (Go:
+    /// `CompareAndSwap`). On success returns the replaced value; on failure gives `new`
+    /// back with the value found (`None` if the key is absent).
+    ///
+    /// `V::eq` runs with no lock held and may run more than once if other threads
+    /// replace the value concurrently.
+    ///
+    /// ```
+    /// let map = readmostly::SyncMap::new();
+    /// map.insert("v", 1);
+    /// let m = map.pin();
+    /// assert_eq!(m.compare_exchange("v", &1, 2), Ok(&1));
+    /// let err = m.compare_exchange("v", &1, 3).unwrap_err();
+    /// assert_eq!((err.current, err.new), (Some(&2), 3));
+    /// ```
+    pub fn compare_exchange<Q>(&self, key: &Q, current: &V, new: V) -> Result<&V, CompareExchangeError<'_, V>>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq,
+        V: PartialEq,
+    {
+        self.raw.compare_exchange(key, current, new).map_err(|(current, new)| CompareExchangeError { current, new })
+    }
+
+    /// Removes `key` if `predicate` approves its value, and returns the removed value
+    /// (Go: `CompareAndDelete`, generalised). Atomic with respect to the value the
+    /// predicate saw; the predicate runs with no lock held and runs again if the value is
+    /// replaced between the check and the removal.
+    ///
+    /// ```
+    /// let map = readmostly::SyncMap::new();
+    /// map.insert("session", 3);
+    /// let m = map.pin();
+    /// assert_eq!(m.remove_if("session", |v| *v > 5), None);
+    /// assert_eq!(m.remove_if("session", |v| *v == 3), Some(&3));
+    /// ```
+    pub fn remove_if<Q>(&self, key: &Q, predicate: impl FnMut(&V) -> bool) -> Option<&V>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq,
+    {
+        self.raw.remove_if(key, predicate)
+    }
+
+    /// Iterates over the entries (Go: `Range`).
+    ///
+    /// Takes a snapshot of the key set (promoting the dirty table first if it holds new
+    /// keys, which is O(1)) and reads each value when visited. Every key present for the
+    /// whole iteration is visited exactly once, with a value it had during the
+    /// iteration; keys inserted or removed meanwhile may or may not be visited; no key is
+    /// visited twice. No lock is held while iterating: the loop body may call any method.
+    ///
+    /// ```
+    /// let map: readmostly::SyncMap<u32, u32> = (0..4).map(|i| (i, i * 10)).collect();
+    /// let m = map.pin();
+    /// let mut seen: Vec<_> = m.iter().map(|(k, v)| (*k, *v)).collect();
+    /// seen.sort();
+    /// assert_eq!(seen, [(0, 0), (1, 10), (2, 20), (3, 30)]);
+    /// for (k, _) in m.iter() {
+    ///     m.remove(k); // allowed while iterating
+    /// }
+    /// assert!(map.is_empty());
+    /// ```
+    pub fn iter(&self) -> Iter<'_, K, V, G> {
+        Iter { raw: self.raw.iter() }
+    }
+
+    /// Keeps only the entries for which `keep` returns `true`, visiting entries as
+    /// [`iter`](Self::iter) does. Each removal is conditional on the value `keep` saw; if
+    /// another thread replaces it first, `keep` is asked again about the new value.
+    ///
+    /// ```
+    /// let map: readmostly::SyncMap<u32, u32> = (0..6).map(|i| (i, i)).collect();
+    /// map.pin().retain(|k, _| *k < 3);
+    /// assert_eq!(map.len(), 3);
+    /// ```
+    pub fn retain(&self, keep: impl FnMut(&K, &V) -> bool) {
+        self.raw.retain(keep);
+    }
+
+    /// Removes every key (see [`SyncMap::clear`]).
+    ///
+    /// ```
+    /// let map = readmostly::SyncMap::new();
+    /// map.insert(1, 1);
+    /// map.pin().clear();
+    /// assert!(map.is_empty());
+    /// ```
+    pub fn clear(&self) {
+        self.raw.clear();
+    }
+
+    /// The number of keys present (see [`SyncMap::len`]).
+    ///
+    /// ```
+    /// let map = readmostly::SyncMap::new();
+    /// map.insert(1, 1);
+    /// assert_eq!(map.pin().len(), 1);
+    /// ```
+    pub fn len(&self) -> usize {
+        self.raw.map().len()
+    }
+
+    /// Whether the map is empty.
+    ///
+    /// ```
+    /// let map: readmostly::SyncMap<u8, u8> = readmostly::SyncMap::new();
+    /// assert!(map.pin().is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl<K, V, S, G> fmt::Debug for MapRef<'_, K, V, S, G>
+where
+    K: Hash + Eq + fmt::Debug,
+    V: fmt::Debug,
+    S: BuildHasher,
+    G: Guard,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+/// Iterator over a [`SyncMap`]'s entries, from [`MapRef::iter`].
+pub struct Iter<'g, K, V, G> {
+    raw: RawIter<'g, K, V, G>,
+}
+
+impl<'g, K, V, G: Guard> Iterator for Iter<'g, K, V, G> {
+    type Item = (&'g K, &'g V);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.raw.next()
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.raw.size_hint()
+    }
+}
+
+impl<K, V, G> fmt::Debug for Iter<'_, K, V, G> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Iter").finish_non_exhaustive()
+    }
+}
+
+/// The error of [`MapRef::compare_exchange`]: the value found and the value not stored.
+#[derive(Debug, PartialEq, Eq)]
+pub struct CompareExchangeError<'g, V> {
+    /// The value the key had when the comparison failed (`None`: absent).
+    pub current: Option<&'g V>,
+    /// The value that was not stored, given back.
+    pub new: V,
+}
+
+impl<V> fmt::Display for CompareExchangeError<'_, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.current {
+            Some(_) => f.write_str("compare_exchange failed: the current value differs from the expected one"),
+            None => f.write_str("compare_exchange failed: the key is absent"),
+        }
+    }
+}
+
+impl<V: fmt::Debug> std::error::Error for CompareExchangeError<'_, V> {}

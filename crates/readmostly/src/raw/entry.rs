@@ -1,0 +1,222 @@
+//! The entry: one key and an atomic slot holding its current value.
+//!
+//! An entry is shared by the read table and the dirty table (both store pointers to
+//! it), so a value written through one table is seen through the other without
+//! copying. The slot `value` is in exactly one of three states:
+//!
+//! | state      | `value` holds                  | meaning                                         |
+//! |------------|--------------------------------|-------------------------------------------------|
+//! | *present*  | a pointer from `Box::into_raw` | the key maps to `*value`                        |
+//! | *deleted*  | null                           | the key is absent; the entry is still in the dirty table whenever a dirty table exists |
+//! | *expunged* | [`expunged()`]                 | the key is absent and the entry is **not** in the dirty table |
+//!
+//! Legal transitions and the lock each one needs (`mu` is the dirty-table mutex):
+//!
+//! | transition              | who                                                        | lock |
+//! |-------------------------|------------------------------------------------------------|------|
+//! | present → present       | `insert`, `compare_exchange` (replace the value)           | none |
+//! | present → deleted       | `remove`, `remove_if`, `retain`                            | none |
+//! | deleted → present       | `insert`, `get_or_insert` (reuse the entry)                | none |
+//! | deleted → expunged      | dirty-table rebuild ([`Entry::try_expunge_locked`])        | `mu` |
+//! | expunged → deleted      | a store of the key after a rebuild ([`Entry::unexpunge_locked`]), which also puts the entry back into the dirty table | `mu` |
+//! | any → expunged          | detaching an entry from every table (`remove` of a dirty-only key, `clear`) | `mu` |
+//!
+//! Because the lock-free transitions never leave or enter *expunged*, a thread holding
+//! `mu` that sees an entry expunged knows it will stay expunged until it itself changes
+//! it. A lock-free store that finds *expunged* falls back to the locked path.
+//!
+//! An entry that is no longer reachable from any table is always *expunged*, so its
+//! last value has already been retired by whoever detached it; dropping an entry never
+//! drops a value.
+
+use std::sync::atomic::Ordering::{AcqRel, Acquire};
+
+use super::reclaim::Guard;
+use crate::sync::AtomicPtr;
+
+/// The sentinel address marking an expunged slot. It is never dereferenced, only
+/// compared; no heap allocation (including a dangling `Box` of a zero-sized type, whose
+/// address is its alignment) can have the address of this static.
+static EXPUNGED_MARK: u8 = 0;
+
+/// The *expunged* marker for a slot of type `V`.
+#[inline]
+pub(crate) fn expunged<V>() -> *mut V {
+    std::ptr::addr_of!(EXPUNGED_MARK).cast::<V>().cast_mut()
+}
+
+/// A key and its value slot. See the module docs for the state machine.
+pub(crate) struct Entry<K, V> {
+    /// The key's hash under the map's hasher, so tables can be rebuilt and resized
+    /// without calling user `Hash` code (and without any chance of it panicking).
+    pub(crate) hash: u64,
+    /// The key. Immutable for the entry's lifetime.
+    pub(crate) key: K,
+    /// The value slot: present / deleted / expunged.
+    value: AtomicPtr<V>,
+}
+
+/// What a [`Entry::try_load_or_store`] attempt did.
+pub(crate) enum LoadOrStore<V> {
+    /// The key was present: here is its value (the new value was not used).
+    Loaded(*mut V),
+    /// The slot was deleted and now holds the new value.
+    Stored(*mut V),
+    /// The slot is expunged; the caller must take the locked path.
+    Expunged,
+}
+
+impl<K, V> Entry<K, V> {
+    /// A new entry in the *present* state.
+    pub(crate) fn new(hash: u64, key: K, value: *mut V) -> Self {
+        Entry { hash, key, value: AtomicPtr::new(value) }
+    }
+
+    /// Loads the slot. Returns null, [`expunged()`], or a value pointer that stays valid
+    /// for as long as `guard` is held.
+    #[inline]
+    pub(crate) fn load_raw(&self, guard: &impl Guard) -> *mut V {
+        // Acquire: pairs with the Release half of the CAS/swap that stored the pointer,
+        // so the boxed value's contents are visible before we hand out a reference.
+        guard.protect(&self.value, Acquire)
+    }
+
+    /// The current value, if the slot is *present*.
+    #[inline]
+    pub(crate) fn load(&self, guard: &impl Guard) -> Option<*mut V> {
+        let p = self.load_raw(guard);
+        is_value(p).then_some(p)
+    }
+
+    /// Whether the slot is *expunged*. Only meaningful under `mu` (see module docs).
+    pub(crate) fn is_expunged(&self, guard: &impl Guard) -> bool {
+        self.load_raw(guard) == expunged()
+    }
+
+    /// Compare-and-swap on the slot.
+    ///
+    /// AcqRel on success: Release publishes `new`'s contents to readers; Acquire makes
+    /// the old value's contents visible to us (we may hand it out as the previous value).
+    /// Acquire on failure: we may dereference the value we found.
+    #[inline]
+    pub(crate) fn cas(&self, current: *mut V, new: *mut V, guard: &impl Guard) -> Result<*mut V, *mut V> {
+        guard.compare_exchange(&self.value, current, new, AcqRel, Acquire)
+    }
+
+    /// Replaces the slot unconditionally. AcqRel for the same reasons as [`Entry::cas`].
+    #[inline]
+    pub(crate) fn swap(&self, new: *mut V, guard: &impl Guard) -> *mut V {
+        guard.swap(&self.value, new, AcqRel)
+    }
+
+    /// Stores `new` unless the slot is expunged (present → present, deleted → present).
+    /// Returns the previous pointer (null or a value), or `Err(())` if expunged, in which
+    /// case `new` was not stored.
+    #[inline]
+    pub(crate) fn try_swap(&self, new: *mut V, guard: &impl Guard) -> Result<*mut V, ()> {
+        let mut p = self.load_raw(guard);
+        loop {
+            if p == expunged() {
+                return Err(());
+            }
+            match self.cas(p, new, guard) {
+                Ok(prev) => return Ok(prev),
+                Err(actual) => p = actual,
+            }
+        }
+    }
+
+    /// Returns the present value, or stores `new()`'s pointer into a deleted slot.
+    /// `new` is called at most once, and only when a store is attempted; if the slot
+    /// turns out to be present or expunged after `new` ran, the pointer is left with the
+    /// caller (check the result).
+    #[inline]
+    pub(crate) fn try_load_or_store(&self, new: &mut dyn FnMut() -> *mut V, guard: &impl Guard) -> LoadOrStore<V> {
+        let mut p = self.load_raw(guard);
+        loop {
+            if p == expunged() {
+                return LoadOrStore::Expunged;
+            }
+            if !p.is_null() {
+                return LoadOrStore::Loaded(p);
+            }
+            let fresh = new();
+            match self.cas(std::ptr::null_mut(), fresh, guard) {
+                Ok(_) => return LoadOrStore::Stored(fresh),
+                Err(actual) => p = actual,
+            }
+        }
+    }
+
+    /// present → deleted. Returns the removed value, if there was one.
+    #[inline]
+    pub(crate) fn delete(&self, guard: &impl Guard) -> Option<*mut V> {
+        let mut p = self.load_raw(guard);
+        loop {
+            if !is_value(p) {
+                return None;
+            }
+            match self.cas(p, std::ptr::null_mut(), guard) {
+                Ok(prev) => return Some(prev),
+                Err(actual) => p = actual,
+            }
+        }
+    }
+
+    /// deleted → expunged, during a dirty-table rebuild. Returns whether it expunged the
+    /// entry, which must then be left out of the new dirty table.
+    ///
+    /// Requires `mu`. A rebuild only walks a read table without expunged entries (raw
+    /// invariant 3), so the slot is never expunged already.
+    pub(crate) fn try_expunge_locked(&self, guard: &impl Guard) -> bool {
+        let mut p = self.load_raw(guard);
+        while p.is_null() {
+            match self.cas(p, expunged(), guard) {
+                Ok(_) => return true,
+                Err(actual) => p = actual,
+            }
+        }
+        debug_assert!(p != expunged(), "rebuild found an expunged entry");
+        false
+    }
+
+    /// expunged → deleted. Returns whether the entry was expunged, in which case the
+    /// caller must put it back into the dirty table before releasing `mu`.
+    ///
+    /// Requires `mu`.
+    pub(crate) fn unexpunge_locked(&self, guard: &impl Guard) -> bool {
+        self.cas(expunged(), std::ptr::null_mut(), guard).is_ok()
+    }
+
+    /// any → expunged: the entry is being detached from every table. Returns the value
+    /// it held, if any, which the caller must retire.
+    ///
+    /// Requires `mu`.
+    pub(crate) fn detach_locked(&self, guard: &impl Guard) -> Option<*mut V> {
+        let p = self.swap(expunged(), guard);
+        is_value(p).then_some(p)
+    }
+
+    /// Whether the slot is expunged, with exclusive access (`Drop` of the map).
+    pub(crate) fn is_expunged_mut(&mut self) -> bool {
+        self.value_mut() == expunged()
+    }
+
+    /// The slot, for `Drop` of the map (exclusive access, no concurrency).
+    pub(crate) fn value_mut(&mut self) -> *mut V {
+        #[cfg(not(loom))]
+        {
+            *self.value.get_mut()
+        }
+        #[cfg(loom)]
+        {
+            self.value.with_mut(|p| *p)
+        }
+    }
+}
+
+/// Whether a slot pointer is a value (neither deleted nor expunged).
+#[inline]
+pub(crate) fn is_value<V>(p: *mut V) -> bool {
+    !p.is_null() && p != expunged()
+}

@@ -1,0 +1,798 @@
+//! The read/dirty protocol. All of the crate's `unsafe` code lives in this module.
+//!
+//! # Structure
+//!
+//! * `read`: an atomic pointer to an immutable [`ReadTable`] — a hash table of entry
+//!   pointers plus the `amended` flag ("the dirty table holds keys this table lacks").
+//!   The table itself is never modified after it is published; only the entries' value
+//!   slots change. Readers load it through their guard and never take a lock.
+//! * `dirty`: behind the mutex `mu`, an optional table of entry pointers that holds
+//!   every non-expunged entry of the read table plus the keys added since the last
+//!   promotion, the `misses` counter, and the list of entries expunged by the last rebuild.
+//! * [`Entry`]: shared by both tables; see [`entry`] for its state machine.
+//!
+//! # Invariants (all under `mu`)
+//!
+//! 1. `read.amended` ⇒ `dirty.table.is_some()`.
+//! 2. When `dirty.table` is `Some`, every entry of the read table is either in the
+//!    dirty table or expunged, and the expunged ones are exactly `dirty.expunged`.
+//! 3. When `dirty.table` is `None`, the read table holds no expunged entry and
+//!    `dirty.expunged` is empty.
+//! 4. The dirty table never holds an expunged entry.
+//! 5. An entry reachable from no table is expunged, and is retired exactly once: by
+//!    the promotion that drops the read table holding it, by `remove` of a dirty-only
+//!    key, or by `clear`.
+//!
+//! # Reclamation
+//!
+//! Every replaced read table, every detached entry and every replaced or removed value
+//! is retired through the operation's guard *after* it became unreachable from the
+//! published structures, so a thread that reached it did so inside a guard that was
+//! active when it was retired, and seize frees it only after that guard is gone.
+//!
+//! # Orderings
+//!
+//! * Publishing a read table (promotion, `clear`) stores `read` with **Release**; every
+//!   load of `read` is an **Acquire** (`Guard::protect`). Entries in a new table were
+//!   created by earlier holders of `mu`, so their initialisation happens-before the
+//!   Release store (mutex acquire/release chain) and thus before any reader that sees
+//!   the table.
+//! * Value slots are written with **Release** (inside AcqRel CAS/swap) after the value is
+//!   boxed, and read with **Acquire**, so a reader that sees a pointer sees the value.
+//! * `amended` is written only under `mu`. It only decides whether a reader takes the
+//!   lock, after which the mutex orders everything.
+
+mod entry;
+pub(crate) mod reclaim;
+
+use std::borrow::Borrow;
+use std::hash::{BuildHasher, Hash};
+use std::ptr::NonNull;
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
+
+use hashbrown::HashTable;
+
+use self::entry::{is_value, Entry, LoadOrStore};
+use self::reclaim::{boxed, Collector, Guard, LocalGuard, OwnedGuard};
+use crate::map::Promotion;
+use crate::stats::{LockedCounters, Stats, Stripes};
+use crate::sync::{lock, AtomicBool, AtomicPtr, Mutex, MutexGuard};
+
+type EntryPtr<K, V> = NonNull<Entry<K, V>>;
+
+/// The immutable read table.
+struct ReadTable<K, V> {
+    /// Entry pointers, keyed by `Entry::hash`. Never modified after publication.
+    table: HashTable<EntryPtr<K, V>>,
+    /// Whether the dirty table holds keys that `table` lacks. Set (never cleared) under `mu`;
+    /// a promotion publishes a new table with the flag clear.
+    amended: AtomicBool,
+}
+
+impl<K, V> ReadTable<K, V> {
+    fn new(table: HashTable<EntryPtr<K, V>>) -> *mut Self {
+        Box::into_raw(Box::new(ReadTable { table, amended: AtomicBool::new(false) }))
+    }
+}
+
+/// State protected by `mu`.
+struct Dirty<K, V> {
+    /// The dirty table; `None` right after a promotion until the next new key.
+    table: Option<HashTable<EntryPtr<K, V>>>,
+    /// Lookups that consulted the dirty table since the last promotion.
+    misses: usize,
+    /// Entries expunged by the last rebuild (still in the read table, not in `table`).
+    expunged: Vec<EntryPtr<K, V>>,
+    counters: LockedCounters,
+}
+
+/// Finds `key` in a table of entry pointers.
+#[inline]
+fn find<K, V, Q>(table: &HashTable<EntryPtr<K, V>>, hash: u64, key: &Q) -> Option<EntryPtr<K, V>>
+where
+    K: Borrow<Q>,
+    Q: ?Sized + Eq,
+{
+    // SAFETY: every pointer in a table points to a live entry for as long as the table
+    // is reachable by the caller: tables are read under a guard (read table) or `mu`
+    // (dirty table), and entries are retired only after leaving every table (invariant 5).
+    table.find(hash, |e| unsafe { e.as_ref() }.key.borrow() == key).copied()
+}
+
+fn insert_entry<K, V>(table: &mut HashTable<EntryPtr<K, V>>, e: EntryPtr<K, V>) {
+    // SAFETY: as in `find`: `e` and the entries in `table` are live (caller holds `mu`).
+    let hash = unsafe { e.as_ref() }.hash;
+    // SAFETY: as above.
+    table.insert_unique(hash, e, |e| unsafe { e.as_ref() }.hash);
+}
+
+/// A value that may or may not have been boxed and published yet. Frees itself on drop
+/// unless published, so a panic in user code between boxing and publishing leaks nothing.
+struct Pending<V> {
+    value: Option<V>,
+    boxed: *mut V,
+}
+
+impl<V> Pending<V> {
+    fn new(value: V) -> Self {
+        Pending { value: Some(value), boxed: std::ptr::null_mut() }
+    }
+
+    /// The boxed value's pointer, boxing on first use.
+    fn ptr(&mut self) -> *mut V {
+        if self.boxed.is_null() {
+            let value = self.value.take().expect("a pending value is boxed or inline");
+            self.boxed = Box::into_raw(Box::new(value));
+        }
+        self.boxed
+    }
+
+    /// The pointer was stored into a slot: the map owns it now.
+    fn published(mut self) {
+        self.boxed = std::ptr::null_mut();
+    }
+
+    /// Gives the value back (it was not stored).
+    fn into_inner(mut self) -> V {
+        if self.boxed.is_null() {
+            self.value.take().expect("a pending value is boxed or inline")
+        } else {
+            let boxed = std::mem::replace(&mut self.boxed, std::ptr::null_mut());
+            // SAFETY: `boxed` came from `Box::into_raw` in `ptr` and was never published.
+            *unsafe { Box::from_raw(boxed) }
+        }
+    }
+}
+
+impl<V> Drop for Pending<V> {
+    fn drop(&mut self) {
+        if !self.boxed.is_null() {
+            // SAFETY: as in `into_inner`.
+            drop(unsafe { Box::from_raw(self.boxed) });
+        }
+    }
+}
+
+/// The map's shared state. Used through a [`RawRef`], which pairs it with a guard of
+/// its own collector.
+pub(crate) struct RawMap<K, V, S> {
+    /// The published read table. Never null.
+    read: AtomicPtr<ReadTable<K, V>>,
+    /// `mu` and the state it protects.
+    dirty: Mutex<Dirty<K, V>>,
+    /// Striped hit and length counters.
+    stripes: Stripes,
+    promotion: Promotion,
+    hasher: S,
+    /// Declared last: dropped after `Drop::drop` freed the live structures, it reclaims
+    /// everything still retired.
+    collector: Collector,
+}
+
+// SAFETY: the map owns its keys and values (boxed behind raw pointers); sending the map
+// sends them, so it needs `K: Send, V: Send`; the hasher travels with it.
+unsafe impl<K: Send, V: Send, S: Send> Send for RawMap<K, V, S> {}
+// SAFETY: through `&RawMap` threads read keys and values concurrently (`K, V: Sync`),
+// insert values created on one thread and drop them on another (`K, V: Send`), and
+// share the hasher (`S: Sync`). All shared mutation goes through atomics and `mu`.
+unsafe impl<K: Send + Sync, V: Send + Sync, S: Sync> Sync for RawMap<K, V, S> {}
+
+impl<K, V, S> RawMap<K, V, S> {
+    pub(crate) fn new(hasher: S, promotion: Promotion) -> Self {
+        RawMap {
+            read: AtomicPtr::new(ReadTable::new(HashTable::new())),
+            dirty: Mutex::new(Dirty {
+                table: None,
+                misses: 0,
+                expunged: Vec::new(),
+                counters: LockedCounters::default(),
+            }),
+            stripes: Stripes::new(),
+            promotion,
+            hasher,
+            collector: Collector::new(),
+        }
+    }
+
+    pub(crate) fn hasher(&self) -> &S {
+        &self.hasher
+    }
+
+    pub(crate) fn promotion(&self) -> Promotion {
+        self.promotion
+    }
+
+    /// Present keys (approximate while writers run).
+    pub(crate) fn len(&self) -> usize {
+        self.stripes.len()
+    }
+
+    /// A handle whose guard keeps everything it hands out alive; `!Send`.
+    pub(crate) fn pin(&self) -> RawRef<'_, K, V, S, LocalGuard<'_>> {
+        RawRef { map: self, guard: self.collector.enter() }
+    }
+
+    /// Like [`RawMap::pin`] with a guard that may move between threads.
+    pub(crate) fn pin_owned(&self) -> RawRef<'_, K, V, S, OwnedGuard<'_>> {
+        RawRef { map: self, guard: self.collector.enter_owned() }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Dirty<K, V>> {
+        lock(&self.dirty)
+    }
+}
+
+impl<K, V, S> Drop for RawMap<K, V, S> {
+    fn drop(&mut self) {
+        /// Frees an entry and the value it holds.
+        ///
+        /// # Safety
+        /// `e` is live, unreachable by anyone else, and freed only once.
+        unsafe fn free_entry<K, V>(e: EntryPtr<K, V>) {
+            // SAFETY: guaranteed by the caller; entries come from `Box::into_raw`.
+            let mut entry = unsafe { Box::from_raw(e.as_ptr()) };
+            let value = entry.value_mut();
+            if is_value(value) {
+                // SAFETY: a present slot owns a pointer from `Box::into_raw`.
+                drop(unsafe { Box::from_raw(value) });
+            }
+        }
+
+        // Relaxed: `&mut self` — no other thread can access the map any more.
+        let read = self.read.load(Relaxed);
+        let mut dirty = self.lock();
+        match dirty.table.take() {
+            Some(table) => {
+                // Invariant 2: read entries are in the dirty table or in `expunged`.
+                // Check the list first: an entry on it that was unexpunged since is in
+                // the dirty table and is freed there.
+                for e in std::mem::take(&mut dirty.expunged) {
+                    // SAFETY: live (invariant 5: not yet retired); no other thread.
+                    let still_expunged = unsafe { &mut *e.as_ptr() }.is_expunged_mut();
+                    if still_expunged {
+                        // SAFETY: in the read table only, which is dropped below without
+                        // touching its entries.
+                        unsafe { free_entry(e) };
+                    }
+                }
+                for e in table {
+                    // SAFETY: each dirty entry appears once in the dirty table.
+                    unsafe { free_entry(e) };
+                }
+            }
+            None => {
+                // SAFETY: `read` is the live published table; we have exclusive access.
+                for &e in unsafe { &*read }.table.iter() {
+                    // SAFETY: invariant 3: every entry is live and appears once.
+                    unsafe { free_entry(e) };
+                }
+            }
+        }
+        drop(dirty);
+        // SAFETY: the published table came from `Box::into_raw` and is freed once, here.
+        drop(unsafe { Box::from_raw(read) });
+    }
+}
+
+/// A map paired with a guard of its collector: every method's results live as long as
+/// the borrow of this handle.
+pub(crate) struct RawRef<'m, K, V, S, G> {
+    map: &'m RawMap<K, V, S>,
+    guard: G,
+}
+
+/// Iterator over the read table snapshot taken by [`RawRef::iter`].
+pub(crate) struct RawIter<'g, K, V, G> {
+    entries: hashbrown::hash_table::Iter<'g, EntryPtr<K, V>>,
+    guard: &'g G,
+}
+
+impl<'g, K, V, G: Guard> Iterator for RawIter<'g, K, V, G> {
+    type Item = (&'g K, &'g V);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        for e in self.entries.by_ref() {
+            // SAFETY: the snapshot table is protected by `guard` and so are its entries
+            // (invariant 5: entries are retired only after leaving every table).
+            let entry = unsafe { e.as_ref() };
+            if let Some(v) = entry.load(self.guard) {
+                // SAFETY: `v` was loaded through `guard`, which outlives `'g`.
+                return Some((&entry.key, unsafe { &*v }));
+            }
+        }
+        None
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (0, self.entries.size_hint().1)
+    }
+}
+
+impl<'m, K, V, S, G> RawRef<'m, K, V, S, G>
+where
+    K: Hash + Eq,
+    S: BuildHasher,
+    G: Guard,
+{
+    pub(crate) fn map(&self) -> &'m RawMap<K, V, S> {
+        self.map
+    }
+
+    #[inline]
+    fn hash<Q: ?Sized + Hash>(&self, key: &Q) -> u64 {
+        self.map.hasher.hash_one(key)
+    }
+
+    #[inline]
+    fn thread(&self) -> usize {
+        self.guard.thread_id()
+    }
+
+    /// The published read table.
+    #[inline]
+    fn read(&self) -> &ReadTable<K, V> {
+        // Acquire: pairs with the Release store that published the table (promotion,
+        // `clear`), making its contents and entries visible.
+        let table = self.guard.protect(&self.map.read, Acquire);
+        // SAFETY: `read` always holds a live table; one that is replaced later is
+        // retired after the swap, so it stays valid while `self.guard` is held.
+        unsafe { &*table }
+    }
+
+    /// An entry reached through a table while holding our guard.
+    #[inline]
+    fn entry(&self, e: EntryPtr<K, V>) -> &Entry<K, V> {
+        // SAFETY: the caller found `e` in the read table (protected by our guard) or the
+        // dirty table (under `mu`, with our guard active). Entries are retired only after
+        // leaving every table (invariant 5), hence after we found it, so seize keeps it
+        // alive until our guard — borrowed by the returned reference — is dropped.
+        unsafe { e.as_ref() }
+    }
+
+    /// Finds `key` in `table`, returning an entry that lives as long as our guard.
+    #[inline]
+    fn find_in<Q>(&self, table: &HashTable<EntryPtr<K, V>>, hash: u64, key: &Q) -> Option<&Entry<K, V>>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Eq,
+    {
+        find(table, hash, key).map(|e| self.entry(e))
+    }
+
+    /// Turns a value pointer loaded through our guard into a reference.
+    #[inline]
+    fn value(&self, p: *mut V) -> &V {
+        debug_assert!(is_value(p));
+        // SAFETY: `p` is a present value loaded or published through `self.guard`;
+        // values are retired only after leaving their slot, so it lives until the guard
+        // (borrowed for as long as the returned reference) is dropped.
+        unsafe { &*p }
+    }
+
+    /// Retires a value that was just removed from its slot and returns it.
+    fn retire_value(&self, p: *mut V) -> &V {
+        // SAFETY: `p` was swapped out of its slot by us, so it is unreachable for
+        // threads that start later; it came from `Box::into_raw`. `defer_retire` keeps
+        // it alive until our guard is dropped, which makes the returned borrow valid.
+        unsafe { self.guard.defer_retire(p, boxed::<V>) };
+        self.value(p)
+    }
+
+    /// Result of a store that replaced `prev` (null when the key was absent).
+    fn replaced(&self, prev: *mut V) -> Option<&V> {
+        if prev.is_null() {
+            self.map.stripes.add_len(self.thread(), 1);
+            None
+        } else {
+            Some(self.retire_value(prev))
+        }
+    }
+
+    /// Result of a removal.
+    fn removed(&self, prev: Option<*mut V>) -> Option<&V> {
+        let prev = prev?;
+        self.map.stripes.add_len(self.thread(), -1);
+        Some(self.retire_value(prev))
+    }
+
+    /// The entry for `key` (in any state), consulting the dirty table on a read miss.
+    #[inline]
+    fn find_entry<Q>(&self, hash: u64, key: &Q) -> Option<&Entry<K, V>>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Eq,
+    {
+        let read = self.read();
+        if let Some(e) = self.find_in(&read.table, hash, key) {
+            self.map.stripes.hit(self.thread());
+            return Some(e);
+        }
+        // Acquire: pairs with the Release store in `new_entry_locked`. Not needed for
+        // memory safety (if set, the lock orders what follows); it keeps the flag
+        // ordered after the table load on weakly ordered CPUs.
+        if !read.amended.load(Acquire) {
+            self.map.stripes.hit(self.thread());
+            return None;
+        }
+        self.find_entry_slow(hash, key)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn find_entry_slow<Q>(&self, hash: u64, key: &Q) -> Option<&Entry<K, V>>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Eq,
+    {
+        let mut dirty = self.map.lock();
+        let read = self.read();
+        if let Some(e) = self.find_in(&read.table, hash, key) {
+            return Some(e);
+        }
+        // Relaxed: `amended` is only written under `mu`, which we hold.
+        if !read.amended.load(Relaxed) {
+            return None;
+        }
+        let e = dirty.table.as_ref().and_then(|t| self.find_in(t, hash, key));
+        self.miss_locked(&mut dirty);
+        e
+    }
+
+    /// Counts a miss and promotes the dirty table when the threshold is reached.
+    fn miss_locked(&self, dirty: &mut Dirty<K, V>) {
+        dirty.misses += 1;
+        dirty.counters.misses += 1;
+        let Some(len) = dirty.table.as_ref().map(HashTable::len) else { return };
+        if self.map.promotion.should_promote(dirty.misses, len) {
+            self.promote_locked(dirty);
+        }
+    }
+
+    /// Publishes the dirty table as the new read table (one pointer swap).
+    #[cold]
+    #[inline(never)]
+    fn promote_locked(&self, dirty: &mut Dirty<K, V>) {
+        let Some(table) = dirty.table.take() else { return };
+        // Release: publishes the new table and (through `mu`) its entries to readers.
+        let old = self.map.read.swap(ReadTable::new(table), Release);
+        // SAFETY: `old` is no longer reachable from `read`; it came from `Box::into_raw`.
+        // Dropping a `ReadTable` does not touch its entries.
+        unsafe { self.guard.defer_retire(old, boxed::<ReadTable<K, V>>) };
+        for e in std::mem::take(&mut dirty.expunged) {
+            // SAFETY: entries on the list are live until retired here (invariant 5).
+            if unsafe { e.as_ref() }.is_expunged(&self.guard) {
+                // SAFETY: an entry still expunged is in the old read table only (invariant
+                // 2), which is now unreachable: so is the entry. Retired once: the list
+                // was taken.
+                unsafe { self.guard.defer_retire(e.as_ptr(), boxed::<Entry<K, V>>) };
+            }
+        }
+        dirty.misses = 0;
+        dirty.counters.promotions += 1;
+    }
+
+    /// Builds the dirty table from the read table if there is none (the lazy copy),
+    /// expunging deleted entries on the way.
+    #[cold]
+    #[inline(never)]
+    fn rebuild_dirty_locked(&self, dirty: &mut Dirty<K, V>, read: &ReadTable<K, V>) {
+        if dirty.table.is_some() {
+            return;
+        }
+        debug_assert!(dirty.expunged.is_empty(), "invariant 3");
+        let mut table = HashTable::with_capacity(read.table.len());
+        for &e in read.table.iter() {
+            // SAFETY: entries of the published read table are live (invariant 5).
+            if unsafe { e.as_ref() }.try_expunge_locked(&self.guard) {
+                dirty.expunged.push(e);
+            } else {
+                insert_entry(&mut table, e);
+            }
+        }
+        dirty.counters.rebuilds += 1;
+        dirty.counters.rebuild_copied += table.len() as u64;
+        dirty.counters.expunged += dirty.expunged.len() as u64;
+        dirty.table = Some(table);
+    }
+
+    /// Adds a new entry to the dirty table (rebuilding it first if needed).
+    fn new_entry_locked(&self, dirty: &mut Dirty<K, V>, read: &ReadTable<K, V>, hash: u64, key: K, value: *mut V) {
+        // Relaxed: `amended` is only written under `mu`, which we hold.
+        if !read.amended.load(Relaxed) {
+            self.rebuild_dirty_locked(dirty, read);
+            // Release: pairs with the Acquire load in `find_entry`.
+            read.amended.store(true, Release);
+        }
+        let e = NonNull::from(Box::leak(Box::new(Entry::new(hash, key, value))));
+        insert_entry(dirty.table.as_mut().expect("invariant 1: amended implies a dirty table"), e);
+        dirty.counters.new_keys += 1;
+    }
+
+    /// Puts an entry found expunged in the read table back into the dirty table.
+    fn unexpunge_locked(&self, dirty: &mut Dirty<K, V>, e: &Entry<K, V>) {
+        if e.unexpunge_locked(&self.guard) {
+            let table = dirty.table.as_mut().expect("invariant 2: expunged entries imply a dirty table");
+            insert_entry(table, NonNull::from(e));
+        }
+    }
+
+    // ---------------------------------------------------------------- operations
+
+    pub(crate) fn get<Q>(&self, key: &Q) -> Option<&V>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq,
+    {
+        let e = self.find_entry(self.hash(key), key)?;
+        e.load(&self.guard).map(|p| self.value(p))
+    }
+
+    pub(crate) fn insert(&self, key: K, value: V) -> Option<&V> {
+        let hash = self.hash(&key);
+        let mut pending = Pending::new(value);
+        if let Some(e) = self.find_in(&self.read().table, hash, &key) {
+            if let Ok(prev) = e.try_swap(pending.ptr(), &self.guard) {
+                pending.published();
+                return self.replaced(prev);
+            }
+        }
+        self.insert_slow(hash, key, pending)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn insert_slow(&self, hash: u64, key: K, mut pending: Pending<V>) -> Option<&V> {
+        let mut dirty = self.map.lock();
+        let read = self.read();
+        let prev = if let Some(e) = self.find_in(&read.table, hash, &key) {
+            self.unexpunge_locked(&mut dirty, e);
+            e.swap(pending.ptr(), &self.guard)
+        } else if let Some(e) = dirty.table.as_ref().and_then(|t| self.find_in(t, hash, &key)) {
+            e.swap(pending.ptr(), &self.guard)
+        } else {
+            self.new_entry_locked(&mut dirty, read, hash, key, pending.ptr());
+            std::ptr::null_mut()
+        };
+        pending.published();
+        drop(dirty);
+        self.replaced(prev)
+    }
+
+    pub(crate) fn get_or_insert(&self, key: K, value: V) -> (&V, bool) {
+        let hash = self.hash(&key);
+        self.get_or_insert_hashed(hash, key, Pending::new(value))
+    }
+
+    pub(crate) fn get_or_insert_with(&self, key: K, make: impl FnOnce() -> V) -> (&V, bool) {
+        let hash = self.hash(&key);
+        if let Some(p) = self.find_entry(hash, &key).and_then(|e| e.load(&self.guard)) {
+            return (self.value(p), false);
+        }
+        // No lock is held here: `make` may use the map freely.
+        self.get_or_insert_hashed(hash, key, Pending::new(make()))
+    }
+
+    fn get_or_insert_hashed(&self, hash: u64, key: K, mut pending: Pending<V>) -> (&V, bool) {
+        if let Some(e) = self.find_in(&self.read().table, hash, &key) {
+            match e.try_load_or_store(&mut || pending.ptr(), &self.guard) {
+                LoadOrStore::Loaded(p) => return (self.value(p), false),
+                LoadOrStore::Stored(p) => return self.stored(p, pending),
+                LoadOrStore::Expunged => {}
+            }
+        }
+        self.get_or_insert_slow(hash, key, pending)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn get_or_insert_slow(&self, hash: u64, key: K, mut pending: Pending<V>) -> (&V, bool) {
+        let mut dirty = self.map.lock();
+        let read = self.read();
+        let result = if let Some(e) = self.find_in(&read.table, hash, &key) {
+            self.unexpunge_locked(&mut dirty, e);
+            e.try_load_or_store(&mut || pending.ptr(), &self.guard)
+        } else if let Some(e) = dirty.table.as_ref().and_then(|t| self.find_in(t, hash, &key)) {
+            let result = e.try_load_or_store(&mut || pending.ptr(), &self.guard);
+            self.miss_locked(&mut dirty);
+            result
+        } else {
+            let p = pending.ptr();
+            self.new_entry_locked(&mut dirty, read, hash, key, p);
+            LoadOrStore::Stored(p)
+        };
+        drop(dirty);
+        match result {
+            LoadOrStore::Loaded(p) => (self.value(p), false),
+            LoadOrStore::Stored(p) => self.stored(p, pending),
+            LoadOrStore::Expunged => unreachable!("entries are unexpunged under the lock"),
+        }
+    }
+
+    fn stored(&self, p: *mut V, pending: Pending<V>) -> (&V, bool) {
+        pending.published();
+        self.map.stripes.add_len(self.thread(), 1);
+        (self.value(p), true)
+    }
+
+    pub(crate) fn remove<Q>(&self, key: &Q) -> Option<&V>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq,
+    {
+        let hash = self.hash(key);
+        let read = self.read();
+        if let Some(e) = self.find_in(&read.table, hash, key) {
+            return self.removed(e.delete(&self.guard));
+        }
+        // Acquire: as in `find_entry`.
+        if !read.amended.load(Acquire) {
+            return None;
+        }
+        self.remove_slow(hash, key)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn remove_slow<Q>(&self, hash: u64, key: &Q) -> Option<&V>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq,
+    {
+        let mut dirty = self.map.lock();
+        let read = self.read();
+        if let Some(e) = self.find_in(&read.table, hash, key) {
+            drop(dirty);
+            return self.removed(e.delete(&self.guard));
+        }
+        // Relaxed: written only under `mu`, which we hold.
+        if !read.amended.load(Relaxed) {
+            return None;
+        }
+        let detached = dirty.table.as_mut().and_then(|t| {
+            // SAFETY: as in `find`.
+            t.find_entry(hash, |e| unsafe { e.as_ref() }.key.borrow() == key).ok().map(|o| o.remove().0)
+        });
+        self.miss_locked(&mut dirty);
+        let prev = detached.and_then(|e| {
+            // SAFETY: the entry was in the dirty table, so it is live.
+            let prev = unsafe { e.as_ref() }.detach_locked(&self.guard);
+            // SAFETY: the key was not in the read table, so the entry was only in the
+            // dirty table, which no longer holds it: it is unreachable (invariant 5).
+            unsafe { self.guard.defer_retire(e.as_ptr(), boxed::<Entry<K, V>>) };
+            prev
+        });
+        drop(dirty);
+        self.removed(prev)
+    }
+
+    pub(crate) fn compare_exchange<Q>(&self, key: &Q, current: &V, new: V) -> Result<&V, (Option<&V>, V)>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq,
+        V: PartialEq,
+    {
+        let Some(e) = self.find_entry(self.hash(key), key) else { return Err((None, new)) };
+        let mut pending = Pending::new(new);
+        let mut p = e.load_raw(&self.guard);
+        loop {
+            // Expunged or deleted: the key is absent at this instant.
+            if !is_value(p) {
+                return Err((None, pending.into_inner()));
+            }
+            let found = self.value(p);
+            if found != current {
+                return Err((Some(found), pending.into_inner()));
+            }
+            match e.cas(p, pending.ptr(), &self.guard) {
+                Ok(prev) => {
+                    pending.published();
+                    return Ok(self.retire_value(prev));
+                }
+                Err(actual) => p = actual,
+            }
+        }
+    }
+
+    pub(crate) fn remove_if<Q>(&self, key: &Q, mut predicate: impl FnMut(&V) -> bool) -> Option<&V>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq,
+    {
+        let e = self.find_entry(self.hash(key), key)?;
+        self.delete_if(e, |_, v| predicate(v))
+    }
+
+    /// present → deleted if `predicate` approves the value it sees (re-asked on races).
+    fn delete_if(&self, e: &Entry<K, V>, mut predicate: impl FnMut(&K, &V) -> bool) -> Option<&V> {
+        let mut p = e.load_raw(&self.guard);
+        loop {
+            if !is_value(p) || !predicate(&e.key, self.value(p)) {
+                return None;
+            }
+            match e.cas(p, std::ptr::null_mut(), &self.guard) {
+                Ok(prev) => return self.removed(Some(prev)),
+                Err(actual) => p = actual,
+            }
+        }
+    }
+
+    /// The read table to iterate, promoting the dirty table first if it holds keys the
+    /// read table lacks (so the snapshot contains every key present at this moment).
+    fn iteration_table(&self) -> &ReadTable<K, V> {
+        let read = self.read();
+        // Acquire: as in `find_entry`.
+        if read.amended.load(Acquire) {
+            let mut dirty = self.map.lock();
+            // Relaxed: under `mu`.
+            if self.read().amended.load(Relaxed) {
+                self.promote_locked(&mut dirty);
+            }
+            drop(dirty);
+            return self.read();
+        }
+        read
+    }
+
+    pub(crate) fn iter(&self) -> RawIter<'_, K, V, G> {
+        RawIter { entries: self.iteration_table().table.iter(), guard: &self.guard }
+    }
+
+    pub(crate) fn retain(&self, mut keep: impl FnMut(&K, &V) -> bool) {
+        for e in self.iteration_table().table.iter() {
+            // SAFETY: as in `RawIter::next`.
+            let e = unsafe { e.as_ref() };
+            self.delete_if(e, |k, v| !keep(k, v));
+        }
+    }
+
+    pub(crate) fn clear(&self) {
+        let mut dirty = self.map.lock();
+        // AcqRel: Release publishes the empty table; Acquire pairs with the publication
+        // of the old one, whose entries we walk below (also ordered by `mu`).
+        let old = self.map.read.swap(ReadTable::new(HashTable::new()), AcqRel);
+        let mut removed = 0isize;
+        let mut detach = |e: EntryPtr<K, V>| {
+            // SAFETY: entries of the old tables are live (invariant 5) until retired here.
+            if let Some(v) = unsafe { e.as_ref() }.detach_locked(&self.guard) {
+                // SAFETY: the value left its slot; it came from `Box::into_raw`.
+                unsafe { self.guard.defer_retire(v, boxed::<V>) };
+                removed += 1;
+            }
+            // SAFETY: the entry is in no published table any more (the old read table is
+            // unpublished, the dirty table dropped), and each entry is detached once.
+            unsafe { self.guard.defer_retire(e.as_ptr(), boxed::<Entry<K, V>>) };
+        };
+        match dirty.table.take() {
+            Some(table) => {
+                // Invariant 2. Entries still expunged are in the old read table only;
+                // check them before detaching the dirty ones (which expunges those).
+                for e in std::mem::take(&mut dirty.expunged) {
+                    // SAFETY: live until retired (invariant 5).
+                    if unsafe { e.as_ref() }.is_expunged(&self.guard) {
+                        detach(e);
+                    }
+                }
+                table.into_iter().for_each(&mut detach);
+            }
+            // SAFETY: `old` was published; we hold a guard, so it is live.
+            None => unsafe { &*old }.table.iter().copied().for_each(&mut detach),
+        }
+        dirty.misses = 0;
+        drop(dirty);
+        // SAFETY: `old` is unpublished and came from `Box::into_raw`.
+        unsafe { self.guard.defer_retire(old, boxed::<ReadTable<K, V>>) };
+        self.map.stripes.add_len(self.thread(), -removed);
+    }
+
+    pub(crate) fn stats(&self) -> Stats {
+        let dirty = self.map.lock();
+        let read = self.read();
+        Stats::from_parts(
+            self.map.stripes.hits(),
+            dirty.counters,
+            read.table.len(),
+            dirty.table.as_ref().map(HashTable::len),
+            self.map.len(),
+        )
+    }
+}

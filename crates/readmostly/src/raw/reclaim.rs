@@ -1,0 +1,132 @@
+//! Memory reclamation.
+//!
+//! Normal builds use [`seize`]: every map owns a `seize::Collector`, operations run
+//! inside a guard, and replaced tables, entries and values are retired through the
+//! guard so that they are freed only once no thread that could have seen them is still
+//! inside a guard.
+//!
+//! Under `--cfg loom` seize cannot run (its thread-local state and fences are invisible
+//! to loom), so a minimal stand-in with the same interface defers every retired object
+//! to the collector's drop. That is enough to model-check the read/dirty protocol,
+//! which is what the loom tests are about.
+
+#[cfg(not(loom))]
+pub(crate) use seize::{reclaim::boxed, Collector, Guard};
+#[cfg(not(loom))]
+pub use seize::{LocalGuard, OwnedGuard};
+
+#[cfg(loom)]
+pub(crate) use self::model::{boxed, Collector, Guard};
+#[cfg(loom)]
+pub use self::model::{LocalGuard, OwnedGuard};
+
+#[cfg(loom)]
+mod model {
+    use crate::sync::AtomicPtr;
+    use std::sync::{Mutex, PoisonError};
+    use std::sync::atomic::Ordering;
+
+    type Deferred = Box<dyn FnOnce(&Collector)>;
+
+    struct SendDeferred(Deferred);
+    // SAFETY: the list is behind a std mutex (deliberately not modelled by loom) and
+    // retired objects are only freed when the collector is dropped.
+    unsafe impl Send for SendDeferred {}
+
+    /// Loom stand-in for `seize::Collector`: frees everything retired when dropped.
+    pub(crate) struct Collector {
+        retired: Mutex<Vec<SendDeferred>>,
+    }
+
+    impl Collector {
+        pub(crate) fn new() -> Self {
+            Collector { retired: Mutex::new(Vec::new()) }
+        }
+        pub(crate) fn enter(&self) -> LocalGuard<'_> {
+            LocalGuard { collector: self }
+        }
+        pub(crate) fn enter_owned(&self) -> OwnedGuard<'_> {
+            OwnedGuard { collector: self }
+        }
+    }
+
+    impl Drop for Collector {
+        fn drop(&mut self) {
+            let retired = std::mem::take(&mut *self.retired.lock().unwrap_or_else(PoisonError::into_inner));
+            for deferred in retired {
+                (deferred.0)(self);
+            }
+        }
+    }
+
+    /// Loom stand-in for `seize::reclaim::boxed`.
+    ///
+    /// # Safety
+    /// `ptr` must come from `Box::into_raw` and not be used afterwards.
+    pub(crate) unsafe fn boxed<T>(ptr: *mut T, _collector: &Collector) {
+        // SAFETY: guaranteed by the caller.
+        drop(unsafe { Box::from_raw(ptr) });
+    }
+
+    /// Loom stand-in for `seize::Guard`.
+    pub trait Guard {
+        fn collector(&self) -> &Collector;
+        fn thread_id(&self) -> usize {
+            0
+        }
+        fn protect<T>(&self, ptr: &AtomicPtr<T>, order: Ordering) -> *mut T {
+            ptr.load(order)
+        }
+        fn swap<T>(&self, ptr: &AtomicPtr<T>, value: *mut T, order: Ordering) -> *mut T {
+            ptr.swap(value, order)
+        }
+        fn compare_exchange<T>(
+            &self,
+            ptr: &AtomicPtr<T>,
+            current: *mut T,
+            new: *mut T,
+            success: Ordering,
+            failure: Ordering,
+        ) -> Result<*mut T, *mut T> {
+            ptr.compare_exchange(current, new, success, failure)
+        }
+        /// # Safety
+        /// `ptr` must be unreachable for threads entering later and valid for `reclaim`.
+        unsafe fn defer_retire<T>(&self, ptr: *mut T, reclaim: unsafe fn(*mut T, &Collector)) {
+            let ptr = ptr as usize;
+            let deferred: Deferred = Box::new(move |collector| {
+                // SAFETY: guaranteed by the caller of `defer_retire`; runs once, at drop.
+                unsafe { reclaim(ptr as *mut T, collector) }
+            });
+            self.collector()
+                .retired
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(SendDeferred(deferred));
+        }
+    }
+
+    #[derive(Debug)]
+    pub struct LocalGuard<'a> {
+        collector: &'a Collector,
+    }
+    #[derive(Debug)]
+    pub struct OwnedGuard<'a> {
+        collector: &'a Collector,
+    }
+    impl Guard for LocalGuard<'_> {
+        fn collector(&self) -> &Collector {
+            self.collector
+        }
+    }
+    impl Guard for OwnedGuard<'_> {
+        fn collector(&self) -> &Collector {
+            self.collector
+        }
+    }
+    impl std::fmt::Debug for Collector {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("Collector")
+        }
+    }
+}

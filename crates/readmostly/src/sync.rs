@@ -1,0 +1,22 @@
+//! A small shim that swaps the standard library's synchronisation primitives for
+//! loom's when the crate is built with `--cfg loom`, so the read/dirty protocol can be
+//! model-checked without changing its code.
+
+#[cfg(not(loom))]
+pub(crate) use std::sync::atomic::{AtomicBool, AtomicPtr};
+#[cfg(not(loom))]
+pub(crate) use std::sync::{Mutex, MutexGuard};
+
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::{AtomicBool, AtomicPtr};
+#[cfg(loom)]
+pub(crate) use loom::sync::{Mutex, MutexGuard};
+
+/// Locks `mutex`, ignoring poisoning.
+///
+/// Every critical section of the dirty table runs user code (`Eq`) only before it
+/// mutates anything, so a panic while the lock is held never leaves the protected state
+/// half-updated; the poison flag therefore carries no information we need.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

@@ -1,0 +1,193 @@
+//! Unit tests of the protocol. Kept small enough to run under Miri, which is where they
+//! earn their keep: every path (promotion, rebuild, expunge, unexpunge, detach, clear)
+//! runs with both promotion rules, and drop counting proves each value is freed once.
+#![forbid(unsafe_code)]
+
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::Arc;
+
+use crate::{Promotion, SyncMap};
+
+/// Scale loops down under Miri.
+const N: u64 = if cfg!(miri) { 24 } else { 400 };
+
+fn maps<V>() -> Vec<SyncMap<u64, V>> {
+    vec![
+        SyncMap::new(),
+        SyncMap::builder().promotion(Promotion::EveryMiss).build(),
+        SyncMap::builder().promotion(Promotion::AfterMisses(3.try_into().unwrap())).build(),
+    ]
+}
+
+/// A value that counts its drops.
+#[derive(Debug)]
+struct Counted(u64, Arc<AtomicUsize>);
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.1.fetch_add(1, Relaxed);
+    }
+}
+impl PartialEq for Counted {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+
+#[test]
+fn basic_operations() {
+    for map in maps::<u64>() {
+        let m = map.pin();
+        assert_eq!(m.get(&1), None);
+        assert_eq!(m.insert(1, 10), None);
+        assert_eq!(m.get(&1), Some(&10));
+        assert_eq!(m.insert(1, 11), Some(&10));
+        assert_eq!(m.get_or_insert(1, 12), (&11, false));
+        assert_eq!(m.get_or_insert(2, 20), (&20, true));
+        assert_eq!(m.compare_exchange(&2, &20, 21), Ok(&20));
+        let err = m.compare_exchange(&2, &20, 22).unwrap_err();
+        assert_eq!((err.current, err.new), (Some(&21), 22));
+        assert_eq!(m.compare_exchange(&3, &0, 1).unwrap_err().current, None);
+        assert_eq!(m.remove_if(&2, |v| *v == 0), None);
+        assert_eq!(m.remove_if(&2, |v| *v == 21), Some(&21));
+        assert_eq!(m.remove(&1), Some(&11));
+        assert_eq!(m.remove(&1), None);
+        assert_eq!(m.len(), 0);
+        drop(m);
+        assert!(map.is_empty());
+    }
+}
+
+#[test]
+fn churn_cycles_every_state() {
+    for map in maps::<u64>() {
+        let m = map.pin();
+        for round in 0..4 {
+            for k in 0..N {
+                m.insert(k, k + round);
+            }
+            for k in 0..N {
+                assert_eq!(m.get(&k), Some(&(k + round)), "round {round} key {k}");
+            }
+            // Delete half, then insert new keys: forces a rebuild that expunges them.
+            for k in (0..N).step_by(2) {
+                assert_eq!(m.remove(&k), Some(&(k + round)));
+            }
+            for k in N..N + 4 {
+                m.insert(k, 0);
+            }
+            // Store to expunged keys: unexpunge path.
+            for k in (0..N).step_by(4) {
+                assert_eq!(m.insert(k, 1), None);
+            }
+            let expected = N / 2 + N / 4 + 4;
+            assert_eq!(m.len() as u64, expected);
+            assert_eq!(m.iter().count() as u64, expected);
+            for k in N..N + 4 {
+                assert_eq!(m.remove(&k), Some(&0));
+            }
+        }
+        let stats = map.stats();
+        assert!(stats.dirty_rebuilds > 0 && stats.promotions > 0, "{stats:?}");
+    }
+}
+
+#[test]
+fn iteration_allows_mutation() {
+    for map in maps::<u64>() {
+        for k in 0..N {
+            map.insert(k, k);
+        }
+        let m = map.pin();
+        let mut seen = Vec::new();
+        for (k, v) in m.iter() {
+            assert_eq!(k, v);
+            seen.push(*k);
+            m.remove(k);
+            m.insert(k + 10_000, *v); // new keys while iterating
+        }
+        seen.sort_unstable();
+        assert_eq!(seen, (0..N).collect::<Vec<_>>());
+        assert_eq!(map.len() as u64, N);
+    }
+}
+
+#[test]
+fn every_value_dropped_exactly_once() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let mut created = 0;
+    for map in maps::<Counted>() {
+        {
+            let m = map.pin();
+            for round in 0..3u64 {
+                for k in 0..N {
+                    m.insert(k, Counted(round, drops.clone()));
+                    created += 1;
+                    if k % 3 == 0 {
+                        m.remove(&k);
+                    }
+                    let (_, inserted) = m.get_or_insert(k + N, Counted(k, drops.clone()));
+                    created += 1;
+                    let _ = inserted;
+                    let _ = m.compare_exchange(&(k + N), &Counted(k, drops.clone()), Counted(0, drops.clone()));
+                    created += 2;
+                }
+            }
+        }
+        map.clear();
+        for k in 0..N {
+            map.insert(k, Counted(k, drops.clone()));
+            created += 1;
+        }
+        map.retain(|k, _| k % 2 == 0);
+        drop(map);
+    }
+    assert_eq!(drops.load(Relaxed), created);
+}
+
+#[test]
+fn concurrent_smoke() {
+    let threads = 4;
+    for map in maps::<u64>() {
+        std::thread::scope(|s| {
+            for t in 0..threads {
+                let map = &map;
+                s.spawn(move || {
+                    let m = map.pin();
+                    for i in 0..N {
+                        let k = (i * 7 + t) % (N / 2);
+                        match i % 5 {
+                            0 => {
+                                m.insert(k, i);
+                            }
+                            1 => {
+                                m.remove(&k);
+                            }
+                            2 => {
+                                m.get_or_insert(k, i);
+                            }
+                            _ => {
+                                let _ = m.get(&k);
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        let n = map.pin().iter().count();
+        assert_eq!(map.len(), n);
+    }
+}
+
+#[test]
+fn stats_track_promotion() {
+    let map: SyncMap<u64, u64> = SyncMap::new();
+    map.insert(1, 1);
+    map.insert(2, 2);
+    assert_eq!(map.stats().dirty_len, Some(2));
+    assert!(map.contains_key(&1)); // miss 1 of 2
+    assert!(map.contains_key(&2)); // miss 2: promotes
+    let s = map.stats();
+    assert_eq!((s.misses, s.promotions, s.dirty_len, s.read_len), (2, 1, None, 2));
+    assert!(map.contains_key(&1));
+    assert_eq!(map.stats().hits, 1);
+}
