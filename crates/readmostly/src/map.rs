@@ -107,7 +107,11 @@ impl<K, V> SyncMap<K, V> {
     /// assert!(map.is_empty());
     /// ```
     pub fn builder() -> Builder<K, V> {
-        Builder { hasher: DefaultHashBuilder::default(), promotion: Promotion::default(), _marker: PhantomData }
+        Builder {
+            hasher: DefaultHashBuilder::default(),
+            promotion: Promotion::default(),
+            _marker: PhantomData,
+        }
     }
 }
 
@@ -121,7 +125,11 @@ impl<K, V, S> Builder<K, V, S> {
     /// assert_eq!(map.get_cloned(&1), Some(2));
     /// ```
     pub fn hasher<S2>(self, hasher: S2) -> Builder<K, V, S2> {
-        Builder { hasher, promotion: self.promotion, _marker: PhantomData }
+        Builder {
+            hasher,
+            promotion: self.promotion,
+            _marker: PhantomData,
+        }
     }
 
     /// Sets the promotion rule (default: [`Promotion::DirtyLen`]).
@@ -145,13 +153,18 @@ impl<K, V, S> Builder<K, V, S> {
     /// assert_eq!(map.len(), 0);
     /// ```
     pub fn build(self) -> SyncMap<K, V, S> {
-        SyncMap { raw: RawMap::new(self.hasher, self.promotion) }
+        SyncMap {
+            raw: RawMap::new(self.hasher, self.promotion),
+        }
     }
 }
 
 impl<K, V, S: fmt::Debug> fmt::Debug for Builder<K, V, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Builder").field("hasher", &self.hasher).field("promotion", &self.promotion).finish()
+        f.debug_struct("Builder")
+            .field("hasher", &self.hasher)
+            .field("promotion", &self.promotion)
+            .finish()
     }
 }
 
@@ -164,7 +177,9 @@ impl<K, V, S> SyncMap<K, V, S> {
     /// assert_eq!(map.len(), 1);
     /// ```
     pub fn with_hasher(hasher: S) -> Self {
-        SyncMap { raw: RawMap::new(hasher, Promotion::default()) }
+        SyncMap {
+            raw: RawMap::new(hasher, Promotion::default()),
+        }
     }
 
     /// The map's hasher.
@@ -248,7 +263,9 @@ where
     /// assert_eq!(*r, 1);
     /// ```
     pub fn pin(&self) -> MapRef<'_, K, V, S, LocalGuard<'_>> {
-        MapRef { raw: self.raw.pin() }
+        MapRef {
+            raw: self.raw.pin(),
+        }
     }
 
     /// Like [`pin`](Self::pin), with a guard that is `Send` and `Sync`, so the handle may
@@ -264,7 +281,9 @@ where
     /// });
     /// ```
     pub fn pin_owned(&self) -> MapRef<'_, K, V, S, OwnedGuard<'_>> {
-        MapRef { raw: self.raw.pin_owned() }
+        MapRef {
+            raw: self.raw.pin_owned(),
+        }
     }
 
     /// A clone of the value for `key`.
@@ -570,13 +589,20 @@ where
     /// let err = m.compare_exchange("v", &1, 3).unwrap_err();
     /// assert_eq!((err.current, err.new), (Some(&2), 3));
     /// ```
-    pub fn compare_exchange<Q>(&self, key: &Q, current: &V, new: V) -> Result<&V, CompareExchangeError<'_, V>>
+    pub fn compare_exchange<Q>(
+        &self,
+        key: &Q,
+        current: &V,
+        new: V,
+    ) -> Result<&V, CompareExchangeError<'_, V>>
     where
         K: Borrow<Q>,
         Q: ?Sized + Hash + Eq,
         V: PartialEq,
     {
-        self.raw.compare_exchange(key, current, new).map_err(|(current, new)| CompareExchangeError { current, new })
+        self.raw
+            .compare_exchange(key, current, new)
+            .map_err(|(current, new)| CompareExchangeError { current, new })
     }
 
     /// Removes `key` if `predicate` approves its value, and returns the removed value
@@ -619,7 +645,9 @@ where
     /// assert!(map.is_empty());
     /// ```
     pub fn iter(&self) -> Iter<'_, K, V, G> {
-        Iter { raw: self.raw.iter() }
+        Iter {
+            raw: self.raw.iter(),
+        }
     }
 
     /// Keeps only the entries for which `keep` returns `true`, visiting entries as
@@ -716,7 +744,9 @@ pub struct CompareExchangeError<'g, V> {
 impl<V> fmt::Display for CompareExchangeError<'_, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.current {
-            Some(_) => f.write_str("compare_exchange failed: the current value differs from the expected one"),
+            Some(_) => f.write_str(
+                "compare_exchange failed: the current value differs from the expected one",
+            ),
             None => f.write_str("compare_exchange failed: the key is absent"),
         }
     }

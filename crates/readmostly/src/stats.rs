@@ -29,7 +29,10 @@ impl Stripes {
     pub(crate) fn new() -> Self {
         let threads = std::thread::available_parallelism().map_or(4, usize::from);
         let n = (threads * 2).next_power_of_two().clamp(4, 256);
-        Stripes { stripes: (0..n).map(|_| Stripe::default()).collect(), mask: n - 1 }
+        Stripes {
+            stripes: (0..n).map(|_| Stripe::default()).collect(),
+            mask: n - 1,
+        }
     }
 
     #[inline]
@@ -59,7 +62,10 @@ impl Stripes {
 
     pub(crate) fn hits(&self) -> u64 {
         // Relaxed: statistic only.
-        self.stripes.iter().map(|s| s.hits.load(Relaxed)).fold(0, u64::wrapping_add)
+        self.stripes
+            .iter()
+            .map(|s| s.hits.load(Relaxed))
+            .fold(0, u64::wrapping_add)
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -154,8 +160,16 @@ impl fmt::Display for Stats {
             self.hit_ratio() * 100.0
         )?;
         match self.dirty_len {
-            Some(d) => writeln!(f, "tables          read {} entries, dirty {} entries", self.read_len, d)?,
-            None => writeln!(f, "tables          read {} entries, no dirty table", self.read_len)?,
+            Some(d) => writeln!(
+                f,
+                "tables          read {} entries, dirty {} entries",
+                self.read_len, d
+            )?,
+            None => writeln!(
+                f,
+                "tables          read {} entries, no dirty table",
+                self.read_len
+            )?,
         }
         writeln!(f, "new keys        {}", self.new_keys)?;
         writeln!(f, "promotions      {}", self.promotions)?;

@@ -18,5 +18,7 @@ pub(crate) use loom::sync::{Mutex, MutexGuard};
 /// mutates anything, so a panic while the lock is held never leaves the protected state
 /// half-updated; the poison flag therefore carries no information we need.
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

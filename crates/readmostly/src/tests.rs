@@ -15,7 +15,9 @@ fn maps<V>() -> Vec<SyncMap<u64, V>> {
     vec![
         SyncMap::new(),
         SyncMap::builder().promotion(Promotion::EveryMiss).build(),
-        SyncMap::builder().promotion(Promotion::AfterMisses(3.try_into().unwrap())).build(),
+        SyncMap::builder()
+            .promotion(Promotion::AfterMisses(3.try_into().unwrap()))
+            .build(),
     ]
 }
 
@@ -87,7 +89,10 @@ fn churn_cycles_every_state() {
             }
         }
         let stats = map.stats();
-        assert!(stats.dirty_rebuilds > 0 && stats.promotions > 0, "{stats:?}");
+        assert!(
+            stats.dirty_rebuilds > 0 && stats.promotions > 0,
+            "{stats:?}"
+        );
     }
 }
 
@@ -128,7 +133,11 @@ fn every_value_dropped_exactly_once() {
                     let (_, inserted) = m.get_or_insert(k + N, Counted(k, drops.clone()));
                     created += 1;
                     let _ = inserted;
-                    let _ = m.compare_exchange(&(k + N), &Counted(k, drops.clone()), Counted(0, drops.clone()));
+                    let _ = m.compare_exchange(
+                        &(k + N),
+                        &Counted(k, drops.clone()),
+                        Counted(0, drops.clone()),
+                    );
                     created += 2;
                 }
             }
@@ -187,7 +196,10 @@ fn stats_track_promotion() {
     assert!(map.contains_key(&1)); // miss 1 of 2
     assert!(map.contains_key(&2)); // miss 2: promotes
     let s = map.stats();
-    assert_eq!((s.misses, s.promotions, s.dirty_len, s.read_len), (2, 1, None, 2));
+    assert_eq!(
+        (s.misses, s.promotions, s.dirty_len, s.read_len),
+        (2, 1, None, 2)
+    );
     assert!(map.contains_key(&1));
     assert_eq!(map.stats().hits, 1);
 }

@@ -69,7 +69,11 @@ pub(crate) enum LoadOrStore<V> {
 impl<K, V> Entry<K, V> {
     /// A new entry in the *present* state.
     pub(crate) fn new(hash: u64, key: K, value: *mut V) -> Self {
-        Entry { hash, key, value: AtomicPtr::new(value) }
+        Entry {
+            hash,
+            key,
+            value: AtomicPtr::new(value),
+        }
     }
 
     /// Loads the slot. Returns null, [`expunged()`], or a value pointer that stays valid
@@ -99,7 +103,12 @@ impl<K, V> Entry<K, V> {
     /// the old value's contents visible to us (we may hand it out as the previous value).
     /// Acquire on failure: we may dereference the value we found.
     #[inline]
-    pub(crate) fn cas(&self, current: *mut V, new: *mut V, guard: &impl Guard) -> Result<*mut V, *mut V> {
+    pub(crate) fn cas(
+        &self,
+        current: *mut V,
+        new: *mut V,
+        guard: &impl Guard,
+    ) -> Result<*mut V, *mut V> {
         guard.compare_exchange(&self.value, current, new, AcqRel, Acquire)
     }
 
@@ -131,7 +140,11 @@ impl<K, V> Entry<K, V> {
     /// turns out to be present or expunged after `new` ran, the pointer is left with the
     /// caller (check the result).
     #[inline]
-    pub(crate) fn try_load_or_store(&self, new: &mut dyn FnMut() -> *mut V, guard: &impl Guard) -> LoadOrStore<V> {
+    pub(crate) fn try_load_or_store(
+        &self,
+        new: &mut dyn FnMut() -> *mut V,
+        guard: &impl Guard,
+    ) -> LoadOrStore<V> {
         let mut p = self.load_raw(guard);
         loop {
             if p == expunged() {

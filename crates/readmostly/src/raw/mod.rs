@@ -71,7 +71,10 @@ struct ReadTable<K, V> {
 
 impl<K, V> ReadTable<K, V> {
     fn new(table: HashTable<EntryPtr<K, V>>) -> *mut Self {
-        Box::into_raw(Box::new(ReadTable { table, amended: AtomicBool::new(false) }))
+        Box::into_raw(Box::new(ReadTable {
+            table,
+            amended: AtomicBool::new(false),
+        }))
     }
 }
 
@@ -96,7 +99,9 @@ where
     // SAFETY: every pointer in a table points to a live entry for as long as the table
     // is reachable by the caller: tables are read under a guard (read table) or `mu`
     // (dirty table), and entries are retired only after leaving every table (invariant 5).
-    table.find(hash, |e| unsafe { e.as_ref() }.key.borrow() == key).copied()
+    table
+        .find(hash, |e| unsafe { e.as_ref() }.key.borrow() == key)
+        .copied()
 }
 
 fn insert_entry<K, V>(table: &mut HashTable<EntryPtr<K, V>>, e: EntryPtr<K, V>) {
@@ -115,13 +120,19 @@ struct Pending<V> {
 
 impl<V> Pending<V> {
     fn new(value: V) -> Self {
-        Pending { value: Some(value), boxed: std::ptr::null_mut() }
+        Pending {
+            value: Some(value),
+            boxed: std::ptr::null_mut(),
+        }
     }
 
     /// The boxed value's pointer, boxing on first use.
     fn ptr(&mut self) -> *mut V {
         if self.boxed.is_null() {
-            let value = self.value.take().expect("a pending value is boxed or inline");
+            let value = self
+                .value
+                .take()
+                .expect("a pending value is boxed or inline");
             self.boxed = Box::into_raw(Box::new(value));
         }
         self.boxed
@@ -135,7 +146,9 @@ impl<V> Pending<V> {
     /// Gives the value back (it was not stored).
     fn into_inner(mut self) -> V {
         if self.boxed.is_null() {
-            self.value.take().expect("a pending value is boxed or inline")
+            self.value
+                .take()
+                .expect("a pending value is boxed or inline")
         } else {
             let boxed = std::mem::replace(&mut self.boxed, std::ptr::null_mut());
             // SAFETY: `boxed` came from `Box::into_raw` in `ptr` and was never published.
@@ -209,12 +222,18 @@ impl<K, V, S> RawMap<K, V, S> {
 
     /// A handle whose guard keeps everything it hands out alive; `!Send`.
     pub(crate) fn pin(&self) -> RawRef<'_, K, V, S, LocalGuard<'_>> {
-        RawRef { map: self, guard: self.collector.enter() }
+        RawRef {
+            map: self,
+            guard: self.collector.enter(),
+        }
     }
 
     /// Like [`RawMap::pin`] with a guard that may move between threads.
     pub(crate) fn pin_owned(&self) -> RawRef<'_, K, V, S, OwnedGuard<'_>> {
-        RawRef { map: self, guard: self.collector.enter_owned() }
+        RawRef {
+            map: self,
+            guard: self.collector.enter_owned(),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Dirty<K, V>> {
@@ -351,7 +370,12 @@ where
 
     /// Finds `key` in `table`, returning an entry that lives as long as our guard.
     #[inline]
-    fn find_in<Q>(&self, table: &HashTable<EntryPtr<K, V>>, hash: u64, key: &Q) -> Option<&Entry<K, V>>
+    fn find_in<Q>(
+        &self,
+        table: &HashTable<EntryPtr<K, V>>,
+        hash: u64,
+        key: &Q,
+    ) -> Option<&Entry<K, V>>
     where
         K: Borrow<Q>,
         Q: ?Sized + Eq,
@@ -433,7 +457,10 @@ where
         if !read.amended.load(Relaxed) {
             return None;
         }
-        let e = dirty.table.as_ref().and_then(|t| self.find_in(t, hash, key));
+        let e = dirty
+            .table
+            .as_ref()
+            .and_then(|t| self.find_in(t, hash, key));
         self.miss_locked(&mut dirty);
         e
     }
@@ -442,7 +469,9 @@ where
     fn miss_locked(&self, dirty: &mut Dirty<K, V>) {
         dirty.misses += 1;
         dirty.counters.misses += 1;
-        let Some(len) = dirty.table.as_ref().map(HashTable::len) else { return };
+        let Some(len) = dirty.table.as_ref().map(HashTable::len) else {
+            return;
+        };
         if self.map.promotion.should_promote(dirty.misses, len) {
             self.promote_locked(dirty);
         }
@@ -452,7 +481,9 @@ where
     #[cold]
     #[inline(never)]
     fn promote_locked(&self, dirty: &mut Dirty<K, V>) {
-        let Some(table) = dirty.table.take() else { return };
+        let Some(table) = dirty.table.take() else {
+            return;
+        };
         // Release: publishes the new table and (through `mu`) its entries to readers.
         let old = self.map.read.swap(ReadTable::new(table), Release);
         // SAFETY: `old` is no longer reachable from `read`; it came from `Box::into_raw`.
@@ -496,7 +527,14 @@ where
     }
 
     /// Adds a new entry to the dirty table (rebuilding it first if needed).
-    fn new_entry_locked(&self, dirty: &mut Dirty<K, V>, read: &ReadTable<K, V>, hash: u64, key: K, value: *mut V) {
+    fn new_entry_locked(
+        &self,
+        dirty: &mut Dirty<K, V>,
+        read: &ReadTable<K, V>,
+        hash: u64,
+        key: K,
+        value: *mut V,
+    ) {
         // Relaxed: `amended` is only written under `mu`, which we hold.
         if !read.amended.load(Relaxed) {
             self.rebuild_dirty_locked(dirty, read);
@@ -504,16 +542,30 @@ where
             read.amended.store(true, Release);
         }
         let e = NonNull::from(Box::leak(Box::new(Entry::new(hash, key, value))));
-        insert_entry(dirty.table.as_mut().expect("invariant 1: amended implies a dirty table"), e);
+        insert_entry(
+            dirty
+                .table
+                .as_mut()
+                .expect("invariant 1: amended implies a dirty table"),
+            e,
+        );
         dirty.counters.new_keys += 1;
     }
 
-    /// Puts an entry found expunged in the read table back into the dirty table.
-    fn unexpunge_locked(&self, dirty: &mut Dirty<K, V>, e: &Entry<K, V>) {
-        if e.unexpunge_locked(&self.guard) {
-            let table = dirty.table.as_mut().expect("invariant 2: expunged entries imply a dirty table");
-            insert_entry(table, NonNull::from(e));
+    /// If the read-table entry `e` is expunged, unexpunges it and puts it back into the
+    /// dirty table. Returns the entry.
+    fn unexpunge_locked(&self, dirty: &mut Dirty<K, V>, e: EntryPtr<K, V>) -> &Entry<K, V> {
+        let entry = self.entry(e);
+        if entry.unexpunge_locked(&self.guard) {
+            let table = dirty
+                .table
+                .as_mut()
+                .expect("invariant 2: expunged entries imply a dirty table");
+            // The original pointer (not one derived from `entry`): the table's pointers
+            // are later turned back into `Box`es.
+            insert_entry(table, e);
         }
+        entry
     }
 
     // ---------------------------------------------------------------- operations
@@ -544,10 +596,14 @@ where
     fn insert_slow(&self, hash: u64, key: K, mut pending: Pending<V>) -> Option<&V> {
         let mut dirty = self.map.lock();
         let read = self.read();
-        let prev = if let Some(e) = self.find_in(&read.table, hash, &key) {
-            self.unexpunge_locked(&mut dirty, e);
-            e.swap(pending.ptr(), &self.guard)
-        } else if let Some(e) = dirty.table.as_ref().and_then(|t| self.find_in(t, hash, &key)) {
+        let prev = if let Some(e) = find(&read.table, hash, &key) {
+            self.unexpunge_locked(&mut dirty, e)
+                .swap(pending.ptr(), &self.guard)
+        } else if let Some(e) = dirty
+            .table
+            .as_ref()
+            .and_then(|t| self.find_in(t, hash, &key))
+        {
             e.swap(pending.ptr(), &self.guard)
         } else {
             self.new_entry_locked(&mut dirty, read, hash, key, pending.ptr());
@@ -565,7 +621,10 @@ where
 
     pub(crate) fn get_or_insert_with(&self, key: K, make: impl FnOnce() -> V) -> (&V, bool) {
         let hash = self.hash(&key);
-        if let Some(p) = self.find_entry(hash, &key).and_then(|e| e.load(&self.guard)) {
+        if let Some(p) = self
+            .find_entry(hash, &key)
+            .and_then(|e| e.load(&self.guard))
+        {
             return (self.value(p), false);
         }
         // No lock is held here: `make` may use the map freely.
@@ -588,10 +647,14 @@ where
     fn get_or_insert_slow(&self, hash: u64, key: K, mut pending: Pending<V>) -> (&V, bool) {
         let mut dirty = self.map.lock();
         let read = self.read();
-        let result = if let Some(e) = self.find_in(&read.table, hash, &key) {
-            self.unexpunge_locked(&mut dirty, e);
-            e.try_load_or_store(&mut || pending.ptr(), &self.guard)
-        } else if let Some(e) = dirty.table.as_ref().and_then(|t| self.find_in(t, hash, &key)) {
+        let result = if let Some(e) = find(&read.table, hash, &key) {
+            self.unexpunge_locked(&mut dirty, e)
+                .try_load_or_store(&mut || pending.ptr(), &self.guard)
+        } else if let Some(e) = dirty
+            .table
+            .as_ref()
+            .and_then(|t| self.find_in(t, hash, &key))
+        {
             let result = e.try_load_or_store(&mut || pending.ptr(), &self.guard);
             self.miss_locked(&mut dirty);
             result
@@ -650,7 +713,9 @@ where
         }
         let detached = dirty.table.as_mut().and_then(|t| {
             // SAFETY: as in `find`.
-            t.find_entry(hash, |e| unsafe { e.as_ref() }.key.borrow() == key).ok().map(|o| o.remove().0)
+            t.find_entry(hash, |e| unsafe { e.as_ref() }.key.borrow() == key)
+                .ok()
+                .map(|o| o.remove().0)
         });
         self.miss_locked(&mut dirty);
         let prev = detached.and_then(|e| {
@@ -665,13 +730,20 @@ where
         self.removed(prev)
     }
 
-    pub(crate) fn compare_exchange<Q>(&self, key: &Q, current: &V, new: V) -> Result<&V, (Option<&V>, V)>
+    pub(crate) fn compare_exchange<Q>(
+        &self,
+        key: &Q,
+        current: &V,
+        new: V,
+    ) -> Result<&V, (Option<&V>, V)>
     where
         K: Borrow<Q>,
         Q: ?Sized + Hash + Eq,
         V: PartialEq,
     {
-        let Some(e) = self.find_entry(self.hash(key), key) else { return Err((None, new)) };
+        let Some(e) = self.find_entry(self.hash(key), key) else {
+            return Err((None, new));
+        };
         let mut pending = Pending::new(new);
         let mut p = e.load_raw(&self.guard);
         loop {
@@ -734,7 +806,10 @@ where
     }
 
     pub(crate) fn iter(&self) -> RawIter<'_, K, V, G> {
-        RawIter { entries: self.iteration_table().table.iter(), guard: &self.guard }
+        RawIter {
+            entries: self.iteration_table().table.iter(),
+            guard: &self.guard,
+        }
     }
 
     pub(crate) fn retain(&self, mut keep: impl FnMut(&K, &V) -> bool) {

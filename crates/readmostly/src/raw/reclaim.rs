@@ -23,8 +23,8 @@ pub use self::model::{LocalGuard, OwnedGuard};
 #[cfg(loom)]
 mod model {
     use crate::sync::AtomicPtr;
-    use std::sync::{Mutex, PoisonError};
     use std::sync::atomic::Ordering;
+    use std::sync::{Mutex, PoisonError};
 
     type Deferred = Box<dyn FnOnce(&Collector)>;
 
@@ -40,7 +40,9 @@ mod model {
 
     impl Collector {
         pub(crate) fn new() -> Self {
-            Collector { retired: Mutex::new(Vec::new()) }
+            Collector {
+                retired: Mutex::new(Vec::new()),
+            }
         }
         pub(crate) fn enter(&self) -> LocalGuard<'_> {
             LocalGuard { collector: self }
@@ -52,7 +54,8 @@ mod model {
 
     impl Drop for Collector {
         fn drop(&mut self) {
-            let retired = std::mem::take(&mut *self.retired.lock().unwrap_or_else(PoisonError::into_inner));
+            let retired =
+                std::mem::take(&mut *self.retired.lock().unwrap_or_else(PoisonError::into_inner));
             for deferred in retired {
                 (deferred.0)(self);
             }
