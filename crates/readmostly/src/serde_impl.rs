@@ -35,7 +35,9 @@ where
     S: BuildHasher + Default,
 {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct MapVisitor<K, V, S>(PhantomData<fn() -> (K, V, S)>);
+        /// `fn() -> ...`: the visitor owns nothing, so it is `Send`/`Sync` regardless.
+        type Marker<K, V, S> = PhantomData<fn() -> (K, V, S)>;
+        struct MapVisitor<K, V, S>(Marker<K, V, S>);
 
         impl<'de, K, V, S> Visitor<'de> for MapVisitor<K, V, S>
         where

@@ -500,6 +500,10 @@ where
         }
         dirty.misses = 0;
         dirty.counters.promotions += 1;
+        // A replaced table can be large: hand our batch of retired objects to the
+        // collector now instead of waiting for the batch to fill up (which, with rare
+        // promotions, could hold many old tables per thread).
+        self.guard.flush();
     }
 
     /// Builds the dirty table from the read table if there is none (the lazy copy),
@@ -856,6 +860,7 @@ where
         drop(dirty);
         // SAFETY: `old` is unpublished and came from `Box::into_raw`.
         unsafe { self.guard.defer_retire(old, boxed::<ReadTable<K, V>>) };
+        self.guard.flush(); // as in `promote_locked`
         self.map.stripes.add_len(self.thread(), -removed);
     }
 

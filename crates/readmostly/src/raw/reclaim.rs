@@ -77,6 +77,7 @@ mod model {
         fn thread_id(&self) -> usize {
             0
         }
+        fn flush(&self) {}
         fn protect<T>(&self, ptr: &AtomicPtr<T>, order: Ordering) -> *mut T {
             ptr.load(order)
         }
