@@ -7,9 +7,11 @@ use std::hash::{BuildHasher, Hash};
 use std::marker::PhantomData;
 use std::num::NonZeroUsize;
 
-use crate::raw::reclaim::{Guard, LocalGuard, OwnedGuard};
+use std::sync::Arc;
+
+use crate::raw::reclaim::{Collector, Guard, LocalGuard, OwnedGuard};
 use crate::raw::{RawIter, RawMap, RawRef};
-use crate::stats::Stats;
+use crate::stats::{default_stripes, Stats};
 
 /// The default hasher: [foldhash](https://docs.rs/foldhash)'s fast hasher, seeded
 /// randomly per map. Swap it through [`SyncMap::with_hasher`] or [`Builder::hasher`]
@@ -67,7 +69,8 @@ impl Promotion {
 /// assert_eq!(m.get("timeout_ms"), Some(&250));
 /// ```
 pub struct SyncMap<K, V, S = DefaultHashBuilder> {
-    raw: RawMap<K, V, S>,
+    raw: RawMap<K, V>,
+    hasher: S,
 }
 
 /// A builder for a [`SyncMap`] with a custom hasher or promotion rule.
@@ -153,9 +156,7 @@ impl<K, V, S> Builder<K, V, S> {
     /// assert_eq!(map.len(), 0);
     /// ```
     pub fn build(self) -> SyncMap<K, V, S> {
-        SyncMap {
-            raw: RawMap::new(self.hasher, self.promotion),
-        }
+        SyncMap::from_parts(self.hasher, self.promotion)
     }
 }
 
@@ -169,6 +170,22 @@ impl<K, V, S: fmt::Debug> fmt::Debug for Builder<K, V, S> {
 }
 
 impl<K, V, S> SyncMap<K, V, S> {
+    fn from_parts(hasher: S, promotion: Promotion) -> Self {
+        let collector = Arc::new(Collector::new());
+        SyncMap {
+            raw: RawMap::new(promotion, collector, default_stripes()),
+            hasher,
+        }
+    }
+
+    #[inline]
+    fn hash<Q: ?Sized + Hash>(&self, key: &Q) -> u64
+    where
+        S: BuildHasher,
+    {
+        self.hasher.hash_one(key)
+    }
+
     /// An empty map hashing keys with `hasher`.
     ///
     /// ```
@@ -177,9 +194,7 @@ impl<K, V, S> SyncMap<K, V, S> {
     /// assert_eq!(map.len(), 1);
     /// ```
     pub fn with_hasher(hasher: S) -> Self {
-        SyncMap {
-            raw: RawMap::new(hasher, Promotion::default()),
-        }
+        Self::from_parts(hasher, Promotion::default())
     }
 
     /// The map's hasher.
@@ -190,7 +205,7 @@ impl<K, V, S> SyncMap<K, V, S> {
     /// let _h = map.hasher().hash_one(1u8);
     /// ```
     pub fn hasher(&self) -> &S {
-        self.raw.hasher()
+        &self.hasher
     }
 
     /// The promotion rule this map was built with.
@@ -264,7 +279,8 @@ where
     /// ```
     pub fn pin(&self) -> MapRef<'_, K, V, S, LocalGuard<'_>> {
         MapRef {
-            raw: self.raw.pin(),
+            map: self,
+            guard: self.raw.collector().enter(),
         }
     }
 
@@ -282,7 +298,8 @@ where
     /// ```
     pub fn pin_owned(&self) -> MapRef<'_, K, V, S, OwnedGuard<'_>> {
         MapRef {
-            raw: self.raw.pin_owned(),
+            map: self,
+            guard: self.raw.collector().enter_owned(),
         }
     }
 
@@ -407,7 +424,7 @@ where
     /// println!("{stats}");
     /// ```
     pub fn stats(&self) -> Stats {
-        self.pin().raw.stats()
+        self.pin().raw().stats()
     }
 }
 
@@ -470,7 +487,8 @@ where
 /// done. It holds no lock: any method of the map may be called while it exists, from
 /// any thread.
 pub struct MapRef<'m, K, V, S, G> {
-    raw: RawRef<'m, K, V, S, G>,
+    map: &'m SyncMap<K, V, S>,
+    guard: G,
 }
 
 impl<'m, K, V, S, G> MapRef<'m, K, V, S, G>
@@ -479,6 +497,12 @@ where
     S: BuildHasher,
     G: Guard,
 {
+    /// The raw map paired with our guard.
+    #[inline]
+    fn raw(&self) -> RawRef<'_, K, V, G> {
+        self.map.raw.bind(&self.guard)
+    }
+
     /// The value for `key` (Go: `Load`).
     ///
     /// When the key is in the read table: no lock, no allocation, no write to shared
@@ -496,7 +520,7 @@ where
         K: Borrow<Q>,
         Q: ?Sized + Hash + Eq,
     {
-        self.raw.get(key)
+        self.raw().get(self.map.hash(key), key)
     }
 
     /// Whether `key` is present.
@@ -523,7 +547,7 @@ where
     /// assert_eq!(m.insert(1, "b"), Some(&"a"));
     /// ```
     pub fn insert(&self, key: K, value: V) -> Option<&V> {
-        self.raw.insert(key, value)
+        self.raw().insert(self.map.hash(&key), key, value)
     }
 
     /// The value for `key`, inserting `value` if absent; the flag says whether it was
@@ -537,7 +561,7 @@ where
     /// assert_eq!(m.get_or_insert("k", 2), (&1, false));
     /// ```
     pub fn get_or_insert(&self, key: K, value: V) -> (&V, bool) {
-        self.raw.get_or_insert(key, value)
+        self.raw().get_or_insert(self.map.hash(&key), key, value)
     }
 
     /// Like [`get_or_insert`](Self::get_or_insert), building the value only when the key
@@ -554,7 +578,8 @@ where
     /// assert!(!inserted);
     /// ```
     pub fn get_or_insert_with(&self, key: K, make: impl FnOnce() -> V) -> (&V, bool) {
-        self.raw.get_or_insert_with(key, make)
+        self.raw()
+            .get_or_insert_with(self.map.hash(&key), key, make)
     }
 
     /// Removes `key` and returns its value (Go: `LoadAndDelete`).
@@ -571,7 +596,7 @@ where
         K: Borrow<Q>,
         Q: ?Sized + Hash + Eq,
     {
-        self.raw.remove(key)
+        self.raw().remove(self.map.hash(key), key)
     }
 
     /// Replaces the value for `key` with `new` if it equals `current` (Go:
@@ -600,8 +625,8 @@ where
         Q: ?Sized + Hash + Eq,
         V: PartialEq,
     {
-        self.raw
-            .compare_exchange(key, current, new)
+        self.raw()
+            .compare_exchange(self.map.hash(key), key, current, new)
             .map_err(|(current, new)| CompareExchangeError { current, new })
     }
 
@@ -622,7 +647,7 @@ where
         K: Borrow<Q>,
         Q: ?Sized + Hash + Eq,
     {
-        self.raw.remove_if(key, predicate)
+        self.raw().remove_if(self.map.hash(key), key, predicate)
     }
 
     /// Iterates over the entries (Go: `Range`).
@@ -646,7 +671,7 @@ where
     /// ```
     pub fn iter(&self) -> Iter<'_, K, V, G> {
         Iter {
-            raw: self.raw.iter(),
+            raw: self.raw().iter(),
         }
     }
 
@@ -660,7 +685,7 @@ where
     /// assert_eq!(map.len(), 3);
     /// ```
     pub fn retain(&self, keep: impl FnMut(&K, &V) -> bool) {
-        self.raw.retain(keep);
+        self.raw().retain(keep);
     }
 
     /// Removes every key (see [`SyncMap::clear`]).
@@ -672,7 +697,7 @@ where
     /// assert!(map.is_empty());
     /// ```
     pub fn clear(&self) {
-        self.raw.clear();
+        self.raw().clear();
     }
 
     /// The number of keys present (see [`SyncMap::len`]).
@@ -683,7 +708,7 @@ where
     /// assert_eq!(map.pin().len(), 1);
     /// ```
     pub fn len(&self) -> usize {
-        self.raw.map().len()
+        self.map.len()
     }
 
     /// Whether the map is empty.

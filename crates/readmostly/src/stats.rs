@@ -15,6 +15,12 @@ struct Stripe {
     len: AtomicIsize,
 }
 
+/// The default stripe count: twice the available parallelism, at least 4, at most 256.
+pub(crate) fn default_stripes() -> usize {
+    let threads = std::thread::available_parallelism().map_or(4, usize::from);
+    (threads * 2).clamp(4, 256)
+}
+
 /// Per-thread striped counters.
 ///
 /// A thread uses the stripe selected by its reclamation-thread id, so threads rarely
@@ -26,9 +32,9 @@ pub(crate) struct Stripes {
 }
 
 impl Stripes {
-    pub(crate) fn new() -> Self {
-        let threads = std::thread::available_parallelism().map_or(4, usize::from);
-        let n = (threads * 2).next_power_of_two().clamp(4, 256);
+    /// `n` stripes, rounded up to a power of two (at least one).
+    pub(crate) fn new(n: usize) -> Self {
+        let n = n.max(1).next_power_of_two();
         Stripes {
             stripes: (0..n).map(|_| Stripe::default()).collect(),
             mask: n - 1,

@@ -46,14 +46,14 @@ mod entry;
 pub(crate) mod reclaim;
 
 use std::borrow::Borrow;
-use std::hash::{BuildHasher, Hash};
 use std::ptr::NonNull;
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
+use std::sync::Arc;
 
 use hashbrown::HashTable;
 
 use self::entry::{is_value, Entry, LoadOrStore};
-use self::reclaim::{boxed, Collector, Guard, LocalGuard, OwnedGuard};
+use self::reclaim::{boxed, Collector, Guard};
 use crate::map::Promotion;
 use crate::stats::{LockedCounters, Stats, Stripes};
 use crate::sync::{lock, AtomicBool, AtomicPtr, Mutex, MutexGuard};
@@ -166,9 +166,11 @@ impl<V> Drop for Pending<V> {
     }
 }
 
-/// The map's shared state. Used through a [`RawRef`], which pairs it with a guard of
-/// its own collector.
-pub(crate) struct RawMap<K, V, S> {
+/// One read/dirty map. Used through a [`RawRef`], which pairs it with a guard of its
+/// collector. Several maps may share a collector (the shards of a `ShardedMap`), so that
+/// one guard protects them all. Hashing is the caller's job: every operation takes the
+/// key's hash, which must come from the same hasher for the map's whole life.
+pub(crate) struct RawMap<K, V> {
     /// The published read table. Never null.
     read: AtomicPtr<ReadTable<K, V>>,
     /// `mu` and the state it protects.
@@ -176,22 +178,23 @@ pub(crate) struct RawMap<K, V, S> {
     /// Striped hit and length counters.
     stripes: Stripes,
     promotion: Promotion,
-    hasher: S,
-    /// Declared last: dropped after `Drop::drop` freed the live structures, it reclaims
-    /// everything still retired.
-    collector: Collector,
+    /// Declared last: dropped after `Drop::drop` freed the live structures; the last map
+    /// sharing the collector reclaims everything still retired.
+    collector: Arc<Collector>,
 }
 
 // SAFETY: the map owns its keys and values (boxed behind raw pointers); sending the map
-// sends them, so it needs `K: Send, V: Send`; the hasher travels with it.
-unsafe impl<K: Send, V: Send, S: Send> Send for RawMap<K, V, S> {}
-// SAFETY: through `&RawMap` threads read keys and values concurrently (`K, V: Sync`),
-// insert values created on one thread and drop them on another (`K, V: Send`), and
-// share the hasher (`S: Sync`). All shared mutation goes through atomics and `mu`.
-unsafe impl<K: Send + Sync, V: Send + Sync, S: Sync> Sync for RawMap<K, V, S> {}
+// sends them, so it needs `K: Send, V: Send`.
+unsafe impl<K: Send, V: Send> Send for RawMap<K, V> {}
+// SAFETY: through `&RawMap` threads read keys and values concurrently (`K, V: Sync`) and
+// insert values created on one thread that are dropped on another (`K, V: Send`). All
+// shared mutation goes through atomics and `mu`.
+unsafe impl<K: Send + Sync, V: Send + Sync> Sync for RawMap<K, V> {}
 
-impl<K, V, S> RawMap<K, V, S> {
-    pub(crate) fn new(hasher: S, promotion: Promotion) -> Self {
+impl<K, V> RawMap<K, V> {
+    /// A map retiring memory through `collector`, with `stripes` counter stripes
+    /// (rounded up to a power of two).
+    pub(crate) fn new(promotion: Promotion, collector: Arc<Collector>, stripes: usize) -> Self {
         RawMap {
             read: AtomicPtr::new(ReadTable::new(HashTable::new())),
             dirty: Mutex::new(Dirty {
@@ -200,15 +203,10 @@ impl<K, V, S> RawMap<K, V, S> {
                 expunged: Vec::new(),
                 counters: LockedCounters::default(),
             }),
-            stripes: Stripes::new(),
+            stripes: Stripes::new(stripes),
             promotion,
-            hasher,
-            collector: Collector::new(),
+            collector,
         }
-    }
-
-    pub(crate) fn hasher(&self) -> &S {
-        &self.hasher
     }
 
     pub(crate) fn promotion(&self) -> Promotion {
@@ -220,20 +218,23 @@ impl<K, V, S> RawMap<K, V, S> {
         self.stripes.len()
     }
 
-    /// A handle whose guard keeps everything it hands out alive; `!Send`.
-    pub(crate) fn pin(&self) -> RawRef<'_, K, V, S, LocalGuard<'_>> {
-        RawRef {
-            map: self,
-            guard: self.collector.enter(),
-        }
+    /// The collector whose guards protect this map.
+    pub(crate) fn collector(&self) -> &Arc<Collector> {
+        &self.collector
     }
 
-    /// Like [`RawMap::pin`] with a guard that may move between threads.
-    pub(crate) fn pin_owned(&self) -> RawRef<'_, K, V, S, OwnedGuard<'_>> {
-        RawRef {
-            map: self,
-            guard: self.collector.enter_owned(),
-        }
+    /// Pairs the map with a guard for a sequence of operations.
+    ///
+    /// # Panics
+    /// If `guard` does not belong to this map's collector (a bug in this crate: the
+    /// public types only ever pair a map with a guard of its own collector).
+    #[inline]
+    pub(crate) fn bind<'a, G: Guard>(&'a self, guard: &'a G) -> RawRef<'a, K, V, G> {
+        assert!(
+            std::ptr::eq(guard.collector(), &*self.collector),
+            "guard from another collector"
+        );
+        RawRef { map: self, guard }
     }
 
     fn lock(&self) -> MutexGuard<'_, Dirty<K, V>> {
@@ -241,7 +242,7 @@ impl<K, V, S> RawMap<K, V, S> {
     }
 }
 
-impl<K, V, S> Drop for RawMap<K, V, S> {
+impl<K, V> Drop for RawMap<K, V> {
     fn drop(&mut self) {
         /// Frees an entry and the value it holds.
         ///
@@ -294,10 +295,10 @@ impl<K, V, S> Drop for RawMap<K, V, S> {
 }
 
 /// A map paired with a guard of its collector: every method's results live as long as
-/// the borrow of this handle.
-pub(crate) struct RawRef<'m, K, V, S, G> {
-    map: &'m RawMap<K, V, S>,
-    guard: G,
+/// the guard's borrow `'a`.
+pub(crate) struct RawRef<'a, K, V, G> {
+    map: &'a RawMap<K, V>,
+    guard: &'a G,
 }
 
 /// Iterator over the read table snapshot taken by [`RawRef::iter`].
@@ -327,21 +328,11 @@ impl<'g, K, V, G: Guard> Iterator for RawIter<'g, K, V, G> {
     }
 }
 
-impl<'m, K, V, S, G> RawRef<'m, K, V, S, G>
+impl<'a, K, V, G> RawRef<'a, K, V, G>
 where
-    K: Hash + Eq,
-    S: BuildHasher,
+    K: Eq,
     G: Guard,
 {
-    pub(crate) fn map(&self) -> &'m RawMap<K, V, S> {
-        self.map
-    }
-
-    #[inline]
-    fn hash<Q: ?Sized + Hash>(&self, key: &Q) -> u64 {
-        self.map.hasher.hash_one(key)
-    }
-
     #[inline]
     fn thread(&self) -> usize {
         self.guard.thread_id()
@@ -349,7 +340,7 @@ where
 
     /// The published read table.
     #[inline]
-    fn read(&self) -> &ReadTable<K, V> {
+    fn read(&self) -> &'a ReadTable<K, V> {
         // Acquire: pairs with the Release store that published the table (promotion,
         // `clear`), making its contents and entries visible.
         let table = self.guard.protect(&self.map.read, Acquire);
@@ -360,7 +351,7 @@ where
 
     /// An entry reached through a table while holding our guard.
     #[inline]
-    fn entry(&self, e: EntryPtr<K, V>) -> &Entry<K, V> {
+    fn entry(&self, e: EntryPtr<K, V>) -> &'a Entry<K, V> {
         // SAFETY: the caller found `e` in the read table (protected by our guard) or the
         // dirty table (under `mu`, with our guard active). Entries are retired only after
         // leaving every table (invariant 5), hence after we found it, so seize keeps it
@@ -375,7 +366,7 @@ where
         table: &HashTable<EntryPtr<K, V>>,
         hash: u64,
         key: &Q,
-    ) -> Option<&Entry<K, V>>
+    ) -> Option<&'a Entry<K, V>>
     where
         K: Borrow<Q>,
         Q: ?Sized + Eq,
@@ -385,7 +376,7 @@ where
 
     /// Turns a value pointer loaded through our guard into a reference.
     #[inline]
-    fn value(&self, p: *mut V) -> &V {
+    fn value(&self, p: *mut V) -> &'a V {
         debug_assert!(is_value(p));
         // SAFETY: `p` is a present value loaded or published through `self.guard`;
         // values are retired only after leaving their slot, so it lives until the guard
@@ -394,7 +385,7 @@ where
     }
 
     /// Retires a value that was just removed from its slot and returns it.
-    fn retire_value(&self, p: *mut V) -> &V {
+    fn retire_value(&self, p: *mut V) -> &'a V {
         // SAFETY: `p` was swapped out of its slot by us, so it is unreachable for
         // threads that start later; it came from `Box::into_raw`. `defer_retire` keeps
         // it alive until our guard is dropped, which makes the returned borrow valid.
@@ -403,7 +394,7 @@ where
     }
 
     /// Result of a store that replaced `prev` (null when the key was absent).
-    fn replaced(&self, prev: *mut V) -> Option<&V> {
+    fn replaced(&self, prev: *mut V) -> Option<&'a V> {
         if prev.is_null() {
             self.map.stripes.add_len(self.thread(), 1);
             None
@@ -413,7 +404,7 @@ where
     }
 
     /// Result of a removal.
-    fn removed(&self, prev: Option<*mut V>) -> Option<&V> {
+    fn removed(&self, prev: Option<*mut V>) -> Option<&'a V> {
         let prev = prev?;
         self.map.stripes.add_len(self.thread(), -1);
         Some(self.retire_value(prev))
@@ -421,7 +412,7 @@ where
 
     /// The entry for `key` (in any state), consulting the dirty table on a read miss.
     #[inline]
-    fn find_entry<Q>(&self, hash: u64, key: &Q) -> Option<&Entry<K, V>>
+    fn find_entry<Q>(&self, hash: u64, key: &Q) -> Option<&'a Entry<K, V>>
     where
         K: Borrow<Q>,
         Q: ?Sized + Eq,
@@ -443,7 +434,7 @@ where
 
     #[cold]
     #[inline(never)]
-    fn find_entry_slow<Q>(&self, hash: u64, key: &Q) -> Option<&Entry<K, V>>
+    fn find_entry_slow<Q>(&self, hash: u64, key: &Q) -> Option<&'a Entry<K, V>>
     where
         K: Borrow<Q>,
         Q: ?Sized + Eq,
@@ -491,7 +482,7 @@ where
         unsafe { self.guard.defer_retire(old, boxed::<ReadTable<K, V>>) };
         for e in std::mem::take(&mut dirty.expunged) {
             // SAFETY: entries on the list are live until retired here (invariant 5).
-            if unsafe { e.as_ref() }.is_expunged(&self.guard) {
+            if unsafe { e.as_ref() }.is_expunged(self.guard) {
                 // SAFETY: an entry still expunged is in the old read table only (invariant
                 // 2), which is now unreachable: so is the entry. Retired once: the list
                 // was taken.
@@ -518,7 +509,7 @@ where
         let mut table = HashTable::with_capacity(read.table.len());
         for &e in read.table.iter() {
             // SAFETY: entries of the published read table are live (invariant 5).
-            if unsafe { e.as_ref() }.try_expunge_locked(&self.guard) {
+            if unsafe { e.as_ref() }.try_expunge_locked(self.guard) {
                 dirty.expunged.push(e);
             } else {
                 insert_entry(&mut table, e);
@@ -558,9 +549,9 @@ where
 
     /// If the read-table entry `e` is expunged, unexpunges it and puts it back into the
     /// dirty table. Returns the entry.
-    fn unexpunge_locked(&self, dirty: &mut Dirty<K, V>, e: EntryPtr<K, V>) -> &Entry<K, V> {
+    fn unexpunge_locked(&self, dirty: &mut Dirty<K, V>, e: EntryPtr<K, V>) -> &'a Entry<K, V> {
         let entry = self.entry(e);
-        if entry.unexpunge_locked(&self.guard) {
+        if entry.unexpunge_locked(self.guard) {
             let table = dirty
                 .table
                 .as_mut()
@@ -574,20 +565,19 @@ where
 
     // ---------------------------------------------------------------- operations
 
-    pub(crate) fn get<Q>(&self, key: &Q) -> Option<&V>
+    pub(crate) fn get<Q>(&self, hash: u64, key: &Q) -> Option<&'a V>
     where
         K: Borrow<Q>,
-        Q: ?Sized + Hash + Eq,
+        Q: ?Sized + Eq,
     {
-        let e = self.find_entry(self.hash(key), key)?;
-        e.load(&self.guard).map(|p| self.value(p))
+        let e = self.find_entry(hash, key)?;
+        e.load(self.guard).map(|p| self.value(p))
     }
 
-    pub(crate) fn insert(&self, key: K, value: V) -> Option<&V> {
-        let hash = self.hash(&key);
+    pub(crate) fn insert(&self, hash: u64, key: K, value: V) -> Option<&'a V> {
         let mut pending = Pending::new(value);
         if let Some(e) = self.find_in(&self.read().table, hash, &key) {
-            if let Ok(prev) = e.try_swap(pending.ptr(), &self.guard) {
+            if let Ok(prev) = e.try_swap(pending.ptr(), self.guard) {
                 pending.published();
                 return self.replaced(prev);
             }
@@ -597,18 +587,18 @@ where
 
     #[cold]
     #[inline(never)]
-    fn insert_slow(&self, hash: u64, key: K, mut pending: Pending<V>) -> Option<&V> {
+    fn insert_slow(&self, hash: u64, key: K, mut pending: Pending<V>) -> Option<&'a V> {
         let mut dirty = self.map.lock();
         let read = self.read();
         let prev = if let Some(e) = find(&read.table, hash, &key) {
             self.unexpunge_locked(&mut dirty, e)
-                .swap(pending.ptr(), &self.guard)
+                .swap(pending.ptr(), self.guard)
         } else if let Some(e) = dirty
             .table
             .as_ref()
             .and_then(|t| self.find_in(t, hash, &key))
         {
-            e.swap(pending.ptr(), &self.guard)
+            e.swap(pending.ptr(), self.guard)
         } else {
             self.new_entry_locked(&mut dirty, read, hash, key, pending.ptr());
             std::ptr::null_mut()
@@ -618,26 +608,26 @@ where
         self.replaced(prev)
     }
 
-    pub(crate) fn get_or_insert(&self, key: K, value: V) -> (&V, bool) {
-        let hash = self.hash(&key);
+    pub(crate) fn get_or_insert(&self, hash: u64, key: K, value: V) -> (&'a V, bool) {
         self.get_or_insert_hashed(hash, key, Pending::new(value))
     }
 
-    pub(crate) fn get_or_insert_with(&self, key: K, make: impl FnOnce() -> V) -> (&V, bool) {
-        let hash = self.hash(&key);
-        if let Some(p) = self
-            .find_entry(hash, &key)
-            .and_then(|e| e.load(&self.guard))
-        {
+    pub(crate) fn get_or_insert_with(
+        &self,
+        hash: u64,
+        key: K,
+        make: impl FnOnce() -> V,
+    ) -> (&'a V, bool) {
+        if let Some(p) = self.find_entry(hash, &key).and_then(|e| e.load(self.guard)) {
             return (self.value(p), false);
         }
         // No lock is held here: `make` may use the map freely.
         self.get_or_insert_hashed(hash, key, Pending::new(make()))
     }
 
-    fn get_or_insert_hashed(&self, hash: u64, key: K, mut pending: Pending<V>) -> (&V, bool) {
+    fn get_or_insert_hashed(&self, hash: u64, key: K, mut pending: Pending<V>) -> (&'a V, bool) {
         if let Some(e) = self.find_in(&self.read().table, hash, &key) {
-            match e.try_load_or_store(&mut || pending.ptr(), &self.guard) {
+            match e.try_load_or_store(&mut || pending.ptr(), self.guard) {
                 LoadOrStore::Loaded(p) => return (self.value(p), false),
                 LoadOrStore::Stored(p) => return self.stored(p, pending),
                 LoadOrStore::Expunged => {}
@@ -648,18 +638,18 @@ where
 
     #[cold]
     #[inline(never)]
-    fn get_or_insert_slow(&self, hash: u64, key: K, mut pending: Pending<V>) -> (&V, bool) {
+    fn get_or_insert_slow(&self, hash: u64, key: K, mut pending: Pending<V>) -> (&'a V, bool) {
         let mut dirty = self.map.lock();
         let read = self.read();
         let result = if let Some(e) = find(&read.table, hash, &key) {
             self.unexpunge_locked(&mut dirty, e)
-                .try_load_or_store(&mut || pending.ptr(), &self.guard)
+                .try_load_or_store(&mut || pending.ptr(), self.guard)
         } else if let Some(e) = dirty
             .table
             .as_ref()
             .and_then(|t| self.find_in(t, hash, &key))
         {
-            let result = e.try_load_or_store(&mut || pending.ptr(), &self.guard);
+            let result = e.try_load_or_store(&mut || pending.ptr(), self.guard);
             self.miss_locked(&mut dirty);
             result
         } else {
@@ -675,21 +665,20 @@ where
         }
     }
 
-    fn stored(&self, p: *mut V, pending: Pending<V>) -> (&V, bool) {
+    fn stored(&self, p: *mut V, pending: Pending<V>) -> (&'a V, bool) {
         pending.published();
         self.map.stripes.add_len(self.thread(), 1);
         (self.value(p), true)
     }
 
-    pub(crate) fn remove<Q>(&self, key: &Q) -> Option<&V>
+    pub(crate) fn remove<Q>(&self, hash: u64, key: &Q) -> Option<&'a V>
     where
         K: Borrow<Q>,
-        Q: ?Sized + Hash + Eq,
+        Q: ?Sized + Eq,
     {
-        let hash = self.hash(key);
         let read = self.read();
         if let Some(e) = self.find_in(&read.table, hash, key) {
-            return self.removed(e.delete(&self.guard));
+            return self.removed(e.delete(self.guard));
         }
         // Acquire: as in `find_entry`.
         if !read.amended.load(Acquire) {
@@ -700,16 +689,16 @@ where
 
     #[cold]
     #[inline(never)]
-    fn remove_slow<Q>(&self, hash: u64, key: &Q) -> Option<&V>
+    fn remove_slow<Q>(&self, hash: u64, key: &Q) -> Option<&'a V>
     where
         K: Borrow<Q>,
-        Q: ?Sized + Hash + Eq,
+        Q: ?Sized + Eq,
     {
         let mut dirty = self.map.lock();
         let read = self.read();
         if let Some(e) = self.find_in(&read.table, hash, key) {
             drop(dirty);
-            return self.removed(e.delete(&self.guard));
+            return self.removed(e.delete(self.guard));
         }
         // Relaxed: written only under `mu`, which we hold.
         if !read.amended.load(Relaxed) {
@@ -724,7 +713,7 @@ where
         self.miss_locked(&mut dirty);
         let prev = detached.and_then(|e| {
             // SAFETY: the entry was in the dirty table, so it is live.
-            let prev = unsafe { e.as_ref() }.detach_locked(&self.guard);
+            let prev = unsafe { e.as_ref() }.detach_locked(self.guard);
             // SAFETY: the key was not in the read table, so the entry was only in the
             // dirty table, which no longer holds it: it is unreachable (invariant 5).
             unsafe { self.guard.defer_retire(e.as_ptr(), boxed::<Entry<K, V>>) };
@@ -736,20 +725,21 @@ where
 
     pub(crate) fn compare_exchange<Q>(
         &self,
+        hash: u64,
         key: &Q,
         current: &V,
         new: V,
-    ) -> Result<&V, (Option<&V>, V)>
+    ) -> Result<&'a V, (Option<&'a V>, V)>
     where
         K: Borrow<Q>,
-        Q: ?Sized + Hash + Eq,
+        Q: ?Sized + Eq,
         V: PartialEq,
     {
-        let Some(e) = self.find_entry(self.hash(key), key) else {
+        let Some(e) = self.find_entry(hash, key) else {
             return Err((None, new));
         };
         let mut pending = Pending::new(new);
-        let mut p = e.load_raw(&self.guard);
+        let mut p = e.load_raw(self.guard);
         loop {
             // Expunged or deleted: the key is absent at this instant.
             if !is_value(p) {
@@ -759,7 +749,7 @@ where
             if found != current {
                 return Err((Some(found), pending.into_inner()));
             }
-            match e.cas(p, pending.ptr(), &self.guard) {
+            match e.cas(p, pending.ptr(), self.guard) {
                 Ok(prev) => {
                     pending.published();
                     return Ok(self.retire_value(prev));
@@ -769,23 +759,32 @@ where
         }
     }
 
-    pub(crate) fn remove_if<Q>(&self, key: &Q, mut predicate: impl FnMut(&V) -> bool) -> Option<&V>
+    pub(crate) fn remove_if<Q>(
+        &self,
+        hash: u64,
+        key: &Q,
+        mut predicate: impl FnMut(&V) -> bool,
+    ) -> Option<&'a V>
     where
         K: Borrow<Q>,
-        Q: ?Sized + Hash + Eq,
+        Q: ?Sized + Eq,
     {
-        let e = self.find_entry(self.hash(key), key)?;
+        let e = self.find_entry(hash, key)?;
         self.delete_if(e, |_, v| predicate(v))
     }
 
     /// present → deleted if `predicate` approves the value it sees (re-asked on races).
-    fn delete_if(&self, e: &Entry<K, V>, mut predicate: impl FnMut(&K, &V) -> bool) -> Option<&V> {
-        let mut p = e.load_raw(&self.guard);
+    fn delete_if(
+        &self,
+        e: &Entry<K, V>,
+        mut predicate: impl FnMut(&K, &V) -> bool,
+    ) -> Option<&'a V> {
+        let mut p = e.load_raw(self.guard);
         loop {
             if !is_value(p) || !predicate(&e.key, self.value(p)) {
                 return None;
             }
-            match e.cas(p, std::ptr::null_mut(), &self.guard) {
+            match e.cas(p, std::ptr::null_mut(), self.guard) {
                 Ok(prev) => return self.removed(Some(prev)),
                 Err(actual) => p = actual,
             }
@@ -794,7 +793,7 @@ where
 
     /// The read table to iterate, promoting the dirty table first if it holds keys the
     /// read table lacks (so the snapshot contains every key present at this moment).
-    fn iteration_table(&self) -> &ReadTable<K, V> {
+    fn iteration_table(&self) -> &'a ReadTable<K, V> {
         let read = self.read();
         // Acquire: as in `find_entry`.
         if read.amended.load(Acquire) {
@@ -809,10 +808,10 @@ where
         read
     }
 
-    pub(crate) fn iter(&self) -> RawIter<'_, K, V, G> {
+    pub(crate) fn iter(&self) -> RawIter<'a, K, V, G> {
         RawIter {
             entries: self.iteration_table().table.iter(),
-            guard: &self.guard,
+            guard: self.guard,
         }
     }
 
@@ -832,7 +831,7 @@ where
         let mut removed = 0isize;
         let mut detach = |e: EntryPtr<K, V>| {
             // SAFETY: entries of the old tables are live (invariant 5) until retired here.
-            if let Some(v) = unsafe { e.as_ref() }.detach_locked(&self.guard) {
+            if let Some(v) = unsafe { e.as_ref() }.detach_locked(self.guard) {
                 // SAFETY: the value left its slot; it came from `Box::into_raw`.
                 unsafe { self.guard.defer_retire(v, boxed::<V>) };
                 removed += 1;
@@ -847,7 +846,7 @@ where
                 // check them before detaching the dirty ones (which expunges those).
                 for e in std::mem::take(&mut dirty.expunged) {
                     // SAFETY: live until retired (invariant 5).
-                    if unsafe { e.as_ref() }.is_expunged(&self.guard) {
+                    if unsafe { e.as_ref() }.is_expunged(self.guard) {
                         detach(e);
                     }
                 }

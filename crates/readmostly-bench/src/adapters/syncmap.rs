@@ -1,0 +1,70 @@
+//! `readmostly::SyncMap`, one pin per call: what a caller that does one lookup at a time
+//! writes (`map.pin().get(&k)`), and the configuration of the headline numbers.
+
+use std::hint::black_box;
+
+use readmostly::SyncMap;
+
+use super::{BenchMap, Handle, Hasher, Value};
+
+/// `SyncMap<u64, V, S>` with the default promotion rule.
+pub struct SyncMapAdapter<V, S> {
+    pub(crate) map: SyncMap<u64, V, S>,
+}
+
+impl<V, S> std::fmt::Debug for SyncMapAdapter<V, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SyncMapAdapter")
+    }
+}
+
+impl<V: Value, S: Hasher> BenchMap for SyncMapAdapter<V, S> {
+    type Value = V;
+    type Hasher = S;
+    type Handle<'a> = &'a Self;
+
+    fn build(hasher: S) -> Self {
+        SyncMapAdapter {
+            map: SyncMap::builder().hasher(hasher).build(),
+        }
+    }
+
+    fn handle(&self) -> &Self {
+        self
+    }
+
+    fn stats(&self) -> Option<String> {
+        Some(format!("{:?}", self.map.stats()))
+    }
+}
+
+impl<V: Value, S: Hasher> Handle<V> for &SyncMapAdapter<V, S> {
+    #[inline]
+    fn get(&mut self, key: u64) -> bool {
+        let m = self.map.pin();
+        m.get(&key).map(|v| black_box(v.observe())).is_some()
+    }
+
+    #[inline]
+    fn insert(&mut self, key: u64, value: V) {
+        self.map.pin().insert(key, value);
+    }
+
+    #[inline]
+    fn remove(&mut self, key: u64) -> bool {
+        self.map.pin().remove(&key).is_some()
+    }
+
+    #[inline]
+    fn get_or_insert_with<F: FnOnce() -> V>(&mut self, key: u64, make: F) -> bool {
+        let m = self.map.pin();
+        let (v, inserted) = m.get_or_insert_with(key, make);
+        black_box(v.observe());
+        inserted
+    }
+
+    fn iterate(&mut self) -> usize {
+        let m = self.map.pin();
+        super::visit(m.iter().map(|(_, v)| v))
+    }
+}

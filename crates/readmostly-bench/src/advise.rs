@@ -1,0 +1,326 @@
+//! `advise`: run the candidates on the described workload and recommend one, with the
+//! measured evidence and the reasons that apply to the workload's shape.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::adapters::MapKind;
+use crate::record::{is_reference, Row, Skipped};
+use crate::report;
+use crate::suite::{self, Plan};
+use crate::workloads::{KeySrc, OpKind, Workload};
+use crate::Error;
+
+/// A recommendation and its evidence.
+#[derive(Debug, Clone, Serialize)]
+pub struct Advice {
+    /// Workload name.
+    pub workload: String,
+    /// Operation mix.
+    pub mix: String,
+    /// Threads.
+    pub threads: usize,
+    /// Prefilled keys.
+    pub keys: u64,
+    /// Key distribution.
+    pub dist: String,
+    /// Value type.
+    pub value: String,
+    /// Measured candidates, fastest first.
+    pub rows: Vec<Row>,
+    /// Candidates that could not run.
+    pub skipped: Vec<Skipped>,
+    /// The recommended map.
+    pub recommended: Option<String>,
+    /// One-line recommendation.
+    pub headline: String,
+    /// Why, with numbers.
+    pub reasons: Vec<String>,
+}
+
+/// Runs the plan (one workload, one thread count) and derives the advice.
+pub fn advise(plan: &Plan) -> Result<Advice, Error> {
+    let workload = plan
+        .workloads
+        .first()
+        .ok_or_else(|| Error::usage("advise needs a workload"))?
+        .clone();
+    let res = suite::run(plan, "advise".into());
+    let mut rows = res.rows;
+    rows.sort_by(|a, b| b.mops.total_cmp(&a.mops));
+    let threads = plan.threads.first().copied().unwrap_or(1);
+    let (recommended, headline, reasons) = reason(&workload, &rows, threads, suite::cpus());
+    Ok(Advice {
+        workload: workload.name.clone(),
+        mix: workload.mix_text(),
+        threads,
+        keys: plan.keys,
+        dist: plan.dists.first().map_or("uniform", |d| d.name()).into(),
+        value: plan.value.name().into(),
+        rows,
+        skipped: res.skipped,
+        recommended,
+        headline,
+        reasons,
+    })
+}
+
+fn find<'a>(rows: &'a [Row], map: &str) -> Option<&'a Row> {
+    rows.iter().find(|r| r.map == map)
+}
+
+/// The recommendation for measured `rows` (fastest first): `(map, headline, reasons)`.
+pub fn reason(
+    w: &Workload,
+    rows: &[Row],
+    threads: usize,
+    cpus: usize,
+) -> (Option<String>, String, Vec<String>) {
+    let cands: Vec<&Row> = rows.iter().filter(|r| !is_reference(&r.map)).collect();
+    let Some(best) = cands.first() else {
+        return (
+            None,
+            "No candidate map could run this workload.".into(),
+            Vec::new(),
+        );
+    };
+    let mut why = Vec::new();
+    let about = MapKind::parse(&best.map).map_or("", MapKind::about);
+    let headline = if best.map == "syncmap-batch" {
+        "Use readmostly::SyncMap and keep one pin (MapRef from SyncMap::pin) across batches of operations.".to_string()
+    } else {
+        format!("Use {}: {about}.", best.map)
+    };
+    match cands.get(1) {
+        Some(second) if second.mops > 0.0 => {
+            let ratio = best.mops / second.mops;
+            if ratio < 1.05 {
+                let (lo, hi) = if best.p99_ns <= second.p99_ns {
+                    (best, second)
+                } else {
+                    (second, best)
+                };
+                why.push(format!(
+                    "{} ({:.1} Mops/s) and {} ({:.1} Mops/s) are within 5 %: treat them as tied; {} has the lower P99 ({} vs {} ns).",
+                    best.map, best.mops, second.map, second.mops, lo.map, lo.p99_ns, hi.p99_ns
+                ));
+            } else {
+                why.push(format!(
+                    "{} ran at {:.1} Mops/s (P99 {} ns), {ratio:.2}x the runner-up {} ({:.1} Mops/s, P99 {} ns).",
+                    best.map, best.mops, best.p99_ns, second.map, second.mops, second.p99_ns
+                ));
+            }
+        }
+        _ => why.push(format!(
+            "{} ran at {:.1} Mops/s (P99 {} ns).",
+            best.map, best.mops, best.p99_ns
+        )),
+    }
+
+    let pm = |k: OpKind| w.per_mille(k) as f64 / 10.0;
+    let reads = pm(OpKind::Get) + pm(OpKind::ReadOrFill);
+    let overwrites = pm(OpKind::Overwrite);
+    let new_keys = w.new_key_per_mille() / 10.0;
+    let sync = find(rows, "syncmap");
+    if new_keys >= 1.0 {
+        let cost = "the read/dirty design (SyncMap) takes its lock for every new key and rebuilds its dirty \
+                    table after each promotion";
+        if MapKind::parse(&best.map).is_some_and(MapKind::is_ours) {
+            why.push(format!(
+                "new-key rate is {new_keys:.1} % of operations: {cost}, yet SyncMap still came out ahead here."
+            ));
+        } else {
+            let mut s = format!(
+                "new-key rate is high ({new_keys:.1} % of operations store a key the map does not hold): {cost}; \
+                 maps that write in place (scc HashMap, dashmap; ShardedMap once available) do not pay that."
+            );
+            if let Some(sy) = sync {
+                let _ = write!(
+                    s,
+                    " Here SyncMap reached {:.2}x of {}.",
+                    sy.mops / best.mops,
+                    best.map
+                );
+            }
+            why.push(s);
+        }
+    } else if reads >= 99.0 {
+        why.push(format!(
+            "read-mostly with a stable key set ({reads:.1} % reads, no new keys): SyncMap, scc HashIndex, papaya and \
+             ArcSwap serve reads without a lock; the differences are the per-call guard and the table layout."
+        ));
+    }
+    if overwrites >= 20.0 {
+        why.push(format!(
+            "write-heavy ({overwrites:.0} % overwrites): copy-on-write maps (arcswap-cow whole-map, scc HashIndex \
+             per entry) allocate on every write; locking maps serialise writers per shard or bucket."
+        ));
+    }
+    if w.shares.iter().any(|s| s.keys == KeySrc::Hot) {
+        why.push(
+            "every operation targets one key: all maps serialise on that entry or shard; what differs is the miss \
+             path (SyncMap: the lock and a promotion per miss storm)."
+                .into(),
+        );
+    }
+    if w.per_mille(OpKind::Iterate) > 0 {
+        why.push(
+            "full iterations take most of the time: the ranking mostly reflects iteration speed."
+                .into(),
+        );
+    }
+    if threads == 1 {
+        why.push(
+            "one thread: there is no contention, so plain locks cost little; the ranking reflects single-thread cost."
+                .into(),
+        );
+    }
+    if threads > cpus {
+        why.push(format!(
+            "{threads} threads on {cpus} CPUs: threads are preempted, so tail latencies reflect the scheduler as much as the map."
+        ));
+    }
+    if let (Some(b), Some(s)) = (find(rows, "syncmap-batch"), sync) {
+        if s.mops > 0.0 && b.mops / s.mops > 1.15 {
+            why.push(format!(
+                "holding one pin across many operations (keep the MapRef from SyncMap::pin) was {:.2}x faster than pinning per call.",
+                b.mops / s.mops
+            ));
+        }
+    }
+    (Some(best.map.clone()), headline, why)
+}
+
+/// The advice as text.
+pub fn render(a: &Advice) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "workload: {} — {}\n{} threads, {} keys, {} keys, {} values\n",
+        a.workload, a.mix, a.threads, a.keys, a.dist, a.value
+    );
+    let rows: Vec<Vec<String>> = a
+        .rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.map.clone(),
+                format!("{:.2}{}", r.mops, if r.truncated { "*" } else { "" }),
+                r.vs_best.map_or("-".into(), |v| format!("{v:.2}x")),
+                r.p50_ns.to_string(),
+                r.p99_ns.to_string(),
+                r.p999_ns.to_string(),
+                r.allocs_per_op.map_or("-".into(), |v| format!("{v:.3}")),
+                r.bytes_per_key.map_or("-".into(), |v| format!("{v:.1}")),
+            ]
+        })
+        .collect();
+    out.push_str(&report::render(
+        &[
+            "map",
+            "Mops/s",
+            "vs best",
+            "p50 ns",
+            "p99 ns",
+            "p999 ns",
+            "allocs/op",
+            "B/key",
+        ],
+        &rows,
+        false,
+    ));
+    for s in &a.skipped {
+        let _ = writeln!(out, "(skipped {}: {})", s.map, s.reason);
+    }
+    let _ = writeln!(out, "\nRecommendation: {}\nWhy:", a.headline);
+    for r in &a.reasons {
+        let _ = writeln!(out, "  - {r}");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(map: &str, mops: f64, p99: u64) -> Row {
+        Row {
+            map: map.into(),
+            workload: "custom".into(),
+            dist: "uniform".into(),
+            threads: 4,
+            keys: 10,
+            mops,
+            p50_ns: 1,
+            p99_ns: p99,
+            p999_ns: p99,
+            max_ns: p99,
+            value: "u64".into(),
+            hasher: "foldhash".into(),
+            ops: 1,
+            secs: 1.0,
+            samples: 1,
+            allocs_per_op: None,
+            bytes_per_key: None,
+            hit_rate: None,
+            truncated: false,
+            vs_best: None,
+            vs_frozen: None,
+            map_stats: None,
+        }
+    }
+
+    #[test]
+    fn high_new_key_rate_is_explained() {
+        let w = Workload::custom(90.0, 0.0, 5.0, 5.0).unwrap();
+        let rows = vec![
+            row("scc-hashmap", 100.0, 300),
+            row("dashmap", 80.0, 400),
+            row("syncmap", 20.0, 900),
+        ];
+        let (m, head, why) = reason(&w, &rows, 4, 16);
+        assert_eq!(m.as_deref(), Some("scc-hashmap"));
+        assert!(head.contains("scc-hashmap"));
+        assert!(why[0].contains("1.25x the runner-up dashmap"), "{why:?}");
+        assert!(
+            why.iter()
+                .any(|r| r.contains("new-key rate is high") && r.contains("0.20x")),
+            "{why:?}"
+        );
+    }
+
+    #[test]
+    fn new_keys_when_syncmap_wins() {
+        let w = Workload::by_name("ttl-cache").unwrap();
+        let rows = vec![row("syncmap", 100.0, 300), row("dashmap", 50.0, 400)];
+        let (m, _, why) = reason(&w, &rows, 4, 16);
+        assert_eq!(m.as_deref(), Some("syncmap"));
+        assert!(
+            why.iter().any(|r| r.contains("still came out ahead")),
+            "{why:?}"
+        );
+    }
+
+    #[test]
+    fn ties_and_batch_pins() {
+        let w = Workload::by_name("read100").unwrap();
+        let rows = vec![
+            row("syncmap-batch", 200.0, 100),
+            row("scc-hashindex", 195.0, 90),
+            row("syncmap", 100.0, 120),
+            row("frozen-std", 500.0, 50),
+        ];
+        let (m, head, why) = reason(&w, &rows, 32, 16);
+        assert_eq!(m.as_deref(), Some("syncmap-batch"));
+        assert!(head.contains("keep one pin"));
+        assert!(
+            why[0].contains("within 5 %") && why[0].contains("scc-hashindex has the lower P99")
+        );
+        assert!(why.iter().any(|r| r.contains("read-mostly")));
+        assert!(why.iter().any(|r| r.contains("32 threads on 16 CPUs")));
+        assert!(why
+            .iter()
+            .any(|r| r.contains("2.00x faster than pinning per call")));
+    }
+}

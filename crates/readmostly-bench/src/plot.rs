@@ -1,0 +1,173 @@
+//! SVG plots (plotters, SVG backend only: text is emitted as SVG `<text>`, no fonts needed).
+
+use std::path::Path;
+
+use plotters::prelude::*;
+
+use crate::record::Row;
+use crate::Error;
+
+fn err(e: impl std::fmt::Display) -> Error {
+    Error::msg(format!("plot: {e}"))
+}
+
+fn color(i: usize) -> RGBColor {
+    const C: [RGBColor; 11] = [
+        RGBColor(0xd6, 0x27, 0x28),
+        RGBColor(0xff, 0x7f, 0x0e),
+        RGBColor(0x1f, 0x77, 0xb4),
+        RGBColor(0x2c, 0xa0, 0x2c),
+        RGBColor(0x94, 0x67, 0xbd),
+        RGBColor(0x8c, 0x56, 0x4b),
+        RGBColor(0xe3, 0x77, 0xc2),
+        RGBColor(0x17, 0xbe, 0xcf),
+        RGBColor(0xbc, 0xbd, 0x22),
+        RGBColor(0x7f, 0x7f, 0x7f),
+        RGBColor(0x00, 0x00, 0x00),
+    ];
+    C[i % C.len()]
+}
+
+fn maps_of(rows: &[&Row]) -> Vec<String> {
+    let mut v: Vec<String> = Vec::new();
+    for r in rows {
+        if r.map != "noop" && !v.contains(&r.map) {
+            v.push(r.map.clone());
+        }
+    }
+    v
+}
+
+/// Throughput against threads for one workload, one line per map (noop left out).
+pub fn throughput(path: &Path, title: &str, rows: &[&Row]) -> Result<(), Error> {
+    let maps = maps_of(rows);
+    let mut threads: Vec<usize> = rows.iter().map(|r| r.threads).collect();
+    threads.sort_unstable();
+    threads.dedup();
+    let n = threads.len().max(1) as i32;
+    let max_y = rows
+        .iter()
+        .filter(|r| r.map != "noop")
+        .map(|r| r.mops)
+        .fold(0.0f64, f64::max)
+        .max(1e-3)
+        * 1.35; // headroom for the legend
+    let root = SVGBackend::new(path, (860, 520)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d((0..n - 1).into_segmented(), 0f64..max_y)
+        .map_err(err)?;
+    let label = |x: &SegmentValue<i32>| match x {
+        SegmentValue::CenterOf(i) => threads
+            .get(*i as usize)
+            .map_or(String::new(), |t| t.to_string()),
+        _ => String::new(),
+    };
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_desc("threads")
+        .y_desc("Mops/s (all threads)")
+        .x_labels(threads.len())
+        .x_label_formatter(&label)
+        .draw()
+        .map_err(err)?;
+    for (i, m) in maps.iter().enumerate() {
+        let mut pts: Vec<(SegmentValue<i32>, f64)> = rows
+            .iter()
+            .filter(|r| &r.map == m)
+            .filter_map(|r| {
+                let i = threads.iter().position(|&t| t == r.threads)? as i32;
+                Some((SegmentValue::CenterOf(i), r.mops))
+            })
+            .collect();
+        pts.sort_by_key(|p| match p.0 {
+            SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => i,
+            SegmentValue::Last => i32::MAX,
+        });
+        let c = color(i);
+        chart
+            .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))
+            .map_err(err)?
+            .label(m.as_str())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], c.stroke_width(2)));
+        chart
+            .draw_series(pts.into_iter().map(|p| Circle::new(p, 3, c.filled())))
+            .map_err(err)?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(err)?;
+    root.present().map_err(err)
+}
+
+/// Latency percentiles (p50, p99, p999; log scale) at the highest thread count.
+pub fn latency(path: &Path, title: &str, rows: &[&Row]) -> Result<(), Error> {
+    let max_t = rows.iter().map(|r| r.threads).max().unwrap_or(1);
+    let at: Vec<&Row> = rows
+        .iter()
+        .copied()
+        .filter(|r| r.threads == max_t)
+        .collect();
+    let maps = maps_of(&at);
+    let lo = at.iter().map(|r| r.p50_ns.max(1)).min().unwrap_or(1) as f64 * 0.7;
+    let hi = at.iter().map(|r| r.p999_ns.max(2)).max().unwrap_or(2) as f64 * 1.5;
+    let root = SVGBackend::new(path, (860, 520)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(format!("{title} — {max_t} threads"), ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d((0..2).into_segmented(), (lo..hi).log_scale())
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(3)
+        .x_label_formatter(&|x| match x {
+            SegmentValue::CenterOf(0) => "p50".into(),
+            SegmentValue::CenterOf(1) => "p99".into(),
+            SegmentValue::CenterOf(2) => "p99.9".into(),
+            _ => String::new(),
+        })
+        .y_desc("ns (sampled ops, incl. timer)")
+        .y_label_formatter(&|y| format!("{y:.0}"))
+        .draw()
+        .map_err(err)?;
+    for (i, m) in maps.iter().enumerate() {
+        let Some(r) = at.iter().find(|r| &r.map == m) else {
+            continue;
+        };
+        let pts = vec![
+            (SegmentValue::CenterOf(0), r.p50_ns.max(1) as f64),
+            (SegmentValue::CenterOf(1), r.p99_ns.max(1) as f64),
+            (SegmentValue::CenterOf(2), r.p999_ns.max(1) as f64),
+        ];
+        let c = color(i);
+        chart
+            .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))
+            .map_err(err)?
+            .label(m.as_str())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], c.stroke_width(2)));
+        chart
+            .draw_series(pts.into_iter().map(|p| Circle::new(p, 3, c.filled())))
+            .map_err(err)?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(err)?;
+    root.present().map_err(err)
+}
