@@ -26,9 +26,11 @@ mod model {
     use std::sync::atomic::Ordering;
     use std::sync::{Mutex, PoisonError};
 
-    type Deferred = Box<dyn FnOnce(&Collector)>;
-
-    struct SendDeferred(Deferred);
+    /// A retired object with its type erased (so `K`/`V` need not be `'static`).
+    struct SendDeferred {
+        ptr: *mut (),
+        reclaim: unsafe fn(*mut (), &Collector),
+    }
     // SAFETY: the list is behind a std mutex (deliberately not modelled by loom) and
     // retired objects are only freed when the collector is dropped.
     unsafe impl Send for SendDeferred {}
@@ -57,7 +59,9 @@ mod model {
             let retired =
                 std::mem::take(&mut *self.retired.lock().unwrap_or_else(PoisonError::into_inner));
             for deferred in retired {
-                (deferred.0)(self);
+                // SAFETY: `reclaim` is the function passed to `defer_retire` for `ptr`
+                // (see there); each entry is taken from the list, so it runs once.
+                unsafe { (deferred.reclaim)(deferred.ptr, self) };
             }
         }
     }
@@ -97,16 +101,22 @@ mod model {
         /// # Safety
         /// `ptr` must be unreachable for threads entering later and valid for `reclaim`.
         unsafe fn defer_retire<T>(&self, ptr: *mut T, reclaim: unsafe fn(*mut T, &Collector)) {
-            let ptr = ptr as usize;
-            let deferred: Deferred = Box::new(move |collector| {
-                // SAFETY: guaranteed by the caller of `defer_retire`; runs once, at drop.
-                unsafe { reclaim(ptr as *mut T, collector) }
-            });
+            // SAFETY: `unsafe fn(*mut T, &Collector)` and `unsafe fn(*mut (), &Collector)`
+            // are ABI-compatible (thin raw pointers), and the erased function is only ever
+            // called with `ptr`, which is a `*mut T`.
+            let reclaim = unsafe {
+                std::mem::transmute::<unsafe fn(*mut T, &Collector), unsafe fn(*mut (), &Collector)>(
+                    reclaim,
+                )
+            };
             self.collector()
                 .retired
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .push(SendDeferred(deferred));
+                .push(SendDeferred {
+                    ptr: ptr.cast(),
+                    reclaim,
+                });
         }
     }
 

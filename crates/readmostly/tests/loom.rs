@@ -1,0 +1,484 @@
+//! Loom models of the read/dirty protocol.
+//!
+//! Run with (see `ci/loom.sh`):
+//!
+//! ```text
+//! RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test --release -p readmostly --test loom
+//! ```
+//!
+//! Under `--cfg loom` the crate's `sync` shim swaps the read-table pointer, the entry
+//! slots, the `amended` flag and the dirty-table mutex for loom's, and reclamation is
+//! deferred to the map's drop, so loom explores every interleaving of the protocol's
+//! atomic operations (up to `LOOM_MAX_PREEMPTIONS` preemptions, read from the
+//! environment by `loom::model`).
+//!
+//! Each model builds its map inside the model, drives it into the state whose race it
+//! is about (promotion pending, entry deleted in the read table, dirty-only key …) with
+//! single-threaded operations, runs the racing operations on two threads, and then checks
+//! both the values each operation returned and the final contents (through `get`,
+//! `iter` and `len`) against the outcomes the possible linearizations allow.
+//!
+//! The hasher is a fixed `DefaultHasher` so that every loom iteration hashes alike.
+//!
+//! What these models can and cannot catch: they catch lost or doubled updates, wrong
+//! state transitions and missing re-checks under the lock (seeded bugs of each kind —
+//! no re-check of the read table in the slow paths, an unexpunged entry not put back
+//! into the dirty table, a lock-free store over *expunged*, a swap where a CAS is
+//! needed, a non-atomic expunge, `clear` not detaching dirty entries — each fail at
+//! least one model). They cannot catch a too-weak ordering on memory loom does not
+//! track (the hash tables and boxed values are plain memory), nor reclamation bugs
+//! (the loom collector frees at drop): Miri and the sanitizers cover those.
+#![cfg(loom)]
+
+use std::hash::{BuildHasherDefault, DefaultHasher};
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::time::Instant;
+
+use loom::sync::Arc;
+use loom::thread;
+use readmostly::{Promotion, SyncMap};
+
+type Map = SyncMap<u64, u64, BuildHasherDefault<DefaultHasher>>;
+
+fn new_map(promotion: Promotion) -> Arc<Map> {
+    Arc::new(
+        SyncMap::builder()
+            .hasher(BuildHasherDefault::default())
+            .promotion(promotion)
+            .build(),
+    )
+}
+
+/// Runs `f` under `loom::model` twice, with `swap` false and true (see [`race`]), and
+/// reports how many interleavings were explored.
+fn model(name: &str, f: impl Fn(bool) + Send + Sync + Copy + 'static) {
+    for swap in [false, true] {
+        let iterations = std::sync::Arc::new(AtomicUsize::new(0));
+        let counter = iterations.clone();
+        let start = Instant::now();
+        loom::model(move || {
+            counter.fetch_add(1, Relaxed);
+            f(swap);
+        });
+        eprintln!(
+            "loom model {name} (swap={swap}): {} iterations in {:.2?} (LOOM_MAX_PREEMPTIONS={})",
+            iterations.load(Relaxed),
+            start.elapsed(),
+            std::env::var("LOOM_MAX_PREEMPTIONS").unwrap_or_else(|_| "unbounded".into()),
+        );
+    }
+}
+
+/// Runs `a` and `b` concurrently, one on a spawned thread and one on the model's main
+/// thread, and returns both results.
+///
+/// Loom's first schedule runs the main thread until it blocks, and its DPOR only
+/// revisits a point when it sees a later *dependent* access; a load followed by
+/// another thread's load-then-write of the same atomic is not seen as one (it tracks
+/// only the last access). So every model runs twice, once with `a` starting first and
+/// once with `b` starting first (`swap`), and loom explores the interleavings around
+/// each starting order.
+fn race<RA, RB>(
+    swap: bool,
+    a: impl FnOnce() -> RA + Send + 'static,
+    b: impl FnOnce() -> RB + Send + 'static,
+) -> (RA, RB)
+where
+    RA: Send + 'static,
+    RB: Send + 'static,
+{
+    if swap {
+        let b = thread::spawn(b);
+        let ra = a();
+        (ra, b.join().unwrap())
+    } else {
+        let a = thread::spawn(a);
+        let rb = b();
+        (a.join().unwrap(), rb)
+    }
+}
+
+/// The map's contents through `iter`, sorted; also checks that no key is visited twice
+/// and that `len` agrees (the test is quiescent when this is called).
+fn contents(map: &Map) -> Vec<(u64, u64)> {
+    let mut seen: Vec<(u64, u64)> = map.pin().iter().map(|(k, v)| (*k, *v)).collect();
+    seen.sort_unstable();
+    let mut keys: Vec<u64> = seen.iter().map(|(k, _)| *k).collect();
+    keys.dedup();
+    assert_eq!(keys.len(), seen.len(), "iter visited a key twice: {seen:?}");
+    assert_eq!(map.len(), seen.len(), "len disagrees with iter: {seen:?}");
+    for &(k, v) in &seen {
+        assert_eq!(
+            map.get_cloned(&k),
+            Some(v),
+            "get disagrees with iter for key {k}"
+        );
+    }
+    seen
+}
+
+/// Where the key under test sits before the race starts.
+#[derive(Clone, Copy, Debug)]
+enum Setup {
+    /// Present in the read table (inserted, then promoted by a read).
+    Read,
+    /// Present in the dirty table only (inserted, not yet promoted).
+    DirtyOnly,
+    /// In the read table, *deleted* (inserted, promoted, removed).
+    Deleted,
+}
+
+/// A map (promoting on every miss) holding key 1 with `value` in the state `setup`.
+fn map_with_key(setup: Setup, value: u64) -> Arc<Map> {
+    let map = new_map(Promotion::EveryMiss);
+    assert!(!map.insert(1, value));
+    match setup {
+        Setup::DirtyOnly => {}
+        Setup::Read | Setup::Deleted => {
+            // A miss: with `EveryMiss` it promotes the dirty table at once.
+            assert_eq!(map.get_cloned(&1), Some(value));
+            assert_eq!(map.stats().promotions, 1);
+            if let Setup::Deleted = setup {
+                assert!(map.remove(&1));
+            }
+        }
+    }
+    map
+}
+
+// ----------------------------------------------------------------------- (a)
+
+/// A read of a dirty-only key (a miss that promotes the dirty table) racing an insert of
+/// a new key and reads on another thread. Every read must see its key's value whatever
+/// the order of the promotion, the pointer swap and the insert (which may have to
+/// rebuild the dirty table right after the promotion).
+#[test]
+fn read_racing_promotion() {
+    model("read_racing_promotion", |swap| {
+        let map = map_with_key(Setup::DirtyOnly, 10);
+        let (m1, m2) = (map.clone(), map.clone());
+        let (read, (inserted, reread, other)) = race(
+            swap,
+            move || m1.pin().get(&1).copied(),
+            move || {
+                let m = m2.pin();
+                let inserted = m.insert(2, 20).is_none();
+                (inserted, m.get(&2).copied(), m.get(&1).copied())
+            },
+        );
+        assert_eq!(read, Some(10), "the promoting read lost its key");
+        assert_eq!((inserted, reread, other), (true, Some(20), Some(10)));
+        assert_eq!(contents(&map), [(1, 10), (2, 20)]);
+    });
+}
+
+/// Two reads of two dirty-only keys, each a miss that may promote: whichever promotes
+/// first, the other must find its key (in the new read table or, re-checked under the
+/// lock, in the dirty table).
+#[test]
+fn reads_racing_promotion() {
+    model("reads_racing_promotion", |swap| {
+        let map = new_map(Promotion::EveryMiss);
+        map.insert(1, 10);
+        map.insert(2, 20);
+        let (m1, m2) = (map.clone(), map.clone());
+        let (a, b) = race(
+            swap,
+            move || m1.pin().get(&1).copied(),
+            move || m2.pin().get(&2).copied(),
+        );
+        assert_eq!((a, b), (Some(10), Some(20)));
+        assert_eq!(contents(&map), [(1, 10), (2, 20)]);
+    });
+}
+
+// ----------------------------------------------------------------------- (b)
+
+/// A store to a deleted entry racing the dirty-table rebuild that expunges it.
+///
+/// Key 1 is deleted in the read table and there is no dirty table. One thread inserts
+/// a new key, which rebuilds the dirty table and expunges key 1's entry; the other
+/// stores key 1 again. If the store lands first the entry is live and copied into the
+/// dirty table; if the rebuild wins, the store must see *expunged* and put the entry
+/// back into the dirty table under the lock. Either way key 1 must end up present with
+/// the stored value, through `get` and `iter`, and survive the next promotion and rebuild.
+#[test]
+fn store_to_expunged_racing_rebuild() {
+    model("store_to_expunged_racing_rebuild", |swap| {
+        let map = map_with_key(Setup::Deleted, 10);
+        let (m1, m2) = (map.clone(), map.clone());
+        let (new_key, (prev, seen)) = race(
+            swap,
+            move || m1.pin().insert(2, 20).copied(),
+            move || {
+                let m = m2.pin();
+                let prev = m.insert(1, 11).copied();
+                (prev, m.get(&1).copied())
+            },
+        );
+        assert_eq!(new_key, None);
+        assert_eq!(prev, None, "key 1 was deleted");
+        assert_eq!(seen, Some(11), "a store is visible to its own thread");
+        assert_eq!(map.get_cloned(&1), Some(11));
+        assert_eq!(map.get_cloned(&2), Some(20));
+        assert_eq!(contents(&map), [(1, 11), (2, 20)]);
+        // Another promotion + rebuild cycle must keep key 1 (it was put back correctly).
+        assert!(!map.insert(3, 30));
+        assert_eq!(map.get_cloned(&3), Some(30));
+        assert_eq!(contents(&map), [(1, 11), (2, 20), (3, 30)]);
+    });
+}
+
+// ----------------------------------------------------------------------- (c)
+
+/// `remove(1)` racing `get_or_insert(1, 12)`, with key 1 starting in `setup`
+/// (value 10 unless deleted). The results must match one of the two orders.
+fn remove_racing_get_or_insert(setup: Setup, swap: bool) {
+    let map = map_with_key(setup, 10);
+    let initially_present = !matches!(setup, Setup::Deleted);
+    let (m1, m2) = (map.clone(), map.clone());
+    let (removed, (got, inserted)) = race(
+        swap,
+        move || m1.pin().remove(&1).copied(),
+        move || {
+            let m = m2.pin();
+            let (v, inserted) = m.get_or_insert(1, 12);
+            (*v, inserted)
+        },
+    );
+    let after = contents(&map);
+    if initially_present {
+        // The remove always takes 10: either before get_or_insert (which then inserts 12
+        // and keeps it) or after it (get_or_insert loaded 10, nothing is left).
+        assert_eq!(removed, Some(10), "{setup:?}");
+        if inserted {
+            assert_eq!(got, 12, "{setup:?}");
+            assert_eq!(after, [(1, 12)], "{setup:?}: remove → get_or_insert");
+        } else {
+            assert_eq!(got, 10, "{setup:?}");
+            assert_eq!(after, [], "{setup:?}: get_or_insert → remove");
+        }
+    } else {
+        // Absent at first: get_or_insert always inserts 12; the remove either ran first
+        // (found nothing, 12 stays) or after (took 12, nothing is left).
+        assert_eq!((got, inserted), (12, true), "{setup:?}");
+        match removed {
+            None => assert_eq!(after, [(1, 12)], "{setup:?}: remove → get_or_insert"),
+            Some(12) => assert_eq!(after, [], "{setup:?}: get_or_insert → remove"),
+            Some(other) => panic!("{setup:?}: remove returned {other}, never stored"),
+        }
+    }
+}
+
+#[test]
+fn remove_racing_get_or_insert_read() {
+    model("remove_racing_get_or_insert_read", |swap| {
+        remove_racing_get_or_insert(Setup::Read, swap)
+    });
+}
+
+#[test]
+fn remove_racing_get_or_insert_dirty_only() {
+    model("remove_racing_get_or_insert_dirty_only", |swap| {
+        remove_racing_get_or_insert(Setup::DirtyOnly, swap)
+    });
+}
+
+#[test]
+fn remove_racing_get_or_insert_deleted() {
+    model("remove_racing_get_or_insert_deleted", |swap| {
+        remove_racing_get_or_insert(Setup::Deleted, swap)
+    });
+}
+
+// ----------------------------------------------------------------------- (d)
+
+/// `compare_exchange(1, &0, new)` from one thread, with its outcome copied out.
+fn cas(map: &Map, new: u64) -> Result<u64, (Option<u64>, u64)> {
+    match map.pin().compare_exchange(&1, &0, new) {
+        Ok(prev) => Ok(*prev),
+        Err(e) => Err((e.current.copied(), e.new)),
+    }
+}
+
+/// Two `compare_exchange(1, &0, new)` calls from the same expected value: exactly one
+/// succeeds (and sees 0), the other fails and sees the winner's value, and the map ends
+/// with the winner's value.
+fn compare_exchange_race(setup: Setup, swap: bool) {
+    let map = map_with_key(setup, 0);
+    let (m1, m2) = (map.clone(), map.clone());
+    let outcome = race(swap, move || cas(&m1, 1), move || cas(&m2, 2));
+    // The loser sees the winner's value and gets its own value back.
+    let winner = match outcome {
+        (Ok(0), Err((Some(1), 2))) => 1,
+        (Err((Some(2), 1)), Ok(0)) => 2,
+        outcome => panic!("{setup:?}: not exactly one winner: {outcome:?}"),
+    };
+    assert_eq!(contents(&map), [(1, winner)], "{setup:?}");
+}
+
+#[test]
+fn compare_exchange_race_read() {
+    model("compare_exchange_race_read", |swap| {
+        compare_exchange_race(Setup::Read, swap)
+    });
+}
+
+#[test]
+fn compare_exchange_race_dirty_only() {
+    model("compare_exchange_race_dirty_only", |swap| {
+        compare_exchange_race(Setup::DirtyOnly, swap)
+    });
+}
+
+// ----------------------------------------------------------------------- extras
+
+/// Two `get_or_insert` calls on a deleted key (the lock-free CAS path on the deleted
+/// slot): exactly one inserts, and both return the winner's value.
+#[test]
+fn get_or_insert_race_deleted() {
+    model("get_or_insert_race_deleted", |swap| {
+        let map = map_with_key(Setup::Deleted, 10);
+        let goi = |map: Arc<Map>, v: u64| {
+            move || {
+                let m = map.pin();
+                let (v, inserted) = m.get_or_insert(1, v);
+                (*v, inserted)
+            }
+        };
+        let outcome = race(swap, goi(map.clone(), 11), goi(map.clone(), 12));
+        let winner = match outcome {
+            ((11, true), (11, false)) => 11,
+            ((12, false), (12, true)) => 12,
+            outcome => panic!("not exactly one insert: {outcome:?}"),
+        };
+        assert_eq!(contents(&map), [(1, winner)]);
+    });
+}
+
+/// `clear` racing a store to a key of the read table: the store is ordered either
+/// before the clear (it replaced 10 and was then cleared) or after it (it found the key
+/// absent and its value stays).
+#[test]
+fn clear_racing_insert() {
+    model("clear_racing_insert", |swap| {
+        let map = map_with_key(Setup::Read, 10);
+        let (m1, m2) = (map.clone(), map.clone());
+        let ((), prev) = race(
+            swap,
+            move || m1.clear(),
+            move || m2.pin().insert(1, 11).copied(),
+        );
+        match prev {
+            Some(10) => assert_eq!(contents(&map), [], "insert → clear"),
+            None => assert_eq!(contents(&map), [(1, 11)], "clear → insert"),
+            Some(other) => panic!("insert replaced {other}, never stored"),
+        }
+        // The map stays usable after the race.
+        assert!(!map.insert(2, 20));
+        assert_eq!(map.get_cloned(&2), Some(20));
+    });
+}
+
+/// Iteration racing an insert of a new key that rebuilds the dirty table (expunging a
+/// deleted entry), with the iteration's own promotion: key 1, present for the whole
+/// iteration, is seen exactly once with its value; the deleted key 0 is never seen;
+/// the new key may or may not be.
+#[test]
+fn iter_racing_rebuild() {
+    model("iter_racing_rebuild", |swap| {
+        let map = new_map(Promotion::EveryMiss);
+        map.insert(0, 0);
+        map.insert(1, 10);
+        assert_eq!(map.get_cloned(&1), Some(10)); // promotes both keys
+        assert!(map.remove(&0)); // key 0: deleted in the read table
+        let (m1, m2) = (map.clone(), map.clone());
+        let (seen, prev) = race(
+            swap,
+            move || {
+                let m = m1.pin();
+                let mut seen: Vec<(u64, u64)> = m.iter().map(|(k, v)| (*k, *v)).collect();
+                seen.sort_unstable();
+                seen
+            },
+            move || m2.pin().insert(2, 20).copied(),
+        );
+        assert_eq!(prev, None);
+        assert!(
+            seen == [(1, 10)] || seen == [(1, 10), (2, 20)],
+            "iter saw {seen:?}"
+        );
+        assert_eq!(contents(&map), [(1, 10), (2, 20)]);
+    });
+}
+
+/// `clear` racing an insert of a new key (which builds a dirty table from the read
+/// table): key 1 is always gone, key 2 is present exactly when the insert came after the
+/// clear, and `len` agrees with `iter` (every detached entry was counted once).
+#[test]
+fn clear_racing_new_key() {
+    model("clear_racing_new_key", |swap| {
+        let map = map_with_key(Setup::Read, 10);
+        let (m1, m2) = (map.clone(), map.clone());
+        let ((), prev) = race(
+            swap,
+            move || m1.clear(),
+            move || m2.pin().insert(2, 20).copied(),
+        );
+        assert_eq!(prev, None);
+        let after = contents(&map);
+        assert!(
+            after.is_empty() || after == [(2, 20)],
+            "after clear: {after:?}"
+        );
+        // Whatever survived, the map keeps working through another rebuild cycle.
+        assert!(!map.insert(3, 30));
+        assert_eq!(map.get_cloned(&3), Some(30));
+        assert_eq!(map.get_cloned(&1), None);
+    });
+}
+
+/// A remove of a read-table key racing the rebuild triggered by a new key: the removed
+/// entry is either copied into the dirty table as deleted or expunged by the rebuild.
+/// Either way the key is gone afterwards, and storing it again brings it back (through
+/// the unexpunge path when it was expunged).
+#[test]
+fn remove_racing_rebuild() {
+    model("remove_racing_rebuild", |swap| {
+        let map = map_with_key(Setup::Read, 10);
+        let (m1, m2) = (map.clone(), map.clone());
+        let (removed, prev) = race(
+            swap,
+            move || m1.pin().remove(&1).copied(),
+            move || m2.pin().insert(2, 20).copied(),
+        );
+        assert_eq!((removed, prev), (Some(10), None));
+        assert_eq!(contents(&map), [(2, 20)]);
+        assert!(!map.insert(1, 11));
+        assert_eq!(contents(&map), [(1, 11), (2, 20)]);
+    });
+}
+
+/// Model (b) with a third thread reading the key being re-stored: the reader sees the
+/// key absent or with the new value, never a stale or freed one, while the rebuild
+/// and the unexpunge race.
+#[test]
+fn store_to_expunged_racing_rebuild_and_read() {
+    model("store_to_expunged_racing_rebuild_and_read", |swap| {
+        let map = map_with_key(Setup::Deleted, 10);
+        let reader = {
+            let map = map.clone();
+            thread::spawn(move || map.pin().get(&1).copied())
+        };
+        let (m1, m2) = (map.clone(), map.clone());
+        let (new_key, prev) = race(
+            swap,
+            move || m1.pin().insert(2, 20).copied(),
+            move || m2.pin().insert(1, 11).copied(),
+        );
+        let seen = reader.join().unwrap();
+        assert_eq!((new_key, prev), (None, None));
+        assert!(seen.is_none() || seen == Some(11), "reader saw {seen:?}");
+        assert_eq!(contents(&map), [(1, 11), (2, 20)]);
+    });
+}
