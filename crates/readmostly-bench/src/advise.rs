@@ -126,14 +126,19 @@ pub fn reason(
     if new_keys >= 1.0 {
         let cost = "the read/dirty design (SyncMap) takes its lock for every new key and rebuilds its dirty \
                     table after each promotion";
-        if MapKind::parse(&best.map).is_some_and(MapKind::is_ours) {
+        if best.map == MapKind::Sharded.name() {
+            why.push(format!(
+                "new-key rate is {new_keys:.1} % of operations: {cost}; ShardedMap splits the lock and the \
+                 rebuild over its shards, and came out ahead here."
+            ));
+        } else if MapKind::parse(&best.map).is_some_and(MapKind::is_ours) {
             why.push(format!(
                 "new-key rate is {new_keys:.1} % of operations: {cost}, yet SyncMap still came out ahead here."
             ));
         } else {
             let mut s = format!(
                 "new-key rate is high ({new_keys:.1} % of operations store a key the map does not hold): {cost}; \
-                 maps that write in place (scc HashMap, dashmap; ShardedMap once available) do not pay that."
+                 readmostly's ShardedMap divides both costs by its shard count, and maps that write in place (scc HashMap, dashmap) do not pay them."
             );
             if let Some(sy) = sync {
                 let _ = write!(

@@ -238,7 +238,8 @@ fn claim_cells(claim: &[ClaimRow]) -> Vec<Vec<String>> {
         .collect()
 }
 
-/// Rows where SyncMap (pin per call) is slower than the best other candidate:
+/// Rows where SyncMap (pin per call) is slower than the best candidate that is not one of
+/// readmostly's own maps:
 /// `(row of syncmap, row of the winner)`, worst ratio first.
 pub fn losses(rows: &[Row]) -> Vec<(&Row, &Row)> {
     let mut v = Vec::new();
@@ -250,7 +251,8 @@ pub fn losses(rows: &[Row]) -> Vec<(&Row, &Row)> {
                     && o.dist == s.dist
                     && o.threads == s.threads
                     && !is_reference(&o.map)
-                    && !o.map.starts_with("syncmap")
+                    && !crate::adapters::MapKind::parse(&o.map)
+                        .is_some_and(crate::adapters::MapKind::is_ours)
             })
             .max_by(|a, b| a.mops.total_cmp(&b.mops));
         if let Some(b) = best {
@@ -287,6 +289,7 @@ pub fn targets(rows: &[Row]) -> Vec<(String, String, Option<bool>)> {
         ratio("syncmap", "scc-hashindex", "read95", 1.0),
         ratio("syncmap", "scc-hashindex", "write50", 1.5),
         ratio("syncmap", "dashmap", "churn10", 1.0),
+        ratio("sharded", "scc-hashmap", "churn10", 1.0),
     ];
     t.push(match find("syncmap", "read99") {
         Some(r) => (

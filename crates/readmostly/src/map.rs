@@ -71,6 +71,8 @@ impl Promotion {
 pub struct SyncMap<K, V, S = DefaultHashBuilder> {
     raw: RawMap<K, V>,
     hasher: S,
+    /// The capacity limit enforced by `try_insert`.
+    max_len: Option<usize>,
 }
 
 /// A builder for a [`SyncMap`] with a custom hasher or promotion rule.
@@ -88,6 +90,7 @@ pub struct SyncMap<K, V, S = DefaultHashBuilder> {
 pub struct Builder<K, V, S = DefaultHashBuilder> {
     hasher: S,
     promotion: Promotion,
+    max_len: Option<usize>,
     _marker: PhantomData<fn() -> (K, V)>,
 }
 
@@ -113,6 +116,7 @@ impl<K, V> SyncMap<K, V> {
         Builder {
             hasher: DefaultHashBuilder::default(),
             promotion: Promotion::default(),
+            max_len: None,
             _marker: PhantomData,
         }
     }
@@ -131,6 +135,7 @@ impl<K, V, S> Builder<K, V, S> {
         Builder {
             hasher,
             promotion: self.promotion,
+            max_len: self.max_len,
             _marker: PhantomData,
         }
     }
@@ -149,6 +154,19 @@ impl<K, V, S> Builder<K, V, S> {
         self
     }
 
+    /// Sets a capacity limit: [`SyncMap::try_insert`] refuses a new key once the map
+    /// holds `max_len` keys (default: no limit). Other inserting methods ignore it.
+    ///
+    /// ```
+    /// let map: readmostly::SyncMap<u32, u32> = readmostly::SyncMap::builder().max_len(1).build();
+    /// assert!(map.try_insert(1, 1).is_ok());
+    /// assert!(map.try_insert(2, 2).is_err());
+    /// ```
+    pub fn max_len(mut self, max_len: usize) -> Self {
+        self.max_len = Some(max_len);
+        self
+    }
+
     /// Builds the map.
     ///
     /// ```
@@ -156,7 +174,9 @@ impl<K, V, S> Builder<K, V, S> {
     /// assert_eq!(map.len(), 0);
     /// ```
     pub fn build(self) -> SyncMap<K, V, S> {
-        SyncMap::from_parts(self.hasher, self.promotion)
+        let mut map = SyncMap::from_parts(self.hasher, self.promotion);
+        map.max_len = self.max_len;
+        map
     }
 }
 
@@ -165,6 +185,7 @@ impl<K, V, S: fmt::Debug> fmt::Debug for Builder<K, V, S> {
         f.debug_struct("Builder")
             .field("hasher", &self.hasher)
             .field("promotion", &self.promotion)
+            .field("max_len", &self.max_len)
             .finish()
     }
 }
@@ -175,6 +196,7 @@ impl<K, V, S> SyncMap<K, V, S> {
         SyncMap {
             raw: RawMap::new(promotion, collector, default_stripes()),
             hasher,
+            max_len: None,
         }
     }
 
@@ -216,6 +238,17 @@ impl<K, V, S> SyncMap<K, V, S> {
     /// ```
     pub fn promotion(&self) -> Promotion {
         self.raw.promotion()
+    }
+
+    /// The capacity limit [`try_insert`](Self::try_insert) enforces, if any (see
+    /// [`Builder::max_len`]).
+    ///
+    /// ```
+    /// let map: readmostly::SyncMap<u8, u8> = readmostly::SyncMap::new();
+    /// assert_eq!(map.max_len(), None);
+    /// ```
+    pub fn max_len(&self) -> Option<usize> {
+        self.max_len
     }
 
     /// The number of keys present.
@@ -366,6 +399,30 @@ where
     /// ```
     pub fn insert(&self, key: K, value: V) -> bool {
         self.pin().insert(key, value).is_some()
+    }
+
+    /// Like [`insert`](Self::insert), but refuses to add a **new** key once the map holds
+    /// [`max_len`](Builder::max_len) keys, giving the key and value back in the error.
+    /// Replacing the value of a present key always succeeds. Without a limit this is
+    /// `Ok(insert(key, value))`.
+    ///
+    /// The limit turns a leak (keys that are never removed) into an error instead of an
+    /// out-of-memory kill. It is checked against [`len`](Self::len) before inserting, so
+    /// threads racing to insert new keys may overshoot it by at most their number.
+    ///
+    /// ```
+    /// use readmostly::SyncMap;
+    ///
+    /// let map: SyncMap<&str, u32> = SyncMap::builder().max_len(2).build();
+    /// assert_eq!(map.try_insert("a", 1), Ok(false));
+    /// assert_eq!(map.try_insert("b", 2), Ok(false));
+    /// assert_eq!(map.try_insert("a", 10), Ok(true)); // replacing is fine
+    /// let err = map.try_insert("c", 3).unwrap_err();
+    /// assert_eq!((err.key, err.value, err.max_len), ("c", 3, 2));
+    /// println!("{err}"); // "capacity limit reached: ..."
+    /// ```
+    pub fn try_insert(&self, key: K, value: V) -> Result<bool, CapacityError<K, V>> {
+        self.pin().try_insert(key, value).map(|prev| prev.is_some())
     }
 
     /// Removes `key`. Returns whether it was present (Go: `Delete`; use
@@ -548,6 +605,29 @@ where
     /// ```
     pub fn insert(&self, key: K, value: V) -> Option<&V> {
         self.raw().insert(self.map.hash(&key), key, value)
+    }
+
+    /// Like [`insert`](Self::insert), subject to the map's capacity limit (see
+    /// [`SyncMap::try_insert`]). Returns the previous value.
+    ///
+    /// ```
+    /// let map = readmostly::SyncMap::builder().max_len(1).build();
+    /// let m = map.pin();
+    /// assert_eq!(m.try_insert(1, "a"), Ok(None));
+    /// assert_eq!(m.try_insert(1, "b"), Ok(Some(&"a")));
+    /// assert!(m.try_insert(2, "c").is_err());
+    /// ```
+    pub fn try_insert(&self, key: K, value: V) -> Result<Option<&V>, CapacityError<K, V>> {
+        if let Some(max_len) = self.map.max_len {
+            if self.map.len() >= max_len && !self.contains_key(&key) {
+                return Err(CapacityError {
+                    key,
+                    value,
+                    max_len,
+                });
+            }
+        }
+        Ok(self.insert(key, value))
     }
 
     /// The value for `key`, inserting `value` if absent; the flag says whether it was
@@ -778,3 +858,51 @@ impl<V> fmt::Display for CompareExchangeError<'_, V> {
 }
 
 impl<V: fmt::Debug> std::error::Error for CompareExchangeError<'_, V> {}
+
+/// The error of `try_insert` ([`SyncMap::try_insert`], [`ShardedMap::try_insert`](crate::ShardedMap::try_insert)):
+/// the key was new and the map already held `max_len` keys. Gives the key and the value
+/// back.
+///
+/// ```
+/// let map = readmostly::SyncMap::builder().max_len(0).build();
+/// let err = map.try_insert("k", 1).unwrap_err();
+/// assert_eq!(
+///     err.to_string(),
+///     "capacity limit reached: the map holds 0 keys (max_len), a new key was not inserted"
+/// );
+/// let (k, v) = err.into_inner();
+/// assert_eq!((k, v), ("k", 1));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CapacityError<K, V> {
+    /// The key that was not inserted.
+    pub key: K,
+    /// The value that was not inserted.
+    pub value: V,
+    /// The map's capacity limit.
+    pub max_len: usize,
+}
+
+impl<K, V> CapacityError<K, V> {
+    /// The key and value that were not inserted.
+    ///
+    /// ```
+    /// let map = readmostly::SyncMap::builder().max_len(0).build();
+    /// assert_eq!(map.try_insert(1, 2).unwrap_err().into_inner(), (1, 2));
+    /// ```
+    pub fn into_inner(self) -> (K, V) {
+        (self.key, self.value)
+    }
+}
+
+impl<K, V> fmt::Display for CapacityError<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "capacity limit reached: the map holds {} keys (max_len), a new key was not inserted",
+            self.max_len
+        )
+    }
+}
+
+impl<K: fmt::Debug, V: fmt::Debug> std::error::Error for CapacityError<K, V> {}

@@ -13,6 +13,10 @@ use std::sync::atomic::{AtomicIsize, AtomicU64};
 struct Stripe {
     hits: AtomicU64,
     len: AtomicIsize,
+    /// Keys removed (written together with `len`, so no extra cache line is touched).
+    removes: AtomicU64,
+    /// Values replaced in place (lock-free overwrites and compare-exchanges).
+    overwrites: AtomicU64,
 }
 
 /// The default stripe count: twice the available parallelism, at least 4, at most 256.
@@ -29,6 +33,23 @@ pub(crate) fn default_stripes() -> usize {
 pub(crate) struct Stripes {
     stripes: Box<[Stripe]>,
     mask: usize,
+}
+
+/// Sums of the striped counters.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct StripedTotals {
+    pub(crate) hits: u64,
+    pub(crate) removes: u64,
+    pub(crate) overwrites: u64,
+    pub(crate) len: usize,
+}
+
+/// Adds one to a counter with a plain load + store instead of a locked read-modify-write.
+/// Two threads that share a stripe can lose an increment (approximate count).
+#[inline]
+fn bump(counter: &AtomicU64) {
+    // Relaxed: statistic only.
+    counter.store(counter.load(Relaxed).wrapping_add(1), Relaxed);
 }
 
 impl Stripes {
@@ -53,9 +74,14 @@ impl Stripes {
     /// increment, so the hit count is approximate (exact with one thread per stripe).
     #[inline]
     pub(crate) fn hit(&self, thread: usize) {
-        let hits = &self.stripe(thread).hits;
-        // Relaxed: statistic only.
-        hits.store(hits.load(Relaxed).wrapping_add(1), Relaxed);
+        bump(&self.stripe(thread).hits);
+    }
+
+    /// Counts a value replaced in place (approximate like [`hit`](Self::hit): it is on
+    /// the lock-free overwrite path).
+    #[inline]
+    pub(crate) fn overwrite(&self, thread: usize) {
+        bump(&self.stripe(thread).overwrites);
     }
 
     /// Adds `delta` to the number of present keys (writes only, so a real RMW).
@@ -66,12 +92,14 @@ impl Stripes {
         self.stripe(thread).len.fetch_add(delta, Relaxed);
     }
 
-    pub(crate) fn hits(&self) -> u64 {
+    /// Counts `n` removed keys: subtracts them from the length and adds them to `removes`.
+    #[inline]
+    pub(crate) fn remove_keys(&self, thread: usize, n: usize) {
+        let stripe = self.stripe(thread);
+        // Relaxed: as in `add_len`.
+        stripe.len.fetch_sub(n as isize, Relaxed);
         // Relaxed: statistic only.
-        self.stripes
-            .iter()
-            .map(|s| s.hits.load(Relaxed))
-            .fold(0, u64::wrapping_add)
+        stripe.removes.fetch_add(n as u64, Relaxed);
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -79,31 +107,107 @@ impl Stripes {
         let sum: isize = self.stripes.iter().map(|s| s.len.load(Relaxed)).sum();
         usize::try_from(sum).unwrap_or(0)
     }
+
+    /// Every striped counter, summed.
+    pub(crate) fn totals(&self) -> StripedTotals {
+        let mut t = StripedTotals::default();
+        let mut len = 0isize;
+        for s in self.stripes.iter() {
+            // Relaxed: statistics only (and `len` as in `add_len`).
+            t.hits = t.hits.wrapping_add(s.hits.load(Relaxed));
+            t.removes = t.removes.wrapping_add(s.removes.load(Relaxed));
+            t.overwrites = t.overwrites.wrapping_add(s.overwrites.load(Relaxed));
+            len += s.len.load(Relaxed);
+        }
+        t.len = usize::try_from(len).unwrap_or(0);
+        t
+    }
 }
 
 /// Counters kept under the dirty-table mutex (every event they count takes it anyway).
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct LockedCounters {
     pub(crate) misses: u64,
+    /// Lookups that took the lock (`find_entry_slow`).
+    pub(crate) slow_reads: u64,
     pub(crate) promotions: u64,
     pub(crate) rebuilds: u64,
     pub(crate) rebuild_copied: u64,
     pub(crate) expunged: u64,
     pub(crate) new_keys: u64,
+    /// Entries retired (detached by `remove`/`clear`, dropped expunged by a promotion).
+    pub(crate) retired_entries: u64,
+    /// Read tables retired (replaced by a promotion or `clear`).
+    pub(crate) retired_tables: u64,
+    /// Estimated bytes of the retired read tables.
+    pub(crate) retired_table_bytes: u64,
+    /// Estimated bytes of the published read table (added to `retired_table_bytes` when
+    /// it is replaced).
+    pub(crate) read_table_bytes: u64,
 }
 
-/// A snapshot of a map's statistics, from [`SyncMap::stats`](crate::SyncMap::stats).
+impl LockedCounters {
+    /// The published read table (of `bytes` estimated bytes) replaced the previous one,
+    /// which was retired.
+    pub(crate) fn table_replaced(&mut self, bytes: u64) {
+        self.retired_tables += 1;
+        self.retired_table_bytes += self.read_table_bytes;
+        self.read_table_bytes = bytes;
+    }
+}
+
+/// Estimated heap bytes of a hashbrown table of pointers with `capacity` (buckets of one
+/// pointer plus one control byte, a group of trailing control bytes), plus `header`
+/// bytes for the box that holds it.
+pub(crate) fn table_bytes(capacity: usize, header: usize) -> u64 {
+    const GROUP: usize = 16;
+    let buckets = if capacity == 0 {
+        0
+    } else if capacity < 8 {
+        (capacity + 1).next_power_of_two()
+    } else {
+        (capacity.saturating_mul(8) / 7).next_power_of_two()
+    };
+    let data = if buckets == 0 {
+        0
+    } else {
+        buckets * (std::mem::size_of::<usize>() + 1) + GROUP
+    };
+    (data + header) as u64
+}
+
+/// A snapshot of a map's statistics, from [`SyncMap::stats`](crate::SyncMap::stats) or
+/// [`ShardedMap::stats`](crate::ShardedMap::stats).
 ///
 /// Counters are cumulative since the map was created. Under concurrent use the snapshot
-/// is not atomic as a whole, and `hits` may slightly undercount (see the crate docs).
+/// is not atomic as a whole, and `hits` and `overwrites` may slightly undercount (see the
+/// crate docs). Snapshots of several maps (the shards of a `ShardedMap`) add up with
+/// [`Sum`](std::iter::Sum) / [`merge`](Stats::merge).
+///
+/// ```
+/// let map = readmostly::SyncMap::new();
+/// map.insert(1, "a");
+/// map.insert(1, "b");
+/// map.remove(&1);
+/// let s = map.stats();
+/// assert_eq!((s.new_keys, s.overwrites, s.removes), (1, 1, 1));
+/// // Retired: the values "a" (overwritten) and "b" (removed), plus the entry and the
+/// // tables the map detached or replaced on the way.
+/// assert!(s.retired >= 2 && s.retired_bytes > 0);
+/// println!("{s}");
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {
     /// Lookups answered from the read table without taking the lock.
     pub hits: u64,
-    /// Lookups that missed the read table and consulted the dirty table under the lock
-    /// (the seed's `misses`; they drive promotion).
+    /// Operations that missed the read table and consulted the dirty table under the
+    /// lock (the seed's `misses`: lookups, and `get_or_insert`/`remove` of keys only the
+    /// dirty table holds). They drive promotion.
     pub misses: u64,
+    /// Lookups (`get` and every method built on it) that had to take the lock. Most of
+    /// them are misses; the rest found the key in a read table promoted meanwhile.
+    pub slow_reads: u64,
     /// Promotions of the dirty table to the read table.
     pub promotions: u64,
     /// Rebuilds of the dirty table from the read table (the lazy copy).
@@ -114,6 +218,20 @@ pub struct Stats {
     pub expunged: u64,
     /// Inserts of keys absent from both tables (each needs the lock and an entry).
     pub new_keys: u64,
+    /// Values of present keys replaced (`insert` of a present key, successful
+    /// `compare_exchange`). Approximate under concurrency, like `hits`.
+    pub overwrites: u64,
+    /// Keys removed (`remove`, `remove_if`, `retain`, `clear`).
+    pub removes: u64,
+    /// Objects handed to the reclamation scheme: replaced and removed values, detached
+    /// entries, replaced read tables.
+    pub retired: u64,
+    /// Estimated bytes of [`retired`](Self::retired) objects (shallow sizes: a value's
+    /// own heap allocations are not counted). Cumulative: the reclamation scheme frees
+    /// them in batches once no guard that could see them is active, but offers no hook
+    /// to count what it has freed, so the amount still waiting is not tracked; it stays
+    /// small unless a guard is held for long (see the crate docs).
+    pub retired_bytes: u64,
     /// Entries in the current read table (present, deleted or expunged).
     pub read_len: usize,
     /// Entries in the dirty table, or `None` when there is none (right after a promotion).
@@ -123,34 +241,147 @@ pub struct Stats {
 }
 
 impl Stats {
+    /// Builds a snapshot; `value_size` and `entry_size` are the shallow sizes used for
+    /// the `retired_bytes` estimate.
     pub(crate) fn from_parts(
-        hits: u64,
+        striped: StripedTotals,
         c: LockedCounters,
         read_len: usize,
         dirty_len: Option<usize>,
-        len: usize,
+        value_size: usize,
+        entry_size: usize,
     ) -> Self {
+        let retired_values = striped.overwrites + striped.removes;
         Stats {
-            hits,
+            hits: striped.hits,
             misses: c.misses,
+            slow_reads: c.slow_reads,
             promotions: c.promotions,
             dirty_rebuilds: c.rebuilds,
             rebuild_copied: c.rebuild_copied,
             expunged: c.expunged,
             new_keys: c.new_keys,
+            overwrites: striped.overwrites,
+            removes: striped.removes,
+            retired: retired_values + c.retired_entries + c.retired_tables,
+            retired_bytes: retired_values * value_size as u64
+                + c.retired_entries * entry_size as u64
+                + c.retired_table_bytes,
             read_len,
             dirty_len,
-            len,
+            len: striped.len,
         }
     }
 
     /// Share of lookups answered without the lock, in `0.0..=1.0` (1.0 when there were none).
+    ///
+    /// ```
+    /// let s = readmostly::Stats::default();
+    /// assert_eq!(s.hit_ratio(), 1.0);
+    /// ```
     pub fn hit_ratio(&self) -> f64 {
-        let total = self.hits + self.misses;
+        let total = self.hits + self.slow_reads;
         if total == 0 {
             1.0
         } else {
             self.hits as f64 / total as f64
+        }
+    }
+
+    /// Lookups: [`hits`](Self::hits) + [`slow_reads`](Self::slow_reads).
+    ///
+    /// ```
+    /// let map = readmostly::SyncMap::<u8, u8>::new();
+    /// map.get_cloned(&1);
+    /// assert_eq!(map.stats().reads(), 1);
+    /// ```
+    pub fn reads(&self) -> u64 {
+        self.hits.wrapping_add(self.slow_reads)
+    }
+
+    /// Writes that changed the map: [`new_keys`](Self::new_keys) +
+    /// [`overwrites`](Self::overwrites) + [`removes`](Self::removes).
+    ///
+    /// ```
+    /// let map = readmostly::SyncMap::new();
+    /// map.insert(1, 1);
+    /// map.insert(1, 2);
+    /// assert_eq!(map.stats().writes(), 2);
+    /// ```
+    pub fn writes(&self) -> u64 {
+        self.new_keys
+            .wrapping_add(self.overwrites)
+            .wrapping_add(self.removes)
+    }
+
+    /// Adds `other` into `self`: counters and sizes add up; `dirty_len` is the sum over
+    /// the maps that have a dirty table (`None` if neither has one).
+    ///
+    /// ```
+    /// let a = readmostly::SyncMap::new();
+    /// let b = readmostly::SyncMap::new();
+    /// a.insert(1, 1);
+    /// b.insert(2, 2);
+    /// let mut s = a.stats();
+    /// s.merge(&b.stats());
+    /// assert_eq!((s.len, s.new_keys), (2, 2));
+    /// ```
+    pub fn merge(&mut self, other: &Stats) {
+        self.hits = self.hits.wrapping_add(other.hits);
+        self.misses += other.misses;
+        self.slow_reads += other.slow_reads;
+        self.promotions += other.promotions;
+        self.dirty_rebuilds += other.dirty_rebuilds;
+        self.rebuild_copied += other.rebuild_copied;
+        self.expunged += other.expunged;
+        self.new_keys += other.new_keys;
+        self.overwrites = self.overwrites.wrapping_add(other.overwrites);
+        self.removes += other.removes;
+        self.retired = self.retired.wrapping_add(other.retired);
+        self.retired_bytes = self.retired_bytes.wrapping_add(other.retired_bytes);
+        self.read_len += other.read_len;
+        self.dirty_len = match (self.dirty_len, other.dirty_len) {
+            (None, None) => None,
+            (a, b) => Some(a.unwrap_or(0) + b.unwrap_or(0)),
+        };
+        self.len += other.len;
+    }
+}
+
+impl std::iter::Sum for Stats {
+    fn sum<I: Iterator<Item = Stats>>(iter: I) -> Stats {
+        iter.fold(Stats::default(), |mut acc, s| {
+            acc.merge(&s);
+            acc
+        })
+    }
+}
+
+impl<'a> std::iter::Sum<&'a Stats> for Stats {
+    fn sum<I: Iterator<Item = &'a Stats>>(iter: I) -> Stats {
+        iter.fold(Stats::default(), |mut acc, s| {
+            acc.merge(s);
+            acc
+        })
+    }
+}
+
+/// Bytes in a human unit (for `Display`).
+struct Bytes(u64);
+
+impl fmt::Display for Bytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+        let mut v = self.0 as f64;
+        let mut unit = 0;
+        while v >= 1024.0 && unit + 1 < UNITS.len() {
+            v /= 1024.0;
+            unit += 1;
+        }
+        if unit == 0 {
+            write!(f, "{} B", self.0)
+        } else {
+            write!(f, "{v:.1} {}", UNITS[unit])
         }
     }
 }
@@ -160,10 +391,20 @@ impl fmt::Display for Stats {
         writeln!(f, "keys            {}", self.len)?;
         writeln!(
             f,
-            "lookups         {} hits, {} misses ({:.2} % lock-free)",
+            "lookups         {} hits, {} slow ({:.2} % lock-free)",
             self.hits,
-            self.misses,
+            self.slow_reads,
             self.hit_ratio() * 100.0
+        )?;
+        writeln!(
+            f,
+            "misses          {} (dirty table consulted under the lock)",
+            self.misses
+        )?;
+        writeln!(
+            f,
+            "writes          {} new keys, {} overwrites, {} removes",
+            self.new_keys, self.overwrites, self.removes
         )?;
         match self.dirty_len {
             Some(d) => writeln!(
@@ -177,12 +418,17 @@ impl fmt::Display for Stats {
                 self.read_len
             )?,
         }
-        writeln!(f, "new keys        {}", self.new_keys)?;
         writeln!(f, "promotions      {}", self.promotions)?;
-        write!(
+        writeln!(
             f,
             "dirty rebuilds  {} ({} entries copied, {} expunged)",
             self.dirty_rebuilds, self.rebuild_copied, self.expunged
+        )?;
+        write!(
+            f,
+            "retired         {} objects, ~{} (cumulative)",
+            self.retired,
+            Bytes(self.retired_bytes)
         )
     }
 }

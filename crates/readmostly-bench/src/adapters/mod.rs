@@ -9,9 +9,8 @@
 //! Every adapter reads the value it finds ([`Value::observe`]) and passes the result through
 //! [`black_box`](std::hint::black_box), so no lookup can be optimised away.
 //!
-//! To add a map (e.g. `ShardedMap` once it exists): write `adapters/<name>.rs` modelled on
-//! `syncmap.rs`, add a [`MapKind`] variant with its name and description, and one arm in
-//! `by_map` below.
+//! To add a map: write `adapters/<name>.rs` modelled on `syncmap.rs`, add a [`MapKind`]
+//! variant with its name and description, and one arm in `by_map` below.
 
 use std::hash::BuildHasher;
 use std::sync::Arc;
@@ -25,9 +24,9 @@ pub mod papaya;
 pub mod rwlock_std;
 pub mod scc_hashindex;
 pub mod scc_hashmap;
+pub mod sharded;
 pub mod syncmap;
 pub mod syncmap_batch;
-// pub mod sharded;   // ShardedMap: add here when the library exports it.
 
 /// The fixed seed of the default hasher (foldhash), the same for every map.
 pub const HASH_SEED: u64 = 0x5eed_f01d_4a54_0b0e;
@@ -152,6 +151,8 @@ pub enum MapKind {
     SyncMap,
     /// `readmostly::SyncMap`, one pin held across a batch of operations.
     SyncMapBatch,
+    /// `readmostly::ShardedMap`, one pin per call.
+    Sharded,
     /// `std::sync::RwLock<HashMap>`.
     RwLockStd,
     /// `std::sync::Mutex<HashMap>`.
@@ -174,9 +175,10 @@ pub enum MapKind {
 
 impl MapKind {
     /// Every map, in report order.
-    pub const ALL: [MapKind; 11] = [
+    pub const ALL: [MapKind; 12] = [
         MapKind::SyncMap,
         MapKind::SyncMapBatch,
+        MapKind::Sharded,
         MapKind::RwLockStd,
         MapKind::MutexStd,
         MapKind::DashMap,
@@ -193,6 +195,7 @@ impl MapKind {
         match self {
             MapKind::SyncMap => "syncmap",
             MapKind::SyncMapBatch => "syncmap-batch",
+            MapKind::Sharded => "sharded",
             MapKind::RwLockStd => "rwlock-std",
             MapKind::MutexStd => "mutex-std",
             MapKind::DashMap => "dashmap",
@@ -211,6 +214,9 @@ impl MapKind {
             MapKind::SyncMap => "readmostly::SyncMap, one pin (guard) per call: the headline configuration",
             MapKind::SyncMapBatch => {
                 "readmostly::SyncMap, one pin kept across 64 operations (a caller holding a MapRef)"
+            }
+            MapKind::Sharded => {
+                "readmostly::ShardedMap (read/dirty shards, default count, routed by key hash), one pin per call"
             }
             MapKind::RwLockStd => "std RwLock<HashMap>",
             MapKind::MutexStd => "std Mutex<HashMap>",
@@ -240,7 +246,10 @@ impl MapKind {
 
     /// Whether the map is readmostly's own.
     pub fn is_ours(self) -> bool {
-        matches!(self, MapKind::SyncMap | MapKind::SyncMapBatch)
+        matches!(
+            self,
+            MapKind::SyncMap | MapKind::SyncMapBatch | MapKind::Sharded
+        )
     }
 }
 
@@ -334,6 +343,7 @@ fn by_map<V: Value, S: Hasher, F: WithMap>(map: MapKind, s: S, f: F) -> F::Outpu
     match map {
         MapKind::SyncMap => f.run::<syncmap::SyncMapAdapter<V, S>>(map, s),
         MapKind::SyncMapBatch => f.run::<syncmap_batch::SyncMapBatch<V, S>>(map, s),
+        MapKind::Sharded => f.run::<sharded::ShardedAdapter<V, S>>(map, s),
         MapKind::RwLockStd => f.run::<rwlock_std::RwLockStd<V, S>>(map, s),
         MapKind::MutexStd => f.run::<mutex_std::MutexStd<V, S>>(map, s),
         MapKind::DashMap => f.run::<dashmap::DashMapAdapter<V, S>>(map, s),
@@ -389,6 +399,7 @@ pub(crate) mod tests {
         let s = || S::with_seed(HASH_SEED);
         smoke::<syncmap::SyncMapAdapter<u64, S>>(s());
         smoke::<syncmap_batch::SyncMapBatch<u64, S>>(s());
+        smoke::<sharded::ShardedAdapter<u64, S>>(s());
         smoke::<rwlock_std::RwLockStd<u64, S>>(s());
         smoke::<mutex_std::MutexStd<u64, S>>(s());
         smoke::<dashmap::DashMapAdapter<u64, S>>(s());

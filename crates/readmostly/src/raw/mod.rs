@@ -55,7 +55,7 @@ use hashbrown::HashTable;
 use self::entry::{is_value, Entry, LoadOrStore};
 use self::reclaim::{boxed, Collector, Guard};
 use crate::map::Promotion;
-use crate::stats::{LockedCounters, Stats, Stripes};
+use crate::stats::{table_bytes, LockedCounters, Stats, Stripes};
 use crate::sync::{lock, AtomicBool, AtomicPtr, Mutex, MutexGuard};
 
 type EntryPtr<K, V> = NonNull<Entry<K, V>>;
@@ -70,6 +70,11 @@ struct ReadTable<K, V> {
 }
 
 impl<K, V> ReadTable<K, V> {
+    /// Estimated bytes of a read table holding `table` (for the `retired_bytes` statistic).
+    fn bytes(table: &HashTable<EntryPtr<K, V>>) -> u64 {
+        table_bytes(table.capacity(), std::mem::size_of::<Self>())
+    }
+
     fn new(table: HashTable<EntryPtr<K, V>>) -> *mut Self {
         Box::into_raw(Box::new(ReadTable {
             table,
@@ -201,7 +206,10 @@ impl<K, V> RawMap<K, V> {
                 table: None,
                 misses: 0,
                 expunged: Vec::new(),
-                counters: LockedCounters::default(),
+                counters: LockedCounters {
+                    read_table_bytes: ReadTable::<K, V>::bytes(&HashTable::new()),
+                    ..LockedCounters::default()
+                },
             }),
             stripes: Stripes::new(stripes),
             promotion,
@@ -399,6 +407,7 @@ where
             self.map.stripes.add_len(self.thread(), 1);
             None
         } else {
+            self.map.stripes.overwrite(self.thread());
             Some(self.retire_value(prev))
         }
     }
@@ -406,7 +415,7 @@ where
     /// Result of a removal.
     fn removed(&self, prev: Option<*mut V>) -> Option<&'a V> {
         let prev = prev?;
-        self.map.stripes.add_len(self.thread(), -1);
+        self.map.stripes.remove_keys(self.thread(), 1);
         Some(self.retire_value(prev))
     }
 
@@ -440,6 +449,7 @@ where
         Q: ?Sized + Eq,
     {
         let mut dirty = self.map.lock();
+        dirty.counters.slow_reads += 1;
         let read = self.read();
         if let Some(e) = self.find_in(&read.table, hash, key) {
             return Some(e);
@@ -475,11 +485,13 @@ where
         let Some(table) = dirty.table.take() else {
             return;
         };
+        let bytes = ReadTable::bytes(&table);
         // Release: publishes the new table and (through `mu`) its entries to readers.
         let old = self.map.read.swap(ReadTable::new(table), Release);
         // SAFETY: `old` is no longer reachable from `read`; it came from `Box::into_raw`.
         // Dropping a `ReadTable` does not touch its entries.
         unsafe { self.guard.defer_retire(old, boxed::<ReadTable<K, V>>) };
+        dirty.counters.table_replaced(bytes);
         for e in std::mem::take(&mut dirty.expunged) {
             // SAFETY: entries on the list are live until retired here (invariant 5).
             if unsafe { e.as_ref() }.is_expunged(self.guard) {
@@ -487,6 +499,7 @@ where
                 // 2), which is now unreachable: so is the entry. Retired once: the list
                 // was taken.
                 unsafe { self.guard.defer_retire(e.as_ptr(), boxed::<Entry<K, V>>) };
+                dirty.counters.retired_entries += 1;
             }
         }
         dirty.misses = 0;
@@ -711,6 +724,7 @@ where
                 .map(|o| o.remove().0)
         });
         self.miss_locked(&mut dirty);
+        dirty.counters.retired_entries += u64::from(detached.is_some());
         let prev = detached.and_then(|e| {
             // SAFETY: the entry was in the dirty table, so it is live.
             let prev = unsafe { e.as_ref() }.detach_locked(self.guard);
@@ -752,6 +766,7 @@ where
             match e.cas(p, pending.ptr(), self.guard) {
                 Ok(prev) => {
                     pending.published();
+                    self.map.stripes.overwrite(self.thread());
                     return Ok(self.retire_value(prev));
                 }
                 Err(actual) => p = actual,
@@ -828,7 +843,8 @@ where
         // AcqRel: Release publishes the empty table; Acquire pairs with the publication
         // of the old one, whose entries we walk below (also ordered by `mu`).
         let old = self.map.read.swap(ReadTable::new(HashTable::new()), AcqRel);
-        let mut removed = 0isize;
+        let mut removed = 0usize;
+        let mut entries = 0u64;
         let mut detach = |e: EntryPtr<K, V>| {
             // SAFETY: entries of the old tables are live (invariant 5) until retired here.
             if let Some(v) = unsafe { e.as_ref() }.detach_locked(self.guard) {
@@ -839,6 +855,7 @@ where
             // SAFETY: the entry is in no published table any more (the old read table is
             // unpublished, the dirty table dropped), and each entry is detached once.
             unsafe { self.guard.defer_retire(e.as_ptr(), boxed::<Entry<K, V>>) };
+            entries += 1;
         };
         match dirty.table.take() {
             Some(table) => {
@@ -856,22 +873,27 @@ where
             None => unsafe { &*old }.table.iter().copied().for_each(&mut detach),
         }
         dirty.misses = 0;
+        dirty.counters.retired_entries += entries;
+        dirty
+            .counters
+            .table_replaced(ReadTable::<K, V>::bytes(&HashTable::new()));
         drop(dirty);
         // SAFETY: `old` is unpublished and came from `Box::into_raw`.
         unsafe { self.guard.defer_retire(old, boxed::<ReadTable<K, V>>) };
         self.guard.flush(); // as in `promote_locked`
-        self.map.stripes.add_len(self.thread(), -removed);
+        self.map.stripes.remove_keys(self.thread(), removed);
     }
 
     pub(crate) fn stats(&self) -> Stats {
         let dirty = self.map.lock();
         let read = self.read();
         Stats::from_parts(
-            self.map.stripes.hits(),
+            self.map.stripes.totals(),
             dirty.counters,
             read.table.len(),
             dirty.table.as_ref().map(HashTable::len),
-            self.map.len(),
+            std::mem::size_of::<V>(),
+            std::mem::size_of::<Entry<K, V>>(),
         )
     }
 }

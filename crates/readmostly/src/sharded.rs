@@ -1,0 +1,1070 @@
+//! [`ShardedMap`]: a power-of-two number of read/dirty maps behind one hasher and one
+//! reclamation domain, for key spaces where new keys churn or tenants multiply.
+#![forbid(unsafe_code)]
+
+use std::borrow::Borrow;
+use std::fmt;
+use std::hash::{BuildHasher, Hash};
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use crate::map::{CapacityError, CompareExchangeError, DefaultHashBuilder, Promotion};
+use crate::raw::reclaim::{Collector, Guard, LocalGuard, OwnedGuard};
+use crate::raw::{RawIter, RawMap, RawRef};
+use crate::stats::Stats;
+
+/// The most shards a map may have: routing uses bits 32..48 of a 64-bit value.
+pub const MAX_SHARDS: usize = 1 << 16;
+
+/// The default shard count: four per hardware thread, rounded up to a power of two,
+/// between 4 and 256 (64 on a 16-thread machine, the seed's figure).
+fn default_shards() -> usize {
+    let threads = std::thread::available_parallelism().map_or(4, usize::from);
+    (threads * 4).next_power_of_two().clamp(4, 256)
+}
+
+/// The default number of statistics stripes per shard: one per hardware thread, rounded
+/// up to a power of two, between 4 and 64.
+///
+/// A lookup that hits writes its thread's stripe of the shard it reads. With fewer
+/// stripes than threads, threads that share a stripe would write the same cache line on
+/// every read of that shard; one stripe per thread keeps reads free of shared writes at
+/// the cost of `shards × stripes × 128` bytes (128 KiB for 64 shards × 16 stripes).
+fn default_stripes_per_shard() -> usize {
+    let threads = std::thread::available_parallelism().map_or(4, usize::from);
+    threads.next_power_of_two().clamp(4, 64)
+}
+
+mod private {
+    pub trait Sealed {}
+}
+
+/// How a [`ShardedMap`] picks the shard of a key: [`ByHash`] (the default) or
+/// [`ByTenant`]. Sealed: the two routers cover key-hash and tenant routing, and a custom
+/// grouping is a tenant function.
+pub trait Router<Q: ?Sized>: private::Sealed {
+    /// A 64-bit value whose bits 32 and up select the shard.
+    #[doc(hidden)]
+    fn route(&self, key: &Q, hash: u64) -> u64;
+}
+
+/// Routes each key by its hash (the default): keys spread evenly over the shards.
+///
+/// The shard is taken from bits 32 and up of the key's hash. The tables inside each
+/// shard (hashbrown) use the low bits for the bucket index and the top 7 bits as the
+/// control tag, so bits 32..48 are independent of both for any table smaller than 2³²
+/// buckets: all keys of one shard still spread over its whole table and keep distinct
+/// tags. (Routing by the low bits would leave each shard's table using only a
+/// `1 / shards` slice of its buckets' index bits.)
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ByHash;
+
+impl private::Sealed for ByHash {}
+
+impl<Q: ?Sized> Router<Q> for ByHash {
+    #[inline]
+    fn route(&self, _key: &Q, hash: u64) -> u64 {
+        hash
+    }
+}
+
+/// Routes each key by a tenant id computed from it, so that all keys of one tenant live
+/// in one shard (the seed's multi-tenant case: one tenant's writes and dirty-table
+/// rebuilds never touch another shard's lock or copy another shard's keys).
+///
+/// The function sees the key as `&T`, any type the key borrows as (`str` for a `String`
+/// key, the key type itself, ...), so lookups by a borrowed form route the same way as
+/// inserts. The tenant id is mixed by a multiplicative hash before it picks the shard:
+/// consecutive ids land in distinct shards. Build one with
+/// [`ShardedBuilder::route_by_tenant`].
+pub struct ByTenant<F, T: ?Sized> {
+    tenant: F,
+    _marker: PhantomData<fn(&T)>,
+}
+
+impl<F, T: ?Sized> private::Sealed for ByTenant<F, T> {}
+
+impl<F, T, Q> Router<Q> for ByTenant<F, T>
+where
+    F: Fn(&T) -> u64,
+    T: ?Sized,
+    Q: ?Sized + Borrow<T>,
+{
+    #[inline]
+    fn route(&self, key: &Q, _hash: u64) -> u64 {
+        let t = (self.tenant)(key.borrow());
+        // Fold the high half into the low half, then multiply by 2⁶⁴/φ: the product's
+        // bits 32.. depend on every bit of the id, and ids that differ only in their low
+        // bits map to distinct shards (an odd multiplier is a bijection modulo 2ⁿ).
+        (t ^ (t >> 32)).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    }
+}
+
+impl<F, T: ?Sized> fmt::Debug for ByTenant<F, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ByTenant")
+    }
+}
+
+/// One shard, padded to its own cache lines so that writers of one shard do not slow
+/// readers of its neighbours.
+#[repr(align(128))]
+struct Shard<K, V> {
+    raw: RawMap<K, V>,
+}
+
+/// A concurrent map split into a power-of-two number of read/dirty shards, each a
+/// [`SyncMap`](crate::SyncMap) in all but name, routed by key hash or by tenant.
+///
+/// It has the same API as `SyncMap`, and the same guarantees per key (every key lives
+/// in exactly one shard). One pin covers every shard: the shards share one reclamation
+/// domain, so a [`ShardedRef`] is one guard, whatever the number of shards.
+///
+/// What sharding buys: new keys take only their shard's lock, and the dirty-table
+/// rebuild after a promotion copies only that shard's keys, so key churn and many
+/// tenants scale with the shard count instead of collapsing on one mutex and one O(n)
+/// copy. What it costs: `len`, `stats`, `iter`, `clear` and `retain` visit every shard
+/// (and `clear` is not atomic across shards), and memory grows by the per-shard
+/// structures (a few hundred bytes plus the statistics stripes each).
+///
+/// ```
+/// use readmostly::ShardedMap;
+///
+/// let map = ShardedMap::new();
+/// map.insert("timeout_ms", 250);
+/// assert_eq!(map.get_cloned("timeout_ms"), Some(250));
+///
+/// let m = map.pin(); // one guard for all shards
+/// let (v, inserted) = m.get_or_insert("retries", 3);
+/// assert_eq!((*v, inserted), (3, true));
+/// assert_eq!(m.iter().count(), 2);
+/// ```
+///
+/// Routing by tenant keeps each tenant's keys in one shard:
+///
+/// ```
+/// use readmostly::ShardedMap;
+///
+/// // Keys are (tenant, setting).
+/// let map = ShardedMap::builder()
+///     .shards(64)
+///     .route_by_tenant(|k: &(u32, String)| u64::from(k.0))
+///     .build();
+/// map.insert((7, "plan".to_string()), "pro");
+/// map.insert((7, "region".to_string()), "eu");
+/// assert_eq!(
+///     map.shard_of(&(7, "plan".to_string())),
+///     map.shard_of(&(7, "region".to_string()))
+/// );
+/// ```
+pub struct ShardedMap<K, V, S = DefaultHashBuilder, R = ByHash> {
+    shards: Box<[Shard<K, V>]>,
+    /// `shards.len() - 1`.
+    mask: usize,
+    hasher: S,
+    router: R,
+    max_len: Option<usize>,
+}
+
+/// A builder for a [`ShardedMap`]: shard count, statistics stripes, hasher, promotion
+/// rule, router and capacity limit.
+///
+/// ```
+/// use readmostly::{Promotion, ShardedMap};
+///
+/// let map: ShardedMap<u64, u64> = ShardedMap::builder()
+///     .shards(16)
+///     .promotion(Promotion::EveryMiss)
+///     .max_len(1_000_000)
+///     .build();
+/// assert_eq!(map.shard_count(), 16);
+/// ```
+pub struct ShardedBuilder<K, V, S = DefaultHashBuilder, R = ByHash> {
+    hasher: S,
+    router: R,
+    shards: usize,
+    stripes: usize,
+    promotion: Promotion,
+    max_len: Option<usize>,
+    _marker: PhantomData<fn() -> (K, V)>,
+}
+
+impl<K, V> ShardedMap<K, V> {
+    /// An empty map with the default shard count (four per hardware thread, between 4
+    /// and 256), hasher and promotion rule, routed by key hash.
+    ///
+    /// ```
+    /// let map: readmostly::ShardedMap<u32, u32> = readmostly::ShardedMap::new();
+    /// assert!(map.is_empty());
+    /// assert!(map.shard_count().is_power_of_two());
+    /// ```
+    pub fn new() -> Self {
+        Self::builder().build()
+    }
+
+    /// A [`ShardedBuilder`] starting from the defaults.
+    ///
+    /// ```
+    /// let map: readmostly::ShardedMap<u32, u32> =
+    ///     readmostly::ShardedMap::builder().shards(8).build();
+    /// assert_eq!(map.shard_count(), 8);
+    /// ```
+    pub fn builder() -> ShardedBuilder<K, V> {
+        ShardedBuilder {
+            hasher: DefaultHashBuilder::default(),
+            router: ByHash,
+            shards: default_shards(),
+            stripes: default_stripes_per_shard(),
+            promotion: Promotion::default(),
+            max_len: None,
+            _marker: PhantomData,
+        }
+    }
+}
+
+impl<K, V, S> ShardedMap<K, V, S> {
+    /// An empty map hashing keys with `hasher`, otherwise with the defaults.
+    ///
+    /// ```
+    /// let map = readmostly::ShardedMap::with_hasher(std::hash::RandomState::new());
+    /// map.insert("k", 1);
+    /// assert_eq!(map.len(), 1);
+    /// ```
+    pub fn with_hasher(hasher: S) -> Self {
+        ShardedMap::builder().hasher(hasher).build()
+    }
+}
+
+impl<K, V, S, R> ShardedBuilder<K, V, S, R> {
+    /// Sets the number of shards, rounded up to a power of two, between 1 and
+    /// [`MAX_SHARDS`].
+    ///
+    /// ```
+    /// let map: readmostly::ShardedMap<u8, u8> =
+    ///     readmostly::ShardedMap::builder().shards(50).build();
+    /// assert_eq!(map.shard_count(), 64);
+    /// ```
+    pub fn shards(mut self, shards: usize) -> Self {
+        self.shards = shards.clamp(1, MAX_SHARDS).next_power_of_two();
+        self
+    }
+
+    /// Sets the number of statistics stripes per shard (rounded up to a power of two).
+    /// The default, one per hardware thread (4 to 64), keeps lookups from writing cache
+    /// lines that other threads write; fewer stripes save `128` bytes each per shard at
+    /// the cost of shared writes on the read path when threads outnumber stripes.
+    ///
+    /// ```
+    /// let map: readmostly::ShardedMap<u8, u8> =
+    ///     readmostly::ShardedMap::builder().stripes_per_shard(2).build();
+    /// map.insert(1, 1);
+    /// assert_eq!(map.len(), 1);
+    /// ```
+    pub fn stripes_per_shard(mut self, stripes: usize) -> Self {
+        self.stripes = stripes.max(1);
+        self
+    }
+
+    /// Uses `hasher` to hash keys (one hasher for all shards).
+    ///
+    /// ```
+    /// let map: readmostly::ShardedMap<u8, u8, std::hash::RandomState> =
+    ///     readmostly::ShardedMap::builder().hasher(Default::default()).build();
+    /// map.insert(1, 2);
+    /// assert_eq!(map.get_cloned(&1), Some(2));
+    /// ```
+    pub fn hasher<S2>(self, hasher: S2) -> ShardedBuilder<K, V, S2, R> {
+        ShardedBuilder {
+            hasher,
+            router: self.router,
+            shards: self.shards,
+            stripes: self.stripes,
+            promotion: self.promotion,
+            max_len: self.max_len,
+            _marker: PhantomData,
+        }
+    }
+
+    /// Sets every shard's promotion rule (default: [`Promotion::DirtyLen`]).
+    ///
+    /// ```
+    /// use readmostly::{Promotion, ShardedMap};
+    /// let map: ShardedMap<u8, u8> = ShardedMap::builder().promotion(Promotion::EveryMiss).build();
+    /// map.insert(1, 1);
+    /// map.get_cloned(&1); // a miss in key 1's shard: promotes that shard at once
+    /// assert_eq!(map.stats().promotions, 1);
+    /// ```
+    pub fn promotion(mut self, promotion: Promotion) -> Self {
+        self.promotion = promotion;
+        self
+    }
+
+    /// Sets a capacity limit for the whole map, enforced by
+    /// [`ShardedMap::try_insert`] (default: none).
+    ///
+    /// ```
+    /// let map: readmostly::ShardedMap<u8, u8> =
+    ///     readmostly::ShardedMap::builder().max_len(1).build();
+    /// assert!(map.try_insert(1, 1).is_ok());
+    /// assert!(map.try_insert(2, 2).is_err());
+    /// ```
+    pub fn max_len(mut self, max_len: usize) -> Self {
+        self.max_len = Some(max_len);
+        self
+    }
+
+    /// Routes keys by the tenant id `tenant` computes, so that all keys of a tenant
+    /// share a shard (see [`ByTenant`]). `tenant` sees the key as `&T`, any type the key
+    /// type and the lookup types borrow as; it must be cheap and must give equal keys
+    /// the same id. It runs on every operation, with no lock held; if it panics, the
+    /// operation panics before touching the map.
+    ///
+    /// ```
+    /// use readmostly::ShardedMap;
+    ///
+    /// // "tenant/key" strings, looked up by `&str`.
+    /// let map = ShardedMap::builder()
+    ///     .route_by_tenant(|k: &str| {
+    ///         let tenant = k.split('/').next().unwrap_or("");
+    ///         tenant.bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)))
+    ///     })
+    ///     .build();
+    /// map.insert("acme/plan".to_string(), 1);
+    /// map.insert("acme/seats".to_string(), 50);
+    /// assert_eq!(map.get_cloned("acme/seats"), Some(50));
+    /// assert_eq!(map.shard_of("acme/plan"), map.shard_of("acme/seats"));
+    /// ```
+    pub fn route_by_tenant<T, F>(self, tenant: F) -> ShardedBuilder<K, V, S, ByTenant<F, T>>
+    where
+        T: ?Sized,
+        F: Fn(&T) -> u64,
+    {
+        ShardedBuilder {
+            hasher: self.hasher,
+            router: ByTenant {
+                tenant,
+                _marker: PhantomData,
+            },
+            shards: self.shards,
+            stripes: self.stripes,
+            promotion: self.promotion,
+            max_len: self.max_len,
+            _marker: PhantomData,
+        }
+    }
+
+    /// Builds the map.
+    ///
+    /// ```
+    /// let map: readmostly::ShardedMap<u8, u8> = readmostly::ShardedMap::builder().build();
+    /// assert_eq!(map.len(), 0);
+    /// ```
+    pub fn build(self) -> ShardedMap<K, V, S, R> {
+        let collector = Arc::new(Collector::new());
+        let shards: Box<[Shard<K, V>]> = (0..self.shards)
+            .map(|_| Shard {
+                raw: RawMap::new(self.promotion, collector.clone(), self.stripes),
+            })
+            .collect();
+        ShardedMap {
+            mask: shards.len() - 1,
+            shards,
+            hasher: self.hasher,
+            router: self.router,
+            max_len: self.max_len,
+        }
+    }
+}
+
+impl<K, V, S: fmt::Debug, R: fmt::Debug> fmt::Debug for ShardedBuilder<K, V, S, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ShardedBuilder")
+            .field("shards", &self.shards)
+            .field("stripes_per_shard", &self.stripes)
+            .field("hasher", &self.hasher)
+            .field("router", &self.router)
+            .field("promotion", &self.promotion)
+            .field("max_len", &self.max_len)
+            .finish()
+    }
+}
+
+impl<K, V, S, R> ShardedMap<K, V, S, R> {
+    /// The collector shared by every shard.
+    fn collector(&self) -> &Collector {
+        self.shards[0].raw.collector()
+    }
+
+    /// The number of shards (a power of two).
+    ///
+    /// ```
+    /// let map: readmostly::ShardedMap<u8, u8> =
+    ///     readmostly::ShardedMap::builder().shards(4).build();
+    /// assert_eq!(map.shard_count(), 4);
+    /// ```
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// The map's hasher.
+    ///
+    /// ```
+    /// use std::hash::BuildHasher;
+    /// let map: readmostly::ShardedMap<u8, u8> = readmostly::ShardedMap::new();
+    /// let _h = map.hasher().hash_one(1u8);
+    /// ```
+    pub fn hasher(&self) -> &S {
+        &self.hasher
+    }
+
+    /// The shards' promotion rule.
+    ///
+    /// ```
+    /// let map: readmostly::ShardedMap<u8, u8> = readmostly::ShardedMap::new();
+    /// assert_eq!(map.promotion(), readmostly::Promotion::DirtyLen);
+    /// ```
+    pub fn promotion(&self) -> Promotion {
+        self.shards[0].raw.promotion()
+    }
+
+    /// The capacity limit [`try_insert`](Self::try_insert) enforces, if any.
+    ///
+    /// ```
+    /// let map: readmostly::ShardedMap<u8, u8> = readmostly::ShardedMap::new();
+    /// assert_eq!(map.max_len(), None);
+    /// ```
+    pub fn max_len(&self) -> Option<usize> {
+        self.max_len
+    }
+
+    /// The number of keys present: the sum of the shards' striped counters (exact when
+    /// no write is in flight). Costs one load per stripe of every shard.
+    ///
+    /// ```
+    /// let map = readmostly::ShardedMap::new();
+    /// map.insert(1, 1);
+    /// map.insert(2, 2);
+    /// map.remove(&1);
+    /// assert_eq!(map.len(), 1);
+    /// ```
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.raw.len()).sum()
+    }
+
+    /// Whether [`len`](Self::len) is zero.
+    ///
+    /// ```
+    /// let map: readmostly::ShardedMap<u8, u8> = readmostly::ShardedMap::new();
+    /// assert!(map.is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Enters a read-side critical section covering every shard and returns a handle
+    /// for guard-scoped access (see [`SyncMap::pin`](crate::SyncMap::pin)). The handle
+    /// is `!Send`; see [`pin_owned`](Self::pin_owned) for async code.
+    ///
+    /// ```
+    /// let map = readmostly::ShardedMap::new();
+    /// map.insert(1, "a");
+    /// let m = map.pin();
+    /// assert_eq!(m.get(&1), Some(&"a"));
+    /// ```
+    ///
+    /// A reference cannot outlive its guard:
+    ///
+    /// ```compile_fail
+    /// let map = readmostly::ShardedMap::new();
+    /// map.insert(1, 1);
+    /// let r = {
+    ///     let m = map.pin();
+    ///     m.get(&1).unwrap()
+    /// };
+    /// assert_eq!(*r, 1);
+    /// ```
+    pub fn pin(&self) -> ShardedRef<'_, K, V, S, R, LocalGuard<'_>> {
+        ShardedRef {
+            map: self,
+            guard: self.collector().enter(),
+        }
+    }
+
+    /// Like [`pin`](Self::pin), with a `Send + Sync` guard that may be held across
+    /// `.await` points.
+    ///
+    /// ```
+    /// let map = readmostly::ShardedMap::new();
+    /// map.insert(1, 10);
+    /// std::thread::scope(|s| {
+    ///     let m = map.pin_owned();
+    ///     s.spawn(move || assert_eq!(m.get(&1), Some(&10)));
+    /// });
+    /// ```
+    pub fn pin_owned(&self) -> ShardedRef<'_, K, V, S, R, OwnedGuard<'_>> {
+        ShardedRef {
+            map: self,
+            guard: self.collector().enter_owned(),
+        }
+    }
+}
+
+impl<K, V, S, R> ShardedMap<K, V, S, R>
+where
+    K: Hash + Eq,
+    S: BuildHasher,
+{
+    /// The shard that holds `key` (or would hold it), in `0..shard_count()`.
+    ///
+    /// ```
+    /// let map: readmostly::ShardedMap<u32, u32> = readmostly::ShardedMap::new();
+    /// assert!(map.shard_of(&7) < map.shard_count());
+    /// ```
+    pub fn shard_of<Q>(&self, key: &Q) -> usize
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq,
+        R: Router<Q>,
+    {
+        self.index(key, self.hasher.hash_one(key))
+    }
+
+    #[inline]
+    fn index<Q>(&self, key: &Q, hash: u64) -> usize
+    where
+        Q: ?Sized,
+        R: Router<Q>,
+    {
+        (self.router.route(key, hash) >> 32) as usize & self.mask
+    }
+
+    /// A clone of the value for `key`.
+    ///
+    /// ```
+    /// let map = readmostly::ShardedMap::new();
+    /// map.insert("a".to_string(), vec![1, 2]);
+    /// assert_eq!(map.get_cloned("a"), Some(vec![1, 2]));
+    /// ```
+    pub fn get_cloned<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq,
+        R: Router<Q>,
+        V: Clone,
+    {
+        self.pin().get(key).cloned()
+    }
+
+    /// Whether `key` is present.
+    ///
+    /// ```
+    /// let map = readmostly::ShardedMap::new();
+    /// map.insert(7, ());
+    /// assert!(map.contains_key(&7));
+    /// assert!(!map.contains_key(&8));
+    /// ```
+    pub fn contains_key<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq,
+        R: Router<Q>,
+    {
+        self.pin().get(key).is_some()
+    }
+
+    /// Calls `f` with the value for `key`, if present (no lock held while `f` runs).
+    ///
+    /// ```
+    /// let map = readmostly::ShardedMap::new();
+    /// map.insert("name", String::from("readmostly"));
+    /// assert_eq!(map.with("name", |v| v.len()), Some(10));
+    /// ```
+    pub fn with<Q, T>(&self, key: &Q, f: impl FnOnce(&V) -> T) -> Option<T>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq,
+        R: Router<Q>,
+    {
+        self.pin().get(key).map(f)
+    }
+
+    /// Sets the value for `key`; returns whether a previous value was replaced.
+    ///
+    /// ```
+    /// let map = readmostly::ShardedMap::new();
+    /// assert!(!map.insert(1, "a"));
+    /// assert!(map.insert(1, "b"));
+    /// ```
+    pub fn insert(&self, key: K, value: V) -> bool
+    where
+        R: Router<K>,
+    {
+        self.pin().insert(key, value).is_some()
+    }
+
+    /// Like [`insert`](Self::insert), but refuses a **new** key once the whole map holds
+    /// [`max_len`](ShardedBuilder::max_len) keys (see
+    /// [`SyncMap::try_insert`](crate::SyncMap::try_insert) for the exact rule). Checking
+    /// the limit for a new key sums every shard's counters.
+    ///
+    /// ```
+    /// let map: readmostly::ShardedMap<&str, u32> =
+    ///     readmostly::ShardedMap::builder().max_len(1).build();
+    /// assert_eq!(map.try_insert("a", 1), Ok(false));
+    /// assert_eq!(map.try_insert("a", 2), Ok(true));
+    /// let err = map.try_insert("b", 3).unwrap_err();
+    /// assert_eq!(err.into_inner(), ("b", 3));
+    /// ```
+    pub fn try_insert(&self, key: K, value: V) -> Result<bool, CapacityError<K, V>>
+    where
+        R: Router<K>,
+    {
+        self.pin().try_insert(key, value).map(|prev| prev.is_some())
+    }
+
+    /// Removes `key`; returns whether it was present.
+    ///
+    /// ```
+    /// let map = readmostly::ShardedMap::new();
+    /// map.insert(1, 1);
+    /// assert!(map.remove(&1));
+    /// assert!(!map.remove(&1));
+    /// ```
+    pub fn remove<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq,
+        R: Router<Q>,
+    {
+        self.pin().remove(key).is_some()
+    }
+
+    /// Keeps only the entries for which `keep` returns `true`, shard by shard.
+    ///
+    /// ```
+    /// let map: readmostly::ShardedMap<u32, u32> = (0..10).map(|i| (i, i)).collect();
+    /// map.retain(|_, v| v % 2 == 0);
+    /// assert_eq!(map.len(), 5);
+    /// ```
+    pub fn retain(&self, keep: impl FnMut(&K, &V) -> bool) {
+        self.pin().retain(keep);
+    }
+
+    /// Removes every key, shard by shard. Each shard is cleared atomically (as
+    /// [`SyncMap::clear`](crate::SyncMap::clear)); the map as a whole is not, so an
+    /// insert racing with `clear` may survive in a shard cleared before it.
+    ///
+    /// ```
+    /// let map: readmostly::ShardedMap<u32, u32> = (0..10).map(|i| (i, i)).collect();
+    /// map.clear();
+    /// assert!(map.is_empty());
+    /// ```
+    pub fn clear(&self) {
+        self.pin().clear();
+    }
+
+    /// The statistics of all shards added up (see [`Stats::merge`]); takes each shard's
+    /// lock briefly, one at a time.
+    ///
+    /// ```
+    /// let map = readmostly::ShardedMap::new();
+    /// map.insert(1, 1);
+    /// map.insert(2, 2);
+    /// let s = map.stats();
+    /// assert_eq!((s.len, s.new_keys), (2, 2));
+    /// ```
+    pub fn stats(&self) -> Stats {
+        self.shard_stats().iter().sum()
+    }
+
+    /// The statistics of each shard, in shard order: shows skew (a hot tenant, a shard
+    /// that keeps promoting).
+    ///
+    /// ```
+    /// let map: readmostly::ShardedMap<u32, u32> =
+    ///     readmostly::ShardedMap::builder().shards(4).build();
+    /// map.insert(1, 1);
+    /// let per_shard = map.shard_stats();
+    /// assert_eq!(per_shard.len(), 4);
+    /// assert_eq!(per_shard[map.shard_of(&1)].len, 1);
+    /// ```
+    pub fn shard_stats(&self) -> Vec<Stats> {
+        let guard = self.collector().enter();
+        self.shards
+            .iter()
+            .map(|s| s.raw.bind(&guard).stats())
+            .collect()
+    }
+}
+
+impl<K, V, S: Default> Default for ShardedMap<K, V, S> {
+    fn default() -> Self {
+        ShardedMap::with_hasher(S::default())
+    }
+}
+
+impl<K, V, S, R> fmt::Debug for ShardedMap<K, V, S, R>
+where
+    K: Hash + Eq + fmt::Debug,
+    V: fmt::Debug,
+    S: BuildHasher,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.pin().iter()).finish()
+    }
+}
+
+impl<K, V, S> FromIterator<(K, V)> for ShardedMap<K, V, S>
+where
+    K: Hash + Eq,
+    S: BuildHasher + Default,
+{
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
+        let map = ShardedMap::with_hasher(S::default());
+        (&map).extend(iter);
+        map
+    }
+}
+
+impl<K, V, S, R> Extend<(K, V)> for ShardedMap<K, V, S, R>
+where
+    K: Hash + Eq,
+    S: BuildHasher,
+    R: Router<K>,
+{
+    fn extend<I: IntoIterator<Item = (K, V)>>(&mut self, iter: I) {
+        (&*self).extend(iter);
+    }
+}
+
+impl<K, V, S, R> Extend<(K, V)> for &ShardedMap<K, V, S, R>
+where
+    K: Hash + Eq,
+    S: BuildHasher,
+    R: Router<K>,
+{
+    fn extend<I: IntoIterator<Item = (K, V)>>(&mut self, iter: I) {
+        let m = self.pin();
+        for (k, v) in iter {
+            m.insert(k, v);
+        }
+    }
+}
+
+/// A pinned handle to a [`ShardedMap`], from [`ShardedMap::pin`] or
+/// [`ShardedMap::pin_owned`]: one guard for every shard.
+///
+/// Every reference it returns lives as long as the handle. It holds no lock: any method
+/// of the map may be called while it exists.
+pub struct ShardedRef<'m, K, V, S, R, G> {
+    map: &'m ShardedMap<K, V, S, R>,
+    guard: G,
+}
+
+impl<'m, K, V, S, R, G> ShardedRef<'m, K, V, S, R, G>
+where
+    K: Hash + Eq,
+    S: BuildHasher,
+    G: Guard,
+{
+    /// The shard for `key` (with `hash`) paired with our guard.
+    #[inline]
+    fn shard<Q>(&self, key: &Q, hash: u64) -> RawRef<'_, K, V, G>
+    where
+        Q: ?Sized,
+        R: Router<Q>,
+    {
+        self.map.shards[self.map.index(key, hash)]
+            .raw
+            .bind(&self.guard)
+    }
+
+    /// The value for `key` (see [`MapRef::get`](crate::MapRef::get)).
+    ///
+    /// ```
+    /// let map = readmostly::ShardedMap::new();
+    /// map.insert(String::from("a"), 1);
+    /// assert_eq!(map.pin().get("a"), Some(&1));
+    /// ```
+    #[inline]
+    pub fn get<Q>(&self, key: &Q) -> Option<&V>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq,
+        R: Router<Q>,
+    {
+        let hash = self.map.hasher.hash_one(key);
+        self.shard(key, hash).get(hash, key)
+    }
+
+    /// Whether `key` is present.
+    ///
+    /// ```
+    /// let map = readmostly::ShardedMap::new();
+    /// map.insert(1, 1);
+    /// assert!(map.pin().contains_key(&1));
+    /// ```
+    pub fn contains_key<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq,
+        R: Router<Q>,
+    {
+        self.get(key).is_some()
+    }
+
+    /// Sets the value for `key` and returns the previous one.
+    ///
+    /// ```
+    /// let map = readmostly::ShardedMap::new();
+    /// let m = map.pin();
+    /// assert_eq!(m.insert(1, "a"), None);
+    /// assert_eq!(m.insert(1, "b"), Some(&"a"));
+    /// ```
+    pub fn insert(&self, key: K, value: V) -> Option<&V>
+    where
+        R: Router<K>,
+    {
+        let hash = self.map.hasher.hash_one(&key);
+        self.shard(&key, hash).insert(hash, key, value)
+    }
+
+    /// Like [`insert`](Self::insert), subject to the map's capacity limit (see
+    /// [`ShardedMap::try_insert`]).
+    ///
+    /// ```
+    /// let map = readmostly::ShardedMap::builder().max_len(1).build();
+    /// let m = map.pin();
+    /// assert_eq!(m.try_insert(1, "a"), Ok(None));
+    /// assert!(m.try_insert(2, "b").is_err());
+    /// ```
+    pub fn try_insert(&self, key: K, value: V) -> Result<Option<&V>, CapacityError<K, V>>
+    where
+        R: Router<K>,
+    {
+        if let Some(max_len) = self.map.max_len {
+            if self.map.len() >= max_len && !self.contains_key(&key) {
+                return Err(CapacityError {
+                    key,
+                    value,
+                    max_len,
+                });
+            }
+        }
+        Ok(self.insert(key, value))
+    }
+
+    /// The value for `key`, inserting `value` if absent; the flag says whether it was
+    /// inserted (atomic: of racing calls exactly one inserts).
+    ///
+    /// ```
+    /// let map = readmostly::ShardedMap::new();
+    /// let m = map.pin();
+    /// assert_eq!(m.get_or_insert("k", 1), (&1, true));
+    /// assert_eq!(m.get_or_insert("k", 2), (&1, false));
+    /// ```
+    pub fn get_or_insert(&self, key: K, value: V) -> (&V, bool)
+    where
+        R: Router<K>,
+    {
+        let hash = self.map.hasher.hash_one(&key);
+        self.shard(&key, hash).get_or_insert(hash, key, value)
+    }
+
+    /// Like [`get_or_insert`](Self::get_or_insert), building the value only when the
+    /// key is absent (see [`MapRef::get_or_insert_with`](crate::MapRef::get_or_insert_with)).
+    ///
+    /// ```
+    /// let map = readmostly::ShardedMap::new();
+    /// let m = map.pin();
+    /// let (v, inserted) = m.get_or_insert_with("config", || String::from("loaded"));
+    /// assert_eq!((v.as_str(), inserted), ("loaded", true));
+    /// ```
+    pub fn get_or_insert_with(&self, key: K, make: impl FnOnce() -> V) -> (&V, bool)
+    where
+        R: Router<K>,
+    {
+        let hash = self.map.hasher.hash_one(&key);
+        self.shard(&key, hash).get_or_insert_with(hash, key, make)
+    }
+
+    /// Removes `key` and returns its value.
+    ///
+    /// ```
+    /// let map = readmostly::ShardedMap::new();
+    /// map.insert(1, "a");
+    /// let m = map.pin();
+    /// assert_eq!(m.remove(&1), Some(&"a"));
+    /// assert_eq!(m.remove(&1), None);
+    /// ```
+    pub fn remove<Q>(&self, key: &Q) -> Option<&V>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq,
+        R: Router<Q>,
+    {
+        let hash = self.map.hasher.hash_one(key);
+        self.shard(key, hash).remove(hash, key)
+    }
+
+    /// Replaces the value for `key` with `new` if it equals `current` (see
+    /// [`MapRef::compare_exchange`](crate::MapRef::compare_exchange)).
+    ///
+    /// ```
+    /// let map = readmostly::ShardedMap::new();
+    /// map.insert("v", 1);
+    /// let m = map.pin();
+    /// assert_eq!(m.compare_exchange("v", &1, 2), Ok(&1));
+    /// let err = m.compare_exchange("v", &1, 3).unwrap_err();
+    /// assert_eq!((err.current, err.new), (Some(&2), 3));
+    /// ```
+    pub fn compare_exchange<Q>(
+        &self,
+        key: &Q,
+        current: &V,
+        new: V,
+    ) -> Result<&V, CompareExchangeError<'_, V>>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq,
+        R: Router<Q>,
+        V: PartialEq,
+    {
+        let hash = self.map.hasher.hash_one(key);
+        self.shard(key, hash)
+            .compare_exchange(hash, key, current, new)
+            .map_err(|(current, new)| CompareExchangeError { current, new })
+    }
+
+    /// Removes `key` if `predicate` approves its value (see
+    /// [`MapRef::remove_if`](crate::MapRef::remove_if)).
+    ///
+    /// ```
+    /// let map = readmostly::ShardedMap::new();
+    /// map.insert("session", 3);
+    /// let m = map.pin();
+    /// assert_eq!(m.remove_if("session", |v| *v > 5), None);
+    /// assert_eq!(m.remove_if("session", |v| *v == 3), Some(&3));
+    /// ```
+    pub fn remove_if<Q>(&self, key: &Q, predicate: impl FnMut(&V) -> bool) -> Option<&V>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq,
+        R: Router<Q>,
+    {
+        let hash = self.map.hasher.hash_one(key);
+        self.shard(key, hash).remove_if(hash, key, predicate)
+    }
+
+    /// Iterates over the entries of every shard, shard by shard, each as
+    /// [`MapRef::iter`](crate::MapRef::iter) does: every key present for the whole
+    /// iteration is visited exactly once; keys inserted or removed meanwhile may or may
+    /// not be; no key is visited twice. No lock is held while iterating.
+    ///
+    /// ```
+    /// let map: readmostly::ShardedMap<u32, u32> = (0..4).map(|i| (i, i * 10)).collect();
+    /// let m = map.pin();
+    /// let mut seen: Vec<_> = m.iter().map(|(k, v)| (*k, *v)).collect();
+    /// seen.sort();
+    /// assert_eq!(seen, [(0, 0), (1, 10), (2, 20), (3, 30)]);
+    /// for (k, _) in m.iter() {
+    ///     m.remove(k); // allowed while iterating
+    /// }
+    /// assert!(map.is_empty());
+    /// ```
+    pub fn iter(&self) -> ShardedIter<'_, K, V, G> {
+        ShardedIter {
+            shards: self.map.shards.iter(),
+            guard: &self.guard,
+            current: None,
+        }
+    }
+
+    /// Keeps only the entries for which `keep` returns `true` (see
+    /// [`MapRef::retain`](crate::MapRef::retain)), shard by shard.
+    ///
+    /// ```
+    /// let map: readmostly::ShardedMap<u32, u32> = (0..6).map(|i| (i, i)).collect();
+    /// map.pin().retain(|k, _| *k < 3);
+    /// assert_eq!(map.len(), 3);
+    /// ```
+    pub fn retain(&self, mut keep: impl FnMut(&K, &V) -> bool) {
+        for shard in self.map.shards.iter() {
+            shard.raw.bind(&self.guard).retain(&mut keep);
+        }
+    }
+
+    /// Removes every key (see [`ShardedMap::clear`]).
+    ///
+    /// ```
+    /// let map = readmostly::ShardedMap::new();
+    /// map.insert(1, 1);
+    /// map.pin().clear();
+    /// assert!(map.is_empty());
+    /// ```
+    pub fn clear(&self) {
+        for shard in self.map.shards.iter() {
+            shard.raw.bind(&self.guard).clear();
+        }
+    }
+
+    /// The number of keys present (see [`ShardedMap::len`]).
+    ///
+    /// ```
+    /// let map = readmostly::ShardedMap::new();
+    /// map.insert(1, 1);
+    /// assert_eq!(map.pin().len(), 1);
+    /// ```
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Whether the map is empty.
+    ///
+    /// ```
+    /// let map: readmostly::ShardedMap<u8, u8> = readmostly::ShardedMap::new();
+    /// assert!(map.pin().is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl<K, V, S, R, G> fmt::Debug for ShardedRef<'_, K, V, S, R, G>
+where
+    K: Hash + Eq + fmt::Debug,
+    V: fmt::Debug,
+    S: BuildHasher,
+    G: Guard,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+/// Iterator over a [`ShardedMap`]'s entries, from [`ShardedRef::iter`].
+pub struct ShardedIter<'g, K, V, G> {
+    shards: std::slice::Iter<'g, Shard<K, V>>,
+    guard: &'g G,
+    current: Option<RawIter<'g, K, V, G>>,
+}
+
+impl<'g, K: Eq, V, G: Guard> Iterator for ShardedIter<'g, K, V, G> {
+    type Item = (&'g K, &'g V);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(item) = self.current.as_mut().and_then(Iterator::next) {
+                return Some(item);
+            }
+            // Each shard's snapshot is taken when the iteration reaches it.
+            self.current = Some(self.shards.next()?.raw.bind(self.guard).iter());
+        }
+    }
+}
+
+impl<K, V, G> fmt::Debug for ShardedIter<'_, K, V, G> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ShardedIter").finish_non_exhaustive()
+    }
+}
