@@ -28,10 +28,23 @@
 //! An entry that is no longer reachable from any table is always *expunged*, so its
 //! last value has already been retired by whoever detached it; dropping an entry never
 //! drops a value.
+//!
+//! # Inline first value
+//!
+//! An entry is allocated together with its first value (`inline`), so a lookup of a key
+//! whose value was never replaced touches one allocation, not two, and a `u64 → u64`
+//! entry costs one heap block. Values stored later are boxed. The allocation therefore
+//! has two owners, counted in `owners`: the entry itself (released when the retired
+//! entry is reclaimed) and the inline value (released when that value, retired after
+//! leaving the slot, is dropped in place). Whichever is reclaimed last frees the block.
 
-use std::sync::atomic::Ordering::{AcqRel, Acquire};
+use std::cell::UnsafeCell;
+use std::mem::{offset_of, MaybeUninit};
+use std::ptr::{self, NonNull};
+use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed};
 
-use super::reclaim::Guard;
+use super::reclaim::{Collector, Guard};
 use crate::sync::AtomicPtr;
 
 /// The sentinel address marking an expunged slot. It is never dereferenced, only
@@ -46,6 +59,9 @@ pub(crate) fn expunged<V>() -> *mut V {
 }
 
 /// A key and its value slot. See the module docs for the state machine.
+///
+/// `repr(C)`: the reclaimer of the inline value finds the entry from the value's address.
+#[repr(C)]
 pub(crate) struct Entry<K, V> {
     /// The key's hash under the map's hasher, so tables can be rebuilt and resized
     /// without calling user `Hash` code (and without any chance of it panicking).
@@ -54,6 +70,12 @@ pub(crate) struct Entry<K, V> {
     pub(crate) key: K,
     /// The value slot: present / deleted / expunged.
     value: AtomicPtr<V>,
+    /// Owners of the allocation (see "Inline first value"): starts at 2. A std atomic even
+    /// under loom: it is only touched by reclaimers, which loom does not model.
+    owners: AtomicUsize,
+    /// The first value. Initialised at allocation; dropped in place (once) by
+    /// [`reclaim_inline`] or by the map's `Drop`, never by the entry's own drop.
+    inline: UnsafeCell<MaybeUninit<V>>,
 }
 
 /// What a [`Entry::try_load_or_store`] attempt did.
@@ -67,13 +89,33 @@ pub(crate) enum LoadOrStore<V> {
 }
 
 impl<K, V> Entry<K, V> {
-    /// A new entry in the *present* state.
-    pub(crate) fn new(hash: u64, key: K, value: *mut V) -> Self {
-        Entry {
+    /// Allocates an entry in the *present* state holding `value` inline. Returns the
+    /// entry and the slot's value pointer.
+    pub(crate) fn alloc(hash: u64, key: K, value: V) -> (NonNull<Self>, *mut V) {
+        let raw = Box::into_raw(Box::new(Entry {
             hash,
             key,
-            value: AtomicPtr::new(value),
-        }
+            value: AtomicPtr::new(ptr::null_mut()),
+            owners: AtomicUsize::new(2),
+            inline: UnsafeCell::new(MaybeUninit::new(value)),
+        }));
+        // SAFETY: `raw` is a fresh, valid allocation; `addr_of_mut!` creates no
+        // reference, so the pointer keeps the whole allocation's provenance (the
+        // reclaimer steps back from it to the entry).
+        let inline = unsafe { ptr::addr_of_mut!((*raw).inline) }.cast::<V>();
+        // SAFETY: as above; nobody else can see the entry yet.
+        let entry = unsafe { &*raw };
+        // Relaxed: the entry is unpublished; publication (table insert under `mu`, then
+        // the Release store of a read table) orders this store for every reader.
+        entry.value.store(inline, Relaxed);
+        // SAFETY: `Box::into_raw` never returns null.
+        (unsafe { NonNull::new_unchecked(raw) }, inline)
+    }
+
+    /// Whether `p` is this entry's inline value (address comparison only).
+    #[inline]
+    pub(crate) fn is_inline(&self, p: *mut V) -> bool {
+        ptr::eq(p.cast_const(), self.inline.get().cast::<V>().cast_const())
     }
 
     /// Loads the slot. Returns null, [`expunged()`], or a value pointer that stays valid
@@ -210,6 +252,31 @@ impl<K, V> Entry<K, V> {
         is_value(p).then_some(p)
     }
 
+    /// Drops the value a slot holds at the map's `Drop` and releases the entry's own
+    /// ownership: the last owner frees the block.
+    ///
+    /// # Safety
+    /// `e` is live and no other thread can access it; called once per entry.
+    pub(crate) unsafe fn free_exclusive(e: NonNull<Self>) {
+        let raw = e.as_ptr();
+        // SAFETY: exclusive access (caller).
+        let value = unsafe { (*raw).value_mut() };
+        if is_value(value) {
+            // SAFETY: exclusive access (caller).
+            if unsafe { &*raw }.is_inline(value) {
+                // SAFETY: the inline value is in the slot, so it was never retired: we
+                // drop it (once) and release its ownership.
+                unsafe { reclaim_inline::<K, V>(value) };
+            } else {
+                // SAFETY: a boxed slot value came from `Box::into_raw`; it is owned by
+                // the slot and freed once, here.
+                drop(unsafe { Box::from_raw(value) });
+            }
+        }
+        // SAFETY: the entry's own ownership, released once.
+        unsafe { release(raw) };
+    }
+
     /// Whether the slot is expunged, with exclusive access (`Drop` of the map).
     pub(crate) fn is_expunged_mut(&mut self) -> bool {
         self.value_mut() == expunged()
@@ -232,4 +299,53 @@ impl<K, V> Entry<K, V> {
 #[inline]
 pub(crate) fn is_value<V>(p: *mut V) -> bool {
     !p.is_null() && p != expunged()
+}
+
+/// Releases one ownership of an entry's block; the last owner frees it.
+///
+/// # Safety
+/// `e` is a live entry from [`Entry::alloc`] and the caller owns one ownership.
+unsafe fn release<K, V>(e: *mut Entry<K, V>) {
+    // AcqRel: Release publishes this owner's accesses to the block; the last owner's
+    // Acquire sees the other owner's, so the free happens after both.
+    // SAFETY: live (caller).
+    if unsafe { &(*e).owners }.fetch_sub(1, AcqRel) == 1 {
+        // SAFETY: both owners are done; the block came from `Box::into_raw`. Dropping the
+        // entry drops the key; `inline` is `MaybeUninit` and is not touched.
+        drop(unsafe { Box::from_raw(e) });
+    }
+}
+
+/// Drops an inline value in place and releases its ownership of the entry's block.
+///
+/// # Safety
+/// `p` is the inline value pointer of a live entry (as stored in its slot, so it
+/// carries the allocation's provenance), no thread can access the value any more, and
+/// this is called once per entry.
+unsafe fn reclaim_inline<K, V>(p: *mut V) {
+    // SAFETY: initialised at allocation, dropped only here (caller).
+    unsafe { ptr::drop_in_place(p) };
+    // SAFETY: `p` points `offset_of!(inline)` bytes into the entry's block (`repr(C)`),
+    // with the block's provenance.
+    let e = unsafe { p.byte_sub(offset_of!(Entry<K, V>, inline)) }.cast::<Entry<K, V>>();
+    // SAFETY: the inline value's ownership, released once.
+    unsafe { release(e) };
+}
+
+/// Reclaimer for a retired inline value (see [`reclaim_inline`]).
+///
+/// # Safety
+/// As [`reclaim_inline`]; seize calls it once, after no guard can see the value.
+pub(crate) unsafe fn reclaim_inline_value<K, V>(p: *mut V, _: &Collector) {
+    // SAFETY: forwarded.
+    unsafe { reclaim_inline::<K, V>(p) };
+}
+
+/// Reclaimer for a retired entry: releases the entry's own ownership.
+///
+/// # Safety
+/// `e` is a detached entry retired once; seize calls this once, after no guard can see it.
+pub(crate) unsafe fn reclaim_entry<K, V>(e: *mut Entry<K, V>, _: &Collector) {
+    // SAFETY: forwarded.
+    unsafe { release(e) };
 }

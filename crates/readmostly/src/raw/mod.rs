@@ -52,7 +52,7 @@ use std::sync::Arc;
 
 use hashbrown::HashTable;
 
-use self::entry::{is_value, Entry, LoadOrStore};
+use self::entry::{is_value, reclaim_entry, reclaim_inline_value, Entry, LoadOrStore};
 use self::reclaim::{boxed, Collector, Guard};
 use crate::map::Promotion;
 use crate::stats::{table_bytes, LockedCounters, Stats, Stripes};
@@ -257,13 +257,8 @@ impl<K, V> Drop for RawMap<K, V> {
         /// # Safety
         /// `e` is live, unreachable by anyone else, and freed only once.
         unsafe fn free_entry<K, V>(e: EntryPtr<K, V>) {
-            // SAFETY: guaranteed by the caller; entries come from `Box::into_raw`.
-            let mut entry = unsafe { Box::from_raw(e.as_ptr()) };
-            let value = entry.value_mut();
-            if is_value(value) {
-                // SAFETY: a present slot owns a pointer from `Box::into_raw`.
-                drop(unsafe { Box::from_raw(value) });
-            }
+            // SAFETY: forwarded from the caller.
+            unsafe { Entry::free_exclusive(e) };
         }
 
         // Relaxed: `&mut self` — no other thread can access the map any more.
@@ -392,31 +387,47 @@ where
         unsafe { &*p }
     }
 
-    /// Retires a value that was just removed from its slot and returns it.
-    fn retire_value(&self, p: *mut V) -> &'a V {
-        // SAFETY: `p` was swapped out of its slot by us, so it is unreachable for
-        // threads that start later; it came from `Box::into_raw`. `defer_retire` keeps
-        // it alive until our guard is dropped, which makes the returned borrow valid.
-        unsafe { self.guard.defer_retire(p, boxed::<V>) };
+    /// Retires a value that we just removed from `e`'s slot, and returns it.
+    fn retire_value(&self, e: &Entry<K, V>, p: *mut V) -> &'a V {
+        if e.is_inline(p) {
+            // SAFETY: `p` left its slot (by our CAS/swap), so threads that start later
+            // cannot reach it; it is `e`'s inline value, which leaves the slot only once
+            // (later values are boxed), so it is retired once. `defer_retire` keeps it
+            // alive until our guard is dropped, which makes the returned borrow valid.
+            unsafe { self.guard.defer_retire(p, reclaim_inline_value::<K, V>) };
+        } else {
+            // SAFETY: as above; a boxed value came from `Box::into_raw`.
+            unsafe { self.guard.defer_retire(p, boxed::<V>) };
+        }
         self.value(p)
     }
 
-    /// Result of a store that replaced `prev` (null when the key was absent).
-    fn replaced(&self, prev: *mut V) -> Option<&'a V> {
+    /// Retires a detached entry.
+    ///
+    /// # Safety
+    /// `e` is in no table any more (invariant 5), is expunged, and is retired once.
+    unsafe fn retire_entry(&self, e: EntryPtr<K, V>) {
+        // SAFETY: forwarded from the caller; the reclaimer releases the entry's own
+        // ownership of its block.
+        unsafe { self.guard.defer_retire(e.as_ptr(), reclaim_entry::<K, V>) };
+    }
+
+    /// Result of a store into `e` that replaced `prev` (null when the key was absent).
+    fn replaced(&self, e: &Entry<K, V>, prev: *mut V) -> Option<&'a V> {
         if prev.is_null() {
             self.map.stripes.add_len(self.thread(), 1);
             None
         } else {
             self.map.stripes.overwrite(self.thread());
-            Some(self.retire_value(prev))
+            Some(self.retire_value(e, prev))
         }
     }
 
-    /// Result of a removal.
-    fn removed(&self, prev: Option<*mut V>) -> Option<&'a V> {
+    /// Result of a removal from `e`.
+    fn removed(&self, e: &Entry<K, V>, prev: Option<*mut V>) -> Option<&'a V> {
         let prev = prev?;
         self.map.stripes.remove_keys(self.thread(), 1);
-        Some(self.retire_value(prev))
+        Some(self.retire_value(e, prev))
     }
 
     /// The entry for `key` (in any state), consulting the dirty table on a read miss.
@@ -498,7 +509,7 @@ where
                 // SAFETY: an entry still expunged is in the old read table only (invariant
                 // 2), which is now unreachable: so is the entry. Retired once: the list
                 // was taken.
-                unsafe { self.guard.defer_retire(e.as_ptr(), boxed::<Entry<K, V>>) };
+                unsafe { self.retire_entry(e) };
                 dirty.counters.retired_entries += 1;
             }
         }
@@ -541,15 +552,15 @@ where
         read: &ReadTable<K, V>,
         hash: u64,
         key: K,
-        value: *mut V,
-    ) {
+        value: V,
+    ) -> *mut V {
         // Relaxed: `amended` is only written under `mu`, which we hold.
         if !read.amended.load(Relaxed) {
             self.rebuild_dirty_locked(dirty, read);
             // Release: pairs with the Acquire load in `find_entry`.
             read.amended.store(true, Release);
         }
-        let e = NonNull::from(Box::leak(Box::new(Entry::new(hash, key, value))));
+        let (e, p) = Entry::alloc(hash, key, value);
         insert_entry(
             dirty
                 .table
@@ -558,6 +569,7 @@ where
             e,
         );
         dirty.counters.new_keys += 1;
+        p
     }
 
     /// If the read-table entry `e` is expunged, unexpunges it and puts it back into the
@@ -592,7 +604,7 @@ where
         if let Some(e) = self.find_in(&self.read().table, hash, &key) {
             if let Ok(prev) = e.try_swap(pending.ptr(), self.guard) {
                 pending.published();
-                return self.replaced(prev);
+                return self.replaced(e, prev);
             }
         }
         self.insert_slow(hash, key, pending)
@@ -603,22 +615,24 @@ where
     fn insert_slow(&self, hash: u64, key: K, mut pending: Pending<V>) -> Option<&'a V> {
         let mut dirty = self.map.lock();
         let read = self.read();
-        let prev = if let Some(e) = find(&read.table, hash, &key) {
-            self.unexpunge_locked(&mut dirty, e)
-                .swap(pending.ptr(), self.guard)
+        let (e, prev) = if let Some(e) = find(&read.table, hash, &key) {
+            let e = self.unexpunge_locked(&mut dirty, e);
+            (e, e.swap(pending.ptr(), self.guard))
         } else if let Some(e) = dirty
             .table
             .as_ref()
             .and_then(|t| self.find_in(t, hash, &key))
         {
-            e.swap(pending.ptr(), self.guard)
+            (e, e.swap(pending.ptr(), self.guard))
         } else {
-            self.new_entry_locked(&mut dirty, read, hash, key, pending.ptr());
-            std::ptr::null_mut()
+            self.new_entry_locked(&mut dirty, read, hash, key, pending.into_inner());
+            drop(dirty);
+            self.map.stripes.add_len(self.thread(), 1);
+            return None;
         };
         pending.published();
         drop(dirty);
-        self.replaced(prev)
+        self.replaced(e, prev)
     }
 
     pub(crate) fn get_or_insert(&self, hash: u64, key: K, value: V) -> (&'a V, bool) {
@@ -666,9 +680,10 @@ where
             self.miss_locked(&mut dirty);
             result
         } else {
-            let p = pending.ptr();
-            self.new_entry_locked(&mut dirty, read, hash, key, p);
-            LoadOrStore::Stored(p)
+            let p = self.new_entry_locked(&mut dirty, read, hash, key, pending.into_inner());
+            drop(dirty);
+            self.map.stripes.add_len(self.thread(), 1);
+            return (self.value(p), true);
         };
         drop(dirty);
         match result {
@@ -691,7 +706,7 @@ where
     {
         let read = self.read();
         if let Some(e) = self.find_in(&read.table, hash, key) {
-            return self.removed(e.delete(self.guard));
+            return self.removed(e, e.delete(self.guard));
         }
         // Acquire: as in `find_entry`.
         if !read.amended.load(Acquire) {
@@ -711,7 +726,7 @@ where
         let read = self.read();
         if let Some(e) = self.find_in(&read.table, hash, key) {
             drop(dirty);
-            return self.removed(e.delete(self.guard));
+            return self.removed(e, e.delete(self.guard));
         }
         // Relaxed: written only under `mu`, which we hold.
         if !read.amended.load(Relaxed) {
@@ -724,17 +739,15 @@ where
                 .map(|o| o.remove().0)
         });
         self.miss_locked(&mut dirty);
-        dirty.counters.retired_entries += u64::from(detached.is_some());
-        let prev = detached.and_then(|e| {
-            // SAFETY: the entry was in the dirty table, so it is live.
-            let prev = unsafe { e.as_ref() }.detach_locked(self.guard);
-            // SAFETY: the key was not in the read table, so the entry was only in the
-            // dirty table, which no longer holds it: it is unreachable (invariant 5).
-            unsafe { self.guard.defer_retire(e.as_ptr(), boxed::<Entry<K, V>>) };
-            prev
-        });
+        let e = detached?;
+        dirty.counters.retired_entries += 1;
+        let entry = self.entry(e);
+        let prev = entry.detach_locked(self.guard);
+        // SAFETY: the key was not in the read table, so the entry was only in the dirty
+        // table, which no longer holds it: it is unreachable and expunged (invariant 5).
+        unsafe { self.retire_entry(e) };
         drop(dirty);
-        self.removed(prev)
+        self.removed(entry, prev)
     }
 
     pub(crate) fn compare_exchange<Q>(
@@ -767,7 +780,7 @@ where
                 Ok(prev) => {
                     pending.published();
                     self.map.stripes.overwrite(self.thread());
-                    return Ok(self.retire_value(prev));
+                    return Ok(self.retire_value(e, prev));
                 }
                 Err(actual) => p = actual,
             }
@@ -800,7 +813,7 @@ where
                 return None;
             }
             match e.cas(p, std::ptr::null_mut(), self.guard) {
-                Ok(prev) => return self.removed(Some(prev)),
+                Ok(prev) => return self.removed(e, Some(prev)),
                 Err(actual) => p = actual,
             }
         }
@@ -846,15 +859,14 @@ where
         let mut removed = 0usize;
         let mut entries = 0u64;
         let mut detach = |e: EntryPtr<K, V>| {
-            // SAFETY: entries of the old tables are live (invariant 5) until retired here.
-            if let Some(v) = unsafe { e.as_ref() }.detach_locked(self.guard) {
-                // SAFETY: the value left its slot; it came from `Box::into_raw`.
-                unsafe { self.guard.defer_retire(v, boxed::<V>) };
+            let entry = self.entry(e);
+            if let Some(v) = entry.detach_locked(self.guard) {
+                self.retire_value(entry, v);
                 removed += 1;
             }
             // SAFETY: the entry is in no published table any more (the old read table is
             // unpublished, the dirty table dropped), and each entry is detached once.
-            unsafe { self.guard.defer_retire(e.as_ptr(), boxed::<Entry<K, V>>) };
+            unsafe { self.retire_entry(e) };
             entries += 1;
         };
         match dirty.table.take() {
