@@ -91,6 +91,7 @@ pub struct Builder<K, V, S = DefaultHashBuilder> {
     hasher: S,
     promotion: Promotion,
     max_len: Option<usize>,
+    hit_statistics: bool,
     _marker: PhantomData<fn() -> (K, V)>,
 }
 
@@ -117,6 +118,7 @@ impl<K, V> SyncMap<K, V> {
             hasher: DefaultHashBuilder::default(),
             promotion: Promotion::default(),
             max_len: None,
+            hit_statistics: true,
             _marker: PhantomData,
         }
     }
@@ -136,6 +138,7 @@ impl<K, V, S> Builder<K, V, S> {
             hasher,
             promotion: self.promotion,
             max_len: self.max_len,
+            hit_statistics: self.hit_statistics,
             _marker: PhantomData,
         }
     }
@@ -167,6 +170,27 @@ impl<K, V, S> Builder<K, V, S> {
         self
     }
 
+    /// Whether lock-free lookups count [`Stats::hits`] (default: `true`).
+    ///
+    /// Counting costs one store to a per-thread counter stripe per lookup (no shared
+    /// write, no atomic read-modify-write); `readmostly-bench` measures it as the
+    /// difference between its `syncmap` and `syncmap-nostats` maps. With `false`,
+    /// `hits` stays 0; every other statistic is still kept (they are counted off the
+    /// read path).
+    ///
+    /// ```
+    /// let map: readmostly::SyncMap<u8, u8> =
+    ///     readmostly::SyncMap::builder().hit_statistics(false).build();
+    /// map.insert(1, 1);
+    /// map.get_cloned(&1);
+    /// map.get_cloned(&1);
+    /// assert_eq!(map.stats().hits, 0);
+    /// ```
+    pub fn hit_statistics(mut self, on: bool) -> Self {
+        self.hit_statistics = on;
+        self
+    }
+
     /// Builds the map.
     ///
     /// ```
@@ -174,7 +198,7 @@ impl<K, V, S> Builder<K, V, S> {
     /// assert_eq!(map.len(), 0);
     /// ```
     pub fn build(self) -> SyncMap<K, V, S> {
-        let mut map = SyncMap::from_parts(self.hasher, self.promotion);
+        let mut map = SyncMap::from_parts(self.hasher, self.promotion, self.hit_statistics);
         map.max_len = self.max_len;
         map
     }
@@ -186,15 +210,16 @@ impl<K, V, S: fmt::Debug> fmt::Debug for Builder<K, V, S> {
             .field("hasher", &self.hasher)
             .field("promotion", &self.promotion)
             .field("max_len", &self.max_len)
+            .field("hit_statistics", &self.hit_statistics)
             .finish()
     }
 }
 
 impl<K, V, S> SyncMap<K, V, S> {
-    fn from_parts(hasher: S, promotion: Promotion) -> Self {
+    fn from_parts(hasher: S, promotion: Promotion, hit_statistics: bool) -> Self {
         let collector = Arc::new(Collector::new());
         SyncMap {
-            raw: RawMap::new(promotion, collector, default_stripes()),
+            raw: RawMap::new(promotion, collector, default_stripes(), hit_statistics),
             hasher,
             max_len: None,
         }
@@ -216,7 +241,7 @@ impl<K, V, S> SyncMap<K, V, S> {
     /// assert_eq!(map.len(), 1);
     /// ```
     pub fn with_hasher(hasher: S) -> Self {
-        Self::from_parts(hasher, Promotion::default())
+        Self::from_parts(hasher, Promotion::default(), true)
     }
 
     /// The map's hasher.

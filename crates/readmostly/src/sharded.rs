@@ -363,7 +363,7 @@ impl<K, V, S, R> ShardedBuilder<K, V, S, R> {
         let collector = Arc::new(Collector::new());
         let shards: Box<[Shard<K, V>]> = (0..self.shards)
             .map(|_| Shard {
-                raw: RawMap::new(self.promotion, collector.clone(), self.stripes),
+                raw: RawMap::new(self.promotion, collector.clone(), self.stripes, true),
             })
             .collect();
         ShardedMap {

@@ -151,6 +151,8 @@ pub enum MapKind {
     SyncMap,
     /// `readmostly::SyncMap`, one pin held across a batch of operations.
     SyncMapBatch,
+    /// `readmostly::SyncMap` with hit counting off, one pin per call.
+    SyncMapNoStats,
     /// `readmostly::ShardedMap`, one pin per call.
     Sharded,
     /// `std::sync::RwLock<HashMap>`.
@@ -175,9 +177,10 @@ pub enum MapKind {
 
 impl MapKind {
     /// Every map, in report order.
-    pub const ALL: [MapKind; 12] = [
+    pub const ALL: [MapKind; 13] = [
         MapKind::SyncMap,
         MapKind::SyncMapBatch,
+        MapKind::SyncMapNoStats,
         MapKind::Sharded,
         MapKind::RwLockStd,
         MapKind::MutexStd,
@@ -195,6 +198,7 @@ impl MapKind {
         match self {
             MapKind::SyncMap => "syncmap",
             MapKind::SyncMapBatch => "syncmap-batch",
+            MapKind::SyncMapNoStats => "syncmap-nostats",
             MapKind::Sharded => "sharded",
             MapKind::RwLockStd => "rwlock-std",
             MapKind::MutexStd => "mutex-std",
@@ -214,6 +218,9 @@ impl MapKind {
             MapKind::SyncMap => "readmostly::SyncMap, one pin (guard) per call: the headline configuration",
             MapKind::SyncMapBatch => {
                 "readmostly::SyncMap, one pin kept across 64 operations (a caller holding a MapRef)"
+            }
+            MapKind::SyncMapNoStats => {
+                "readmostly::SyncMap with hit statistics off, one pin per call (measures their cost)"
             }
             MapKind::Sharded => {
                 "readmostly::ShardedMap (read/dirty shards, default count, routed by key hash), one pin per call"
@@ -248,7 +255,7 @@ impl MapKind {
     pub fn is_ours(self) -> bool {
         matches!(
             self,
-            MapKind::SyncMap | MapKind::SyncMapBatch | MapKind::Sharded
+            MapKind::SyncMap | MapKind::SyncMapBatch | MapKind::SyncMapNoStats | MapKind::Sharded
         )
     }
 }
@@ -343,6 +350,7 @@ fn by_map<V: Value, S: Hasher, F: WithMap>(map: MapKind, s: S, f: F) -> F::Outpu
     match map {
         MapKind::SyncMap => f.run::<syncmap::SyncMapAdapter<V, S>>(map, s),
         MapKind::SyncMapBatch => f.run::<syncmap_batch::SyncMapBatch<V, S>>(map, s),
+        MapKind::SyncMapNoStats => f.run::<syncmap::SyncMapAdapter<V, S, false>>(map, s),
         MapKind::Sharded => f.run::<sharded::ShardedAdapter<V, S>>(map, s),
         MapKind::RwLockStd => f.run::<rwlock_std::RwLockStd<V, S>>(map, s),
         MapKind::MutexStd => f.run::<mutex_std::MutexStd<V, S>>(map, s),

@@ -7,25 +7,29 @@ use readmostly::SyncMap;
 
 use super::{BenchMap, Handle, Hasher, Value};
 
-/// `SyncMap<u64, V, S>` with the default promotion rule.
-pub struct SyncMapAdapter<V, S> {
+/// `SyncMap<u64, V, S>` with the default promotion rule; `STATS = false` turns hit
+/// counting off (the `syncmap-nostats` map, which measures what statistics cost reads).
+pub struct SyncMapAdapter<V, S, const STATS: bool = true> {
     pub(crate) map: SyncMap<u64, V, S>,
 }
 
-impl<V, S> std::fmt::Debug for SyncMapAdapter<V, S> {
+impl<V, S, const STATS: bool> std::fmt::Debug for SyncMapAdapter<V, S, STATS> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("SyncMapAdapter")
     }
 }
 
-impl<V: Value, S: Hasher> BenchMap for SyncMapAdapter<V, S> {
+impl<V: Value, S: Hasher, const STATS: bool> BenchMap for SyncMapAdapter<V, S, STATS> {
     type Value = V;
     type Hasher = S;
     type Handle<'a> = &'a Self;
 
     fn build(hasher: S) -> Self {
         SyncMapAdapter {
-            map: SyncMap::builder().hasher(hasher).build(),
+            map: SyncMap::builder()
+                .hasher(hasher)
+                .hit_statistics(STATS)
+                .build(),
         }
     }
 
@@ -38,7 +42,7 @@ impl<V: Value, S: Hasher> BenchMap for SyncMapAdapter<V, S> {
     }
 }
 
-impl<V: Value, S: Hasher> Handle<V> for &SyncMapAdapter<V, S> {
+impl<V: Value, S: Hasher, const STATS: bool> Handle<V> for &SyncMapAdapter<V, S, STATS> {
     #[inline]
     fn get(&mut self, key: u64) -> bool {
         let m = self.map.pin();

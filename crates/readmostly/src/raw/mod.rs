@@ -183,6 +183,8 @@ pub(crate) struct RawMap<K, V> {
     /// Striped hit and length counters.
     stripes: Stripes,
     promotion: Promotion,
+    /// Whether lock-free lookups count hits (the only statistic on the read path).
+    count_hits: bool,
     /// Declared last: dropped after `Drop::drop` freed the live structures; the last map
     /// sharing the collector reclaims everything still retired.
     collector: Arc<Collector>,
@@ -199,7 +201,12 @@ unsafe impl<K: Send + Sync, V: Send + Sync> Sync for RawMap<K, V> {}
 impl<K, V> RawMap<K, V> {
     /// A map retiring memory through `collector`, with `stripes` counter stripes
     /// (rounded up to a power of two).
-    pub(crate) fn new(promotion: Promotion, collector: Arc<Collector>, stripes: usize) -> Self {
+    pub(crate) fn new(
+        promotion: Promotion,
+        collector: Arc<Collector>,
+        stripes: usize,
+        count_hits: bool,
+    ) -> Self {
         RawMap {
             read: AtomicPtr::new(ReadTable::new(HashTable::new())),
             dirty: Mutex::new(Dirty {
@@ -213,6 +220,7 @@ impl<K, V> RawMap<K, V> {
             }),
             stripes: Stripes::new(stripes),
             promotion,
+            count_hits,
             collector,
         }
     }
@@ -430,6 +438,14 @@ where
         Some(self.retire_value(e, prev))
     }
 
+    /// Counts a lookup answered from the read table (unless disabled).
+    #[inline]
+    fn hit(&self) {
+        if self.map.count_hits {
+            self.map.stripes.hit(self.thread());
+        }
+    }
+
     /// The entry for `key` (in any state), consulting the dirty table on a read miss.
     #[inline]
     fn find_entry<Q>(&self, hash: u64, key: &Q) -> Option<&'a Entry<K, V>>
@@ -439,14 +455,14 @@ where
     {
         let read = self.read();
         if let Some(e) = self.find_in(&read.table, hash, key) {
-            self.map.stripes.hit(self.thread());
+            self.hit();
             return Some(e);
         }
         // Acquire: pairs with the Release store in `new_entry_locked`. Not needed for
         // memory safety (if set, the lock orders what follows); it keeps the flag
         // ordered after the table load on weakly ordered CPUs.
         if !read.amended.load(Acquire) {
-            self.map.stripes.hit(self.thread());
+            self.hit();
             return None;
         }
         self.find_entry_slow(hash, key)
