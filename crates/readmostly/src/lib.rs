@@ -89,6 +89,17 @@
 //! `insert`, `remove`, …) pin internally and hold nothing afterwards. Holding any pin for
 //! a long time delays reclamation of memory retired meanwhile (never beyond the pin).
 //!
+//! **Memory under a long-lived pin.** While a guard is held (a [`MapRef`], or an [`Iter`]
+//! borrowed from one), nothing retired by *any* thread after it was taken can be freed:
+//! replaced values, removed entries and replaced read tables of every map sharing the
+//! collector (all shards of a [`ShardedMap`]). Memory then grows with the write volume
+//! for as long as the guard lives; reads and writes carry on unaffected. Nothing leaks:
+//! dropping the guard releases it all. `tests/soak.rs` measures it with one thread
+//! holding a pin and one an iterator while three others churn: about 200 bytes retained
+//! per churn operation (36 MiB after 180,000), and back to the steady state as soon as
+//! both are dropped. So pin for a burst of operations, not across waits or slow I/O,
+//! and iterate promptly (or copy out what a slow consumer needs).
+//!
 //! # Performance
 //!
 //! * `get` of a key in the read table: one atomic load of the table pointer, a hash probe,

@@ -1,16 +1,22 @@
 //! A small shim that swaps the standard library's synchronisation primitives for
-//! loom's when the crate is built with `--cfg loom`, so the read/dirty protocol can be
-//! model-checked without changing its code.
+//! loom's when the crate is built with `--cfg loom`, or for shuttle's with
+//! `--cfg shuttle`, so the read/dirty protocol can be model-checked (loom) or run under
+//! randomized schedules (shuttle) without changing its code.
 
-#[cfg(not(loom))]
+#[cfg(not(any(loom, shuttle)))]
 pub(crate) use std::sync::atomic::{AtomicBool, AtomicPtr};
-#[cfg(not(loom))]
+#[cfg(not(any(loom, shuttle)))]
 pub(crate) use std::sync::{Mutex, MutexGuard};
 
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{AtomicBool, AtomicPtr};
 #[cfg(loom)]
 pub(crate) use loom::sync::{Mutex, MutexGuard};
+
+#[cfg(all(shuttle, not(loom)))]
+pub(crate) use shuttle::sync::atomic::{AtomicBool, AtomicPtr};
+#[cfg(all(shuttle, not(loom)))]
+pub(crate) use shuttle::sync::{Mutex, MutexGuard};
 
 /// Locks `mutex`, ignoring poisoning.
 ///

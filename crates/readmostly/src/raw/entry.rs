@@ -71,7 +71,7 @@ pub(crate) struct Entry<K, V> {
     /// The value slot: present / deleted / expunged.
     value: AtomicPtr<V>,
     /// Owners of the allocation (see "Inline first value"): starts at 2. A std atomic even
-    /// under loom: it is only touched by reclaimers, which loom does not model.
+    /// under loom and shuttle: it is only touched by reclaimers, which they do not model.
     owners: AtomicUsize,
     /// The first value. Initialised at allocation; dropped in place (once) by
     /// [`reclaim_inline`] or by the map's `Drop`, never by the entry's own drop.

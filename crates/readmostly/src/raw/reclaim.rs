@@ -8,19 +8,21 @@
 //! Under `--cfg loom` seize cannot run (its thread-local state and fences are invisible
 //! to loom), so a minimal stand-in with the same interface defers every retired object
 //! to the collector's drop. That is enough to model-check the read/dirty protocol,
-//! which is what the loom tests are about.
+//! which is what the loom tests are about. The shuttle tests (`--cfg shuttle`) use the
+//! same stand-in: shuttle runs every model thread on one OS thread, where seize's
+//! per-thread state would see them all as a single thread.
 
-#[cfg(not(loom))]
+#[cfg(not(any(loom, shuttle)))]
 pub(crate) use seize::{reclaim::boxed, Collector, Guard};
-#[cfg(not(loom))]
+#[cfg(not(any(loom, shuttle)))]
 pub use seize::{LocalGuard, OwnedGuard};
 
-#[cfg(loom)]
+#[cfg(any(loom, shuttle))]
 pub(crate) use self::model::{boxed, Collector, Guard};
-#[cfg(loom)]
+#[cfg(any(loom, shuttle))]
 pub use self::model::{LocalGuard, OwnedGuard};
 
-#[cfg(loom)]
+#[cfg(any(loom, shuttle))]
 mod model {
     use crate::sync::AtomicPtr;
     use std::sync::atomic::Ordering;
@@ -31,11 +33,11 @@ mod model {
         ptr: *mut (),
         reclaim: unsafe fn(*mut (), &Collector),
     }
-    // SAFETY: the list is behind a std mutex (deliberately not modelled by loom) and
-    // retired objects are only freed when the collector is dropped.
+    // SAFETY: the list is behind a std mutex (deliberately not modelled by loom or
+    // shuttle) and retired objects are only freed when the collector is dropped.
     unsafe impl Send for SendDeferred {}
 
-    /// Loom stand-in for `seize::Collector`: frees everything retired when dropped.
+    /// Loom/shuttle stand-in for `seize::Collector`: frees everything retired when dropped.
     pub(crate) struct Collector {
         retired: Mutex<Vec<SendDeferred>>,
     }

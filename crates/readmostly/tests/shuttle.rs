@@ -1,0 +1,716 @@
+//! Randomized-schedule tests of the read/dirty protocol with [shuttle].
+//!
+//! Run with (see `ci/shuttle.sh`):
+//!
+//! ```text
+//! RUSTFLAGS="--cfg shuttle" CARGO_TARGET_DIR=target/shuttle \
+//!     cargo test --release -p readmostly --test shuttle -- --nocapture
+//! ```
+//!
+//! Under `--cfg shuttle` the crate's `sync` shim swaps the read-table pointer, the entry
+//! slots, the `amended` flag and the dirty-table mutex for shuttle's, whose every
+//! operation is a scheduling point, and reclamation is deferred to the map's drop (the
+//! loom stand-in). Shuttle then runs each test body many times under a scheduler that
+//! picks which thread runs at each point:
+//!
+//! * the **random** scheduler: a uniformly random runnable thread at every point;
+//! * **PCT** (probabilistic concurrency testing): random thread priorities with `depth - 1`
+//!   random priority-change points, which finds any bug of depth `d` with probability at
+//!   least `1 / (n * k^(d-1))` per run.
+//!
+//! Unlike loom these explore schedules by sampling, not exhaustively, so they scale to
+//! more threads and longer bodies: each model here runs `SHUTTLE_ITERS` schedules per
+//! scheduler (default 3,000; random, PCT depth 2 and PCT depth 3 — about 9,000 per
+//! model) against the same races as the loom models, and two extra bodies (three
+//! threads of random operations checked for per-key linearizability, and a churn body
+//! that forces promotions, rebuilds, expunges and `clear`) that loom could not explore.
+//!
+//! `SHUTTLE_SEED=N` fixes the seed (printed by every model); a failure prints the
+//! schedule, which `shuttle::replay` reproduces.
+//!
+//! Like loom, shuttle cannot catch a too-weak memory ordering (it runs sequentially
+//! consistent) nor reclamation bugs (the stand-in collector frees at drop): Miri and the
+//! sanitizers cover those.
+//!
+//! [shuttle]: https://docs.rs/shuttle
+#![cfg(shuttle)]
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, DefaultHasher};
+use std::sync::Arc;
+use std::time::Instant;
+
+use readmostly::{Promotion, SyncMap};
+use shuttle::rand::{thread_rng, RngCore};
+use shuttle::scheduler::{PctScheduler, RandomScheduler};
+use shuttle::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use shuttle::thread;
+use shuttle::{Config, Runner};
+
+type Map = SyncMap<u64, u64, BuildHasherDefault<DefaultHasher>>;
+
+fn new_map(promotion: Promotion) -> Arc<Map> {
+    Arc::new(
+        SyncMap::builder()
+            .hasher(BuildHasherDefault::default())
+            .promotion(promotion)
+            .build(),
+    )
+}
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .map(|s| {
+            s.parse()
+                .unwrap_or_else(|_| panic!("{name} must be a number"))
+        })
+        .unwrap_or(default)
+}
+
+/// Schedules per scheduler per model.
+fn iterations() -> usize {
+    env_or("SHUTTLE_ITERS", 3_000) as usize
+}
+
+fn seed() -> u64 {
+    std::env::var("SHUTTLE_SEED")
+        .map(|s| s.parse().expect("SHUTTLE_SEED must be a number"))
+        .unwrap_or_else(|_| {
+            use std::hash::BuildHasher;
+            std::hash::RandomState::new().hash_one(0u8)
+        })
+}
+
+/// Runs `f` under the random scheduler and PCT at depths 2 and 3, `SHUTTLE_ITERS`
+/// schedules each, and reports the schedules run.
+fn model(name: &str, f: impl Fn() + Send + Sync + 'static) {
+    let f = Arc::new(f);
+    let n = iterations();
+    let seed = seed();
+    let start = Instant::now();
+    let mut total = 0;
+    let config = || {
+        let mut config = Config::new();
+        // The schedule of a failure is printed, not written to a file.
+        config.silence_warnings = true;
+        config
+    };
+    let g = f.clone();
+    total += Runner::new(RandomScheduler::new_from_seed(seed, n), config()).run(move || g());
+    for depth in [2, 3] {
+        let g = f.clone();
+        total +=
+            Runner::new(PctScheduler::new_from_seed(seed, depth, n), config()).run(move || g());
+    }
+    eprintln!(
+        "shuttle model {name}: {total} schedules (random + PCT depth 2 + PCT depth 3, \
+         {n} each) in {:.2?}, SHUTTLE_SEED={seed}",
+        start.elapsed()
+    );
+}
+
+/// Runs `a` and `b` on two spawned threads and returns both results.
+fn race<RA, RB>(
+    a: impl FnOnce() -> RA + Send + 'static,
+    b: impl FnOnce() -> RB + Send + 'static,
+) -> (RA, RB)
+where
+    RA: Send + 'static,
+    RB: Send + 'static,
+{
+    let a = thread::spawn(a);
+    let b = thread::spawn(b);
+    (a.join().unwrap(), b.join().unwrap())
+}
+
+/// The map's contents through `iter`, sorted; also checks that no key is visited twice
+/// and that `len` and `get` agree (the body is quiescent when this is called).
+fn contents(map: &Map) -> Vec<(u64, u64)> {
+    let mut seen: Vec<(u64, u64)> = map.pin().iter().map(|(k, v)| (*k, *v)).collect();
+    seen.sort_unstable();
+    let mut keys: Vec<u64> = seen.iter().map(|(k, _)| *k).collect();
+    keys.dedup();
+    assert_eq!(keys.len(), seen.len(), "iter visited a key twice: {seen:?}");
+    assert_eq!(map.len(), seen.len(), "len disagrees with iter: {seen:?}");
+    for &(k, v) in &seen {
+        assert_eq!(
+            map.get_cloned(&k),
+            Some(v),
+            "get disagrees with iter for {k}"
+        );
+    }
+    seen
+}
+
+/// Where the key under test sits before the race starts.
+#[derive(Clone, Copy, Debug)]
+enum Setup {
+    /// Present in the read table (inserted, then promoted by a read).
+    Read,
+    /// Present in the dirty table only (inserted, not yet promoted).
+    DirtyOnly,
+    /// In the read table, *deleted* (inserted, promoted, removed).
+    Deleted,
+}
+
+/// A map (promoting on every miss) holding key 1 with `value` in the state `setup`.
+fn map_with_key(setup: Setup, value: u64) -> Arc<Map> {
+    let map = new_map(Promotion::EveryMiss);
+    assert!(!map.insert(1, value));
+    match setup {
+        Setup::DirtyOnly => {}
+        Setup::Read | Setup::Deleted => {
+            assert_eq!(map.get_cloned(&1), Some(value)); // a miss: promotes at once
+            assert_eq!(map.stats().promotions, 1);
+            if let Setup::Deleted = setup {
+                assert!(map.remove(&1));
+            }
+        }
+    }
+    map
+}
+
+// ----------------------------------------------------------- (a) read vs promotion
+
+#[test]
+fn read_racing_promotion() {
+    model("read_racing_promotion", || {
+        let map = map_with_key(Setup::DirtyOnly, 10);
+        let (m1, m2) = (map.clone(), map.clone());
+        let (read, (inserted, reread, other)) = race(
+            move || m1.pin().get(&1).copied(),
+            move || {
+                let m = m2.pin();
+                let inserted = m.insert(2, 20).is_none();
+                (inserted, m.get(&2).copied(), m.get(&1).copied())
+            },
+        );
+        assert_eq!(read, Some(10), "the promoting read lost its key");
+        assert_eq!((inserted, reread, other), (true, Some(20), Some(10)));
+        assert_eq!(contents(&map), [(1, 10), (2, 20)]);
+    });
+}
+
+#[test]
+fn reads_racing_promotion() {
+    model("reads_racing_promotion", || {
+        let map = new_map(Promotion::EveryMiss);
+        map.insert(1, 10);
+        map.insert(2, 20);
+        map.insert(3, 30);
+        let (m1, m2, m3) = (map.clone(), map.clone(), map.clone());
+        let third = thread::spawn(move || m3.pin().get(&3).copied());
+        let (a, b) = race(
+            move || m1.pin().get(&1).copied(),
+            move || m2.pin().get(&2).copied(),
+        );
+        assert_eq!(
+            (a, b, third.join().unwrap()),
+            (Some(10), Some(20), Some(30))
+        );
+        assert_eq!(contents(&map), [(1, 10), (2, 20), (3, 30)]);
+    });
+}
+
+// ----------------------------------------------- (b) store to expunged vs rebuild
+
+#[test]
+fn store_to_expunged_racing_rebuild() {
+    model("store_to_expunged_racing_rebuild", || {
+        let map = map_with_key(Setup::Deleted, 10);
+        let (m1, m2) = (map.clone(), map.clone());
+        let (new_key, (prev, seen)) = race(
+            move || m1.pin().insert(2, 20).copied(),
+            move || {
+                let m = m2.pin();
+                let prev = m.insert(1, 11).copied();
+                (prev, m.get(&1).copied())
+            },
+        );
+        assert_eq!(new_key, None);
+        assert_eq!(prev, None, "key 1 was deleted");
+        assert_eq!(seen, Some(11), "a store is visible to its own thread");
+        assert_eq!(contents(&map), [(1, 11), (2, 20)]);
+        // Another promotion + rebuild cycle must keep key 1 (it was put back correctly).
+        assert!(!map.insert(3, 30));
+        assert_eq!(map.get_cloned(&3), Some(30));
+        assert_eq!(contents(&map), [(1, 11), (2, 20), (3, 30)]);
+    });
+}
+
+#[test]
+fn store_to_expunged_racing_rebuild_and_read() {
+    model("store_to_expunged_racing_rebuild_and_read", || {
+        let map = map_with_key(Setup::Deleted, 10);
+        let reader = {
+            let map = map.clone();
+            thread::spawn(move || map.pin().get(&1).copied())
+        };
+        let (m1, m2) = (map.clone(), map.clone());
+        let (new_key, prev) = race(
+            move || m1.pin().insert(2, 20).copied(),
+            move || m2.pin().insert(1, 11).copied(),
+        );
+        let seen = reader.join().unwrap();
+        assert_eq!((new_key, prev), (None, None));
+        assert!(seen.is_none() || seen == Some(11), "reader saw {seen:?}");
+        assert_eq!(contents(&map), [(1, 11), (2, 20)]);
+    });
+}
+
+#[test]
+fn remove_racing_rebuild() {
+    model("remove_racing_rebuild", || {
+        let map = map_with_key(Setup::Read, 10);
+        let (m1, m2) = (map.clone(), map.clone());
+        let (removed, prev) = race(
+            move || m1.pin().remove(&1).copied(),
+            move || m2.pin().insert(2, 20).copied(),
+        );
+        assert_eq!((removed, prev), (Some(10), None));
+        assert_eq!(contents(&map), [(2, 20)]);
+        assert!(!map.insert(1, 11));
+        assert_eq!(contents(&map), [(1, 11), (2, 20)]);
+    });
+}
+
+// --------------------------------------------------- (c) remove vs get_or_insert
+
+fn remove_racing_get_or_insert(setup: Setup) {
+    let map = map_with_key(setup, 10);
+    let initially_present = !matches!(setup, Setup::Deleted);
+    let (m1, m2) = (map.clone(), map.clone());
+    let (removed, (got, inserted)) = race(
+        move || m1.pin().remove(&1).copied(),
+        move || {
+            let m = m2.pin();
+            let (v, inserted) = m.get_or_insert(1, 12);
+            (*v, inserted)
+        },
+    );
+    let after = contents(&map);
+    if initially_present {
+        assert_eq!(removed, Some(10), "{setup:?}");
+        if inserted {
+            assert_eq!(got, 12, "{setup:?}");
+            assert_eq!(after, [(1, 12)], "{setup:?}: remove → get_or_insert");
+        } else {
+            assert_eq!(got, 10, "{setup:?}");
+            assert_eq!(after, [], "{setup:?}: get_or_insert → remove");
+        }
+    } else {
+        assert_eq!((got, inserted), (12, true), "{setup:?}");
+        match removed {
+            None => assert_eq!(after, [(1, 12)], "{setup:?}: remove → get_or_insert"),
+            Some(12) => assert_eq!(after, [], "{setup:?}: get_or_insert → remove"),
+            Some(other) => panic!("{setup:?}: remove returned {other}, never stored"),
+        }
+    }
+}
+
+#[test]
+fn remove_racing_get_or_insert_read() {
+    model("remove_racing_get_or_insert_read", || {
+        remove_racing_get_or_insert(Setup::Read)
+    });
+}
+
+#[test]
+fn remove_racing_get_or_insert_dirty_only() {
+    model("remove_racing_get_or_insert_dirty_only", || {
+        remove_racing_get_or_insert(Setup::DirtyOnly)
+    });
+}
+
+#[test]
+fn remove_racing_get_or_insert_deleted() {
+    model("remove_racing_get_or_insert_deleted", || {
+        remove_racing_get_or_insert(Setup::Deleted)
+    });
+}
+
+#[test]
+fn get_or_insert_race_deleted() {
+    model("get_or_insert_race_deleted", || {
+        let map = map_with_key(Setup::Deleted, 10);
+        let goi = |map: Arc<Map>, v: u64| {
+            move || {
+                let m = map.pin();
+                let (v, inserted) = m.get_or_insert_with(1, || v);
+                (*v, inserted)
+            }
+        };
+        let outcome = race(goi(map.clone(), 11), goi(map.clone(), 12));
+        let winner = match outcome {
+            ((11, true), (11, false)) => 11,
+            ((12, false), (12, true)) => 12,
+            outcome => panic!("not exactly one insert: {outcome:?}"),
+        };
+        assert_eq!(contents(&map), [(1, winner)]);
+    });
+}
+
+// ------------------------------------------------------ (d) two compare_exchange
+
+fn cas(map: &Map, new: u64) -> Result<u64, (Option<u64>, u64)> {
+    match map.pin().compare_exchange(&1, &0, new) {
+        Ok(prev) => Ok(*prev),
+        Err(e) => Err((e.current.copied(), e.new)),
+    }
+}
+
+fn compare_exchange_race(setup: Setup) {
+    let map = map_with_key(setup, 0);
+    let (m1, m2) = (map.clone(), map.clone());
+    let outcome = race(move || cas(&m1, 1), move || cas(&m2, 2));
+    let winner = match outcome {
+        (Ok(0), Err((Some(1), 2))) => 1,
+        (Err((Some(2), 1)), Ok(0)) => 2,
+        outcome => panic!("{setup:?}: not exactly one winner: {outcome:?}"),
+    };
+    assert_eq!(contents(&map), [(1, winner)], "{setup:?}");
+}
+
+#[test]
+fn compare_exchange_race_read() {
+    model("compare_exchange_race_read", || {
+        compare_exchange_race(Setup::Read)
+    });
+}
+
+#[test]
+fn compare_exchange_race_dirty_only() {
+    model("compare_exchange_race_dirty_only", || {
+        compare_exchange_race(Setup::DirtyOnly)
+    });
+}
+
+// ---------------------------------------------------------- (e) clear vs insert
+
+#[test]
+fn clear_racing_insert() {
+    model("clear_racing_insert", || {
+        let map = map_with_key(Setup::Read, 10);
+        let (m1, m2) = (map.clone(), map.clone());
+        let ((), prev) = race(move || m1.clear(), move || m2.pin().insert(1, 11).copied());
+        match prev {
+            Some(10) => assert_eq!(contents(&map), [], "insert → clear"),
+            None => assert_eq!(contents(&map), [(1, 11)], "clear → insert"),
+            Some(other) => panic!("insert replaced {other}, never stored"),
+        }
+        assert!(!map.insert(2, 20));
+        assert_eq!(map.get_cloned(&2), Some(20));
+    });
+}
+
+#[test]
+fn clear_racing_new_key() {
+    model("clear_racing_new_key", || {
+        let map = map_with_key(Setup::Read, 10);
+        let (m1, m2) = (map.clone(), map.clone());
+        let ((), prev) = race(move || m1.clear(), move || m2.pin().insert(2, 20).copied());
+        assert_eq!(prev, None);
+        let after = contents(&map);
+        assert!(
+            after.is_empty() || after == [(2, 20)],
+            "after clear: {after:?}"
+        );
+        assert!(!map.insert(3, 30));
+        assert_eq!(map.get_cloned(&3), Some(30));
+        assert_eq!(map.get_cloned(&1), None);
+    });
+}
+
+#[test]
+fn iter_racing_rebuild() {
+    model("iter_racing_rebuild", || {
+        let map = new_map(Promotion::EveryMiss);
+        map.insert(0, 0);
+        map.insert(1, 10);
+        assert_eq!(map.get_cloned(&1), Some(10)); // promotes both keys
+        assert!(map.remove(&0)); // key 0: deleted in the read table
+        let (m1, m2) = (map.clone(), map.clone());
+        let (seen, prev) = race(
+            move || {
+                let m = m1.pin();
+                let mut seen: Vec<(u64, u64)> = m.iter().map(|(k, v)| (*k, *v)).collect();
+                seen.sort_unstable();
+                seen
+            },
+            move || m2.pin().insert(2, 20).copied(),
+        );
+        assert_eq!(prev, None);
+        assert!(
+            seen == [(1, 10)] || seen == [(1, 10), (2, 20)],
+            "iter saw {seen:?}"
+        );
+        assert_eq!(contents(&map), [(1, 10), (2, 20)]);
+    });
+}
+
+// ------------------------------------------- beyond loom: random operations, 3 threads
+
+/// An operation on a recorded key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Call {
+    Get,
+    Insert(u64),
+    GetOrInsert(u64),
+    CompareExchange(u64, u64),
+    RemoveIf(u64),
+    Remove,
+}
+
+/// What it returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Ret {
+    Value(Option<u64>),
+    GetOrInsert(u64, bool),
+    Cas(Result<u64, Option<u64>>),
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Event {
+    key: u64,
+    call: Call,
+    ret: Ret,
+    inv: u64,
+    resp: u64,
+}
+
+/// The register state after `call` in state `s`, if `ret` is what a sequential map returns.
+fn step(s: Option<u64>, call: Call, ret: Ret) -> Option<Option<u64>> {
+    let (expected, next) = match call {
+        Call::Get => (Ret::Value(s), s),
+        Call::Insert(v) => (Ret::Value(s), Some(v)),
+        Call::GetOrInsert(v) => match s {
+            Some(x) => (Ret::GetOrInsert(x, false), s),
+            None => (Ret::GetOrInsert(v, true), Some(v)),
+        },
+        Call::CompareExchange(cur, new) => match s {
+            Some(x) if x == cur => (Ret::Cas(Ok(x)), Some(new)),
+            _ => (Ret::Cas(Err(s)), s),
+        },
+        Call::RemoveIf(e) => match s {
+            Some(x) if x == e => (Ret::Value(s), None),
+            _ => (Ret::Value(None), s),
+        },
+        Call::Remove => (Ret::Value(s), None),
+    };
+    (ret == expected).then_some(next)
+}
+
+/// Brute force: is there an order of `ops` (at most a handful) that respects real time
+/// and the sequential semantics, starting from `state`? Returns the possible final states.
+fn linearizations(ops: &[Event], done: u32, state: Option<u64>, finals: &mut Vec<Option<u64>>) {
+    if done.count_ones() as usize == ops.len() {
+        if !finals.contains(&state) {
+            finals.push(state);
+        }
+        return;
+    }
+    let pending = (0..ops.len()).filter(|i| done & (1 << i) == 0);
+    let first_resp = pending.clone().map(|i| ops[i].resp).min().unwrap();
+    for i in pending {
+        if ops[i].inv > first_resp {
+            continue;
+        }
+        if let Some(next) = step(state, ops[i].call, ops[i].ret) {
+            linearizations(ops, done | 1 << i, next, finals);
+        }
+    }
+}
+
+/// Three threads, three random operations each on two keys (plus an occasional new key
+/// that forces a rebuild, or a read of a dirty-only key that promotes), from a random
+/// starting state per key. Every key's history must be linearizable, and the final
+/// contents must be one of its linearizations' final states.
+#[test]
+fn random_operations_linearizable() {
+    const THREADS: u64 = 3;
+    const OPS: usize = 3;
+    const KEYS: u64 = 2;
+    model("random_operations_linearizable", || {
+        let mut rng = thread_rng();
+        let promotion = match rng.next_u64() % 3 {
+            0 => Promotion::DirtyLen,
+            1 => Promotion::EveryMiss,
+            _ => Promotion::AfterMisses(2.try_into().unwrap()),
+        };
+        let map = new_map(promotion);
+        // Random starting state: absent, present, deleted, expunged, dirty-only.
+        let mut init = HashMap::new();
+        for key in 0..KEYS {
+            match rng.next_u64() % 5 {
+                0 => {}
+                1 => {
+                    map.insert(key, 100 + key);
+                    init.insert(key, 100 + key);
+                }
+                2 => {
+                    map.insert(key, 100 + key);
+                    map.get_cloned(&key); // miss: may promote
+                    map.remove(&key); // deleted (in the read table if promoted)
+                }
+                3 => {
+                    map.insert(key, 100 + key);
+                    map.pin().iter().count(); // promotes
+                    map.remove(&key);
+                    map.insert(50 + key, 0); // rebuild: expunges the deleted entry
+                }
+                _ => {
+                    map.pin().iter().count();
+                    map.insert(key, 100 + key); // dirty-only
+                    init.insert(key, 100 + key);
+                }
+            }
+        }
+        let clock = Arc::new(AtomicU64::new(0));
+        let handles: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let (map, clock) = (map.clone(), clock.clone());
+                let picks: Vec<u64> = (0..OPS * 3).map(|_| rng.next_u64()).collect();
+                thread::spawn(move || {
+                    let mut events = Vec::new();
+                    for (i, r) in picks.chunks(3).enumerate() {
+                        let key = r[0] % KEYS;
+                        let fresh = ((t + 1) << 32) | i as u64;
+                        // Plausible expectations: the initial value or an earlier write.
+                        let guess = match r[2] % 3 {
+                            0 => 100 + key,
+                            1 => (((r[2] >> 8) % THREADS + 1) << 32) | ((r[2] >> 16) % OPS as u64),
+                            _ => 7,
+                        };
+                        let call = match r[1] % 8 {
+                            0 | 1 => Call::Get,
+                            2 => Call::Insert(fresh),
+                            3 => Call::GetOrInsert(fresh),
+                            4 => Call::CompareExchange(guess, fresh),
+                            5 => Call::RemoveIf(guess),
+                            6 => Call::Remove,
+                            _ => {
+                                // Noise: a new key (rebuild) or a dirty-only read (promotion).
+                                map.insert(1_000 + t, 0);
+                                map.get_cloned(&(1_000 + (t + 1) % THREADS));
+                                continue;
+                            }
+                        };
+                        let m = map.pin();
+                        let inv = clock.fetch_add(1, SeqCst);
+                        let ret = match call {
+                            Call::Get => Ret::Value(m.get(&key).copied()),
+                            Call::Insert(v) => Ret::Value(m.insert(key, v).copied()),
+                            Call::GetOrInsert(v) => {
+                                let (r, inserted) = m.get_or_insert(key, v);
+                                Ret::GetOrInsert(*r, inserted)
+                            }
+                            Call::CompareExchange(cur, new) => Ret::Cas(
+                                m.compare_exchange(&key, &cur, new)
+                                    .copied()
+                                    .map_err(|e| e.current.copied()),
+                            ),
+                            Call::RemoveIf(e) => {
+                                Ret::Value(m.remove_if(&key, |v| *v == e).copied())
+                            }
+                            Call::Remove => Ret::Value(m.remove(&key).copied()),
+                        };
+                        let resp = clock.fetch_add(1, SeqCst);
+                        events.push(Event {
+                            key,
+                            call,
+                            ret,
+                            inv,
+                            resp,
+                        });
+                    }
+                    events
+                })
+            })
+            .collect();
+        let events: Vec<Event> = handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect();
+        let after: HashMap<u64, u64> = contents(&map).into_iter().collect();
+        for key in 0..KEYS {
+            let ops: Vec<Event> = events.iter().filter(|e| e.key == key).copied().collect();
+            let mut finals = Vec::new();
+            linearizations(&ops, 0, init.get(&key).copied(), &mut finals);
+            assert!(
+                !finals.is_empty(),
+                "key {key}: not linearizable from {:?}: {ops:#?}",
+                init.get(&key)
+            );
+            assert!(
+                finals.contains(&after.get(&key).copied()),
+                "key {key}: final {:?} is not the end of a linearization ({finals:?}): {ops:#?}",
+                after.get(&key)
+            );
+        }
+    });
+}
+
+/// Churn on three threads over shared keys with `clear`, `retain` and iteration mixed
+/// in: values always belong to their key (`key * 1000 + n`), iteration never repeats a
+/// key, and the map is consistent afterwards.
+#[test]
+fn churn_with_clear_and_retain() {
+    model("churn_with_clear_and_retain", || {
+        let map = new_map(Promotion::AfterMisses(2.try_into().unwrap()));
+        for k in 0..4 {
+            map.insert(k, k * 1000);
+        }
+        let handles: Vec<_> = (0..3u64)
+            .map(|t| {
+                let map = map.clone();
+                let picks: Vec<u64> = (0..4).map(|_| thread_rng().next_u64()).collect();
+                thread::spawn(move || {
+                    for (i, r) in picks.into_iter().enumerate() {
+                        let k = r % 6;
+                        let v = k * 1000 + t * 10 + i as u64;
+                        let m = map.pin();
+                        match (r >> 8) % 9 {
+                            0 => assert!(m.get(&k).is_none_or(|x| x / 1000 == k)),
+                            1 => assert!(m.insert(k, v).is_none_or(|x| x / 1000 == k)),
+                            2 => assert!(m.remove(&k).is_none_or(|x| x / 1000 == k)),
+                            3 => assert_eq!(m.get_or_insert(k, v).0 / 1000, k),
+                            4 => m.clear(),
+                            5 => m.retain(|k, v| {
+                                assert_eq!(v / 1000, *k);
+                                k % 2 == 0
+                            }),
+                            6 => {
+                                let mut keys: Vec<u64> = m
+                                    .iter()
+                                    .map(|(k, v)| {
+                                        assert_eq!(v / 1000, *k);
+                                        *k
+                                    })
+                                    .collect();
+                                keys.sort_unstable();
+                                let n = keys.len();
+                                keys.dedup();
+                                assert_eq!(n, keys.len(), "iter repeated a key");
+                            }
+                            7 => {
+                                let _ = m.compare_exchange(&k, &(k * 1000), v);
+                            }
+                            _ => {
+                                m.remove_if(&k, |x| x % 2 == 0);
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        let after = contents(&map);
+        assert!(after.iter().all(|(k, v)| v / 1000 == *k), "{after:?}");
+        // The map keeps working through another promotion and rebuild cycle.
+        map.insert(99, 99_000);
+        assert_eq!(map.get_cloned(&99), Some(99_000));
+        contents(&map);
+    });
+}
