@@ -101,12 +101,11 @@ where
     K: Borrow<Q>,
     Q: ?Sized + Eq,
 {
-    // SAFETY: every pointer in a table points to a live entry for as long as the table
-    // is reachable by the caller: tables are read under a guard (read table) or `mu`
-    // (dirty table), and entries are retired only after leaving every table (invariant 5).
-    table
-        .find(hash, |e| unsafe { e.as_ref() }.key.borrow() == key)
-        .copied()
+    // Tables are read under a guard (read table) or `mu` (dirty table), and entries are
+    // retired only after leaving every table (invariant 5).
+    // SAFETY: so every pointer in a table reachable by the caller points to a live entry.
+    let entry = |e: &EntryPtr<K, V>| unsafe { e.as_ref() };
+    table.find(hash, |e| entry(e).key.borrow() == key).copied()
 }
 
 fn insert_entry<K, V>(table: &mut HashTable<EntryPtr<K, V>>, e: EntryPtr<K, V>) {
@@ -363,10 +362,10 @@ where
     /// An entry reached through a table while holding our guard.
     #[inline]
     fn entry(&self, e: EntryPtr<K, V>) -> &'a Entry<K, V> {
-        // SAFETY: the caller found `e` in the read table (protected by our guard) or the
-        // dirty table (under `mu`, with our guard active). Entries are retired only after
-        // leaving every table (invariant 5), hence after we found it, so seize keeps it
-        // alive until our guard — borrowed by the returned reference — is dropped.
+        // The caller found `e` in the read table (protected by our guard) or the dirty
+        // table (under `mu`, with our guard active). Entries are retired only after leaving
+        // every table (invariant 5), hence after we found it.
+        // SAFETY: so seize keeps it alive until our guard (borrowed by the result) drops.
         unsafe { e.as_ref() }
     }
 
@@ -398,10 +397,10 @@ where
     /// Retires a value that we just removed from `e`'s slot, and returns it.
     fn retire_value(&self, e: &Entry<K, V>, p: *mut V) -> &'a V {
         if e.is_inline(p) {
-            // SAFETY: `p` left its slot (by our CAS/swap), so threads that start later
-            // cannot reach it; it is `e`'s inline value, which leaves the slot only once
-            // (later values are boxed), so it is retired once. `defer_retire` keeps it
-            // alive until our guard is dropped, which makes the returned borrow valid.
+            // `p` left its slot (by our CAS/swap), so threads that start later cannot reach
+            // it; `e`'s inline value leaves the slot only once (later values are boxed).
+            // SAFETY: so it is retired once; `defer_retire` keeps it alive until our guard
+            // is dropped, which makes the returned borrow valid.
             unsafe { self.guard.defer_retire(p, reclaim_inline_value::<K, V>) };
         } else {
             // SAFETY: as above; a boxed value came from `Box::into_raw`.
