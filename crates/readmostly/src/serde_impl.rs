@@ -10,7 +10,69 @@ use serde::de::{MapAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::{Router, ShardedMap, SyncMap};
+use crate::{ShardedMap, SyncMap};
+
+/// Serializes `entries` as a map of unknown length.
+fn serialize_entries<'a, K, V, Ser>(
+    entries: impl Iterator<Item = (&'a K, &'a V)>,
+    serializer: Ser,
+) -> Result<Ser::Ok, Ser::Error>
+where
+    K: Serialize + 'a,
+    V: Serialize + 'a,
+    Ser: Serializer,
+{
+    let mut map = serializer.serialize_map(None)?;
+    for (k, v) in entries {
+        map.serialize_entry(k, v)?;
+    }
+    map.end()
+}
+
+/// Deserializes a map into any `M` built by `FromIterator` (both map types), without
+/// buffering the entries.
+fn deserialize_map<'de, M, K, V, D>(deserializer: D) -> Result<M, D::Error>
+where
+    M: FromIterator<(K, V)>,
+    K: Deserialize<'de>,
+    V: Deserialize<'de>,
+    D: Deserializer<'de>,
+{
+    /// `fn() -> ...`: the visitor owns nothing, so it is `Send`/`Sync` regardless.
+    type Marker<M, K, V> = PhantomData<fn() -> (M, K, V)>;
+    struct MapVisitor<M, K, V>(Marker<M, K, V>);
+
+    impl<'de, M, K, V> Visitor<'de> for MapVisitor<M, K, V>
+    where
+        M: FromIterator<(K, V)>,
+        K: Deserialize<'de>,
+        V: Deserialize<'de>,
+    {
+        type Value = M;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a map")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<M, A::Error> {
+            let mut error = None;
+            let map = std::iter::from_fn(|| match access.next_entry() {
+                Ok(entry) => entry,
+                Err(e) => {
+                    error = Some(e);
+                    None
+                }
+            })
+            .collect();
+            match error {
+                Some(e) => Err(e),
+                None => Ok(map),
+            }
+        }
+    }
+
+    deserializer.deserialize_map(MapVisitor(PhantomData))
+}
 
 impl<K, V, S> Serialize for SyncMap<K, V, S>
 where
@@ -20,12 +82,7 @@ where
 {
     /// Serializes the entries [`iter`](crate::MapRef::iter) visits (no lock is held).
     fn serialize<Ser: Serializer>(&self, serializer: Ser) -> Result<Ser::Ok, Ser::Error> {
-        let pinned = self.pin();
-        let mut map = serializer.serialize_map(None)?;
-        for (k, v) in pinned.iter() {
-            map.serialize_entry(k, v)?;
-        }
-        map.end()
+        serialize_entries(self.pin().iter(), serializer)
     }
 }
 
@@ -36,35 +93,7 @@ where
     S: BuildHasher + Default,
 {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        /// `fn() -> ...`: the visitor owns nothing, so it is `Send`/`Sync` regardless.
-        type Marker<K, V, S> = PhantomData<fn() -> (K, V, S)>;
-        struct MapVisitor<K, V, S>(Marker<K, V, S>);
-
-        impl<'de, K, V, S> Visitor<'de> for MapVisitor<K, V, S>
-        where
-            K: Deserialize<'de> + Hash + Eq,
-            V: Deserialize<'de>,
-            S: BuildHasher + Default,
-        {
-            type Value = SyncMap<K, V, S>;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a map")
-            }
-
-            fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
-                let map = SyncMap::with_hasher(S::default());
-                {
-                    let pinned = map.pin();
-                    while let Some((k, v)) = access.next_entry()? {
-                        pinned.insert(k, v);
-                    }
-                }
-                Ok(map)
-            }
-        }
-
-        deserializer.deserialize_map(MapVisitor(PhantomData))
+        deserialize_map(deserializer)
     }
 }
 
@@ -76,12 +105,7 @@ where
 {
     /// Serializes the entries [`iter`](crate::ShardedRef::iter) visits (no lock is held).
     fn serialize<Ser: Serializer>(&self, serializer: Ser) -> Result<Ser::Ok, Ser::Error> {
-        let pinned = self.pin();
-        let mut map = serializer.serialize_map(None)?;
-        for (k, v) in pinned.iter() {
-            map.serialize_entry(k, v)?;
-        }
-        map.end()
+        serialize_entries(self.pin().iter(), serializer)
     }
 }
 
@@ -93,50 +117,8 @@ where
     S: BuildHasher + Default,
 {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        /// `fn() -> ...`: the visitor owns nothing, so it is `Send`/`Sync` regardless.
-        type Marker<K, V, S> = PhantomData<fn() -> (K, V, S)>;
-        struct MapVisitor<K, V, S>(Marker<K, V, S>);
-
-        impl<'de, K, V, S> Visitor<'de> for MapVisitor<K, V, S>
-        where
-            K: Deserialize<'de> + Hash + Eq,
-            V: Deserialize<'de>,
-            S: BuildHasher + Default,
-        {
-            type Value = ShardedMap<K, V, S>;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a map")
-            }
-
-            fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
-                let map = ShardedMap::with_hasher(S::default());
-                insert_all(&map, &mut access)?;
-                Ok(map)
-            }
-        }
-
-        deserializer.deserialize_map(MapVisitor(PhantomData))
+        deserialize_map(deserializer)
     }
-}
-
-/// Inserts every entry of `access` into `map`.
-fn insert_all<'de, K, V, S, R, A>(
-    map: &ShardedMap<K, V, S, R>,
-    access: &mut A,
-) -> Result<(), A::Error>
-where
-    K: Deserialize<'de> + Hash + Eq,
-    V: Deserialize<'de>,
-    S: BuildHasher,
-    R: Router<K>,
-    A: MapAccess<'de>,
-{
-    let pinned = map.pin();
-    while let Some((k, v)) = access.next_entry()? {
-        pinned.insert(k, v);
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -165,5 +147,13 @@ mod tests {
         // A sharded map and a plain one serialize to the same JSON object.
         let plain: SyncMap<String, u32> = serde_json::from_str(&json).unwrap();
         assert_eq!(plain.len(), 50);
+    }
+
+    #[test]
+    fn malformed_input_is_an_error() {
+        let bad = r#"{"a": 1, "b": "not a number"}"#;
+        assert!(serde_json::from_str::<SyncMap<String, u32>>(bad).is_err());
+        assert!(serde_json::from_str::<ShardedMap<String, u32>>(bad).is_err());
+        assert!(serde_json::from_str::<SyncMap<String, u32>>("[1, 2]").is_err());
     }
 }
