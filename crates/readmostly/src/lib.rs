@@ -229,7 +229,7 @@ mod sync;
 
 pub use map::{
     Builder, CapacityError, CompareExchangeError, DefaultHashBuilder, Iter, MapRef, Promotion,
-    SyncMap,
+    RecentKeys, SyncMap,
 };
 pub use raw::reclaim::{LocalGuard, OwnedGuard};
 pub use sharded::{

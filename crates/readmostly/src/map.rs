@@ -19,11 +19,17 @@ use crate::stats::{default_stripes, Stats};
 /// stronger flooding resistance).
 pub type DefaultHashBuilder = foldhash::fast::RandomState;
 
-/// When a read miss promotes the dirty table to the read table.
+/// When read misses promote the dirty table to the read table.
 ///
-/// Every lookup that misses the read table and has to consult the dirty table (under the
-/// lock) counts a *miss*. Once the rule below says so, the dirty table becomes the new
-/// read table by one pointer swap, and later lookups of its keys are lock-free again.
+/// Every lookup that misses the read table's main hash table while keys were added since
+/// the last promotion counts a *miss*: one that consults the recent table (see
+/// [`RecentKeys`]) without the lock, found or not, or one that consults the dirty table
+/// under the lock. Once the rule below says so, the dirty table becomes the new read
+/// table by one pointer swap, and later lookups of its keys hit the main table again.
+/// Misses answered by the recent table are counted per thread and the rule is checked
+/// every few of them (every one for [`EveryMiss`](Self::EveryMiss),
+/// every `min(n, 64)` for [`AfterMisses(n)`](Self::AfterMisses), every 64 for
+/// [`DirtyLen`](Self::DirtyLen)), so the count it sees may lag by that much per thread.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum Promotion {
@@ -47,6 +53,41 @@ impl Promotion {
             Promotion::AfterMisses(n) => misses >= n.get(),
         }
     }
+
+    /// Every how many recent-table hits (per counter stripe) the rule is checked. A
+    /// power of two or small, and at least one.
+    pub(crate) fn check_period(self) -> u64 {
+        match self {
+            Promotion::DirtyLen => 64,
+            Promotion::EveryMiss => 1,
+            Promotion::AfterMisses(n) => (n.get() as u64).min(64),
+        }
+    }
+}
+
+/// How many keys added since the last promotion lock-free readers can find before the
+/// next promotion: the size of the read table's *recent table*.
+///
+/// Go's `sync.Map` (and this map with [`Off`](Self::Off)) makes a new key reachable
+/// only through the lock until the next promotion; worse, once any such key exists every
+/// lookup of an absent key takes the lock too. Under key churn that puts most reads on
+/// the mutex and makes each promotion an O(n) copy away. The recent table is a small
+/// insert-only array, filled under the lock and read without it, holding the entries of
+/// the keys added since the last promotion: reads of new keys and of absent keys stay
+/// lock-free. When it is full, the dirty table is promoted at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum RecentKeys {
+    /// No recent table: Go's behaviour.
+    Off,
+    /// Up to an eighth of the read table's size, at least 8 (the default). Each new key
+    /// then pays for about eight entry copies of the rebuild that follows the promotion
+    /// a full recent table triggers; the slots cost about 4 bytes per key.
+    #[default]
+    Auto,
+    /// Up to `n` keys per promotion (small values are useful in tests: they exercise
+    /// the promotion a full recent table triggers).
+    AtMost(NonZeroUsize),
 }
 
 /// A concurrent hash map for read-mostly data: lock-free reads from an immutable read
@@ -90,6 +131,7 @@ pub struct SyncMap<K, V, S = DefaultHashBuilder> {
 pub struct Builder<K, V, S = DefaultHashBuilder> {
     hasher: S,
     promotion: Promotion,
+    recent_keys: RecentKeys,
     max_len: Option<usize>,
     hit_statistics: bool,
     _marker: PhantomData<fn() -> (K, V)>,
@@ -117,6 +159,7 @@ impl<K, V> SyncMap<K, V> {
         Builder {
             hasher: DefaultHashBuilder::default(),
             promotion: Promotion::default(),
+            recent_keys: RecentKeys::default(),
             max_len: None,
             hit_statistics: true,
             _marker: PhantomData,
@@ -137,6 +180,7 @@ impl<K, V, S> Builder<K, V, S> {
         Builder {
             hasher,
             promotion: self.promotion,
+            recent_keys: self.recent_keys,
             max_len: self.max_len,
             hit_statistics: self.hit_statistics,
             _marker: PhantomData,
@@ -154,6 +198,27 @@ impl<K, V, S> Builder<K, V, S> {
     /// ```
     pub fn promotion(mut self, promotion: Promotion) -> Self {
         self.promotion = promotion;
+        self
+    }
+
+    /// Sets the size of the recent table (default: [`RecentKeys::Auto`]).
+    ///
+    /// ```
+    /// use readmostly::{RecentKeys, SyncMap};
+    /// let go_like: SyncMap<u8, u8> = SyncMap::builder().recent_keys(RecentKeys::Off).build();
+    /// go_like.insert(1, 1);
+    /// assert_eq!(go_like.get_cloned(&2), None); // takes the lock: key 1 is dirty-only
+    /// assert_eq!(go_like.stats().slow_reads, 1);
+    ///
+    /// let map: SyncMap<u8, u8> = SyncMap::builder().build();
+    /// map.insert(1, 1);
+    /// assert_eq!(map.get_cloned(&2), None); // lock-free
+    /// assert_eq!(map.get_cloned(&1), Some(1)); // lock-free, from the recent table
+    /// // Both lookups missed the main table and consulted the recent table.
+    /// assert_eq!((map.stats().slow_reads, map.stats().recent_lookups), (0, 2));
+    /// ```
+    pub fn recent_keys(mut self, recent_keys: RecentKeys) -> Self {
+        self.recent_keys = recent_keys;
         self
     }
 
@@ -198,7 +263,12 @@ impl<K, V, S> Builder<K, V, S> {
     /// assert_eq!(map.len(), 0);
     /// ```
     pub fn build(self) -> SyncMap<K, V, S> {
-        let mut map = SyncMap::from_parts(self.hasher, self.promotion, self.hit_statistics);
+        let mut map = SyncMap::from_parts(
+            self.hasher,
+            self.promotion,
+            self.recent_keys,
+            self.hit_statistics,
+        );
         map.max_len = self.max_len;
         map
     }
@@ -209,6 +279,7 @@ impl<K, V, S: fmt::Debug> fmt::Debug for Builder<K, V, S> {
         f.debug_struct("Builder")
             .field("hasher", &self.hasher)
             .field("promotion", &self.promotion)
+            .field("recent_keys", &self.recent_keys)
             .field("max_len", &self.max_len)
             .field("hit_statistics", &self.hit_statistics)
             .finish()
@@ -216,10 +287,21 @@ impl<K, V, S: fmt::Debug> fmt::Debug for Builder<K, V, S> {
 }
 
 impl<K, V, S> SyncMap<K, V, S> {
-    fn from_parts(hasher: S, promotion: Promotion, hit_statistics: bool) -> Self {
+    fn from_parts(
+        hasher: S,
+        promotion: Promotion,
+        recent_keys: RecentKeys,
+        hit_statistics: bool,
+    ) -> Self {
         let collector = Arc::new(Collector::new());
         SyncMap {
-            raw: RawMap::new(promotion, collector, default_stripes(), hit_statistics),
+            raw: RawMap::new(
+                promotion,
+                recent_keys,
+                collector,
+                default_stripes(),
+                hit_statistics,
+            ),
             hasher,
             max_len: None,
         }
@@ -241,7 +323,7 @@ impl<K, V, S> SyncMap<K, V, S> {
     /// assert_eq!(map.len(), 1);
     /// ```
     pub fn with_hasher(hasher: S) -> Self {
-        Self::from_parts(hasher, Promotion::default(), true)
+        Self::from_parts(hasher, Promotion::default(), RecentKeys::default(), true)
     }
 
     /// The map's hasher.
@@ -263,6 +345,16 @@ impl<K, V, S> SyncMap<K, V, S> {
     /// ```
     pub fn promotion(&self) -> Promotion {
         self.raw.promotion()
+    }
+
+    /// The recent-table size this map was built with.
+    ///
+    /// ```
+    /// let map: readmostly::SyncMap<u8, u8> = readmostly::SyncMap::new();
+    /// assert_eq!(map.recent_keys(), readmostly::RecentKeys::Auto);
+    /// ```
+    pub fn recent_keys(&self) -> RecentKeys {
+        self.raw.recent_keys()
     }
 
     /// The capacity limit [`try_insert`](Self::try_insert) enforces, if any (see
@@ -499,10 +591,11 @@ where
     /// ```
     /// let map = readmostly::SyncMap::new();
     /// map.insert(1, 1);
-    /// map.get_cloned(&1); // misses the read table: the key is only in the dirty table
-    /// map.get_cloned(&1); // the miss above promoted the dirty table: now a hit
+    /// map.get_cloned(&1); // a new key: answered by the recent table, without the lock
+    /// map.get_cloned(&2); // absent: answered without the lock too
     /// let stats = map.stats();
-    /// assert_eq!((stats.misses, stats.promotions, stats.hits), (1, 1, 1));
+    /// assert_eq!((stats.recent_lookups, stats.hits, stats.slow_reads), (2, 0, 0));
+    /// assert_eq!((stats.read_len, stats.recent_len, stats.dirty_len), (0, 1, Some(1)));
     /// println!("{stats}");
     /// ```
     pub fn stats(&self) -> Stats {

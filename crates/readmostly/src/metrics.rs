@@ -12,9 +12,11 @@
 //! | name | kind | from |
 //! |---|---|---|
 //! | `readmostly_hits_total` | counter | [`Stats::hits`] |
+//! | `readmostly_recent_lookups_total` | counter | [`Stats::recent_lookups`] |
 //! | `readmostly_misses_total` | counter | [`Stats::misses`] |
 //! | `readmostly_slow_reads_total` | counter | [`Stats::slow_reads`] |
 //! | `readmostly_promotions_total` | counter | [`Stats::promotions`] |
+//! | `readmostly_recent_full_promotions_total` | counter | [`Stats::recent_full_promotions`] |
 //! | `readmostly_dirty_rebuilds_total` | counter | [`Stats::dirty_rebuilds`] |
 //! | `readmostly_rebuild_copied_total` | counter | [`Stats::rebuild_copied`] |
 //! | `readmostly_expunged_total` | counter | [`Stats::expunged`] |
@@ -25,6 +27,7 @@
 //! | `readmostly_retired_bytes_total` | counter | [`Stats::retired_bytes`] |
 //! | `readmostly_len` | gauge | [`Stats::len`] |
 //! | `readmostly_read_len` | gauge | [`Stats::read_len`] |
+//! | `readmostly_recent_len` | gauge | [`Stats::recent_len`] |
 //! | `readmostly_dirty_len` | gauge | [`Stats::dirty_len`] (0 when there is no dirty table) |
 //! | `readmostly_miss_velocity` | gauge | [`MissReport::velocity`] (misses/s) |
 //! | `readmostly_miss_threshold` | gauge | [`MissReport::threshold`] |
@@ -53,11 +56,16 @@ use crate::Stats;
 /// Records every counter and size of `stats` under `map` (counters are set to their
 /// absolute value, so calling this repeatedly is idempotent).
 pub fn record_stats(map: &str, stats: &Stats) {
-    let counters: [(&'static str, u64); 12] = [
+    let counters: [(&'static str, u64); 14] = [
         ("readmostly_hits_total", stats.hits),
+        ("readmostly_recent_lookups_total", stats.recent_lookups),
         ("readmostly_misses_total", stats.misses),
         ("readmostly_slow_reads_total", stats.slow_reads),
         ("readmostly_promotions_total", stats.promotions),
+        (
+            "readmostly_recent_full_promotions_total",
+            stats.recent_full_promotions,
+        ),
         ("readmostly_dirty_rebuilds_total", stats.dirty_rebuilds),
         ("readmostly_rebuild_copied_total", stats.rebuild_copied),
         ("readmostly_expunged_total", stats.expunged),
@@ -70,9 +78,10 @@ pub fn record_stats(map: &str, stats: &Stats) {
     for (name, value) in counters {
         counter!(name, "map" => map.to_owned()).absolute(value);
     }
-    let gauges: [(&'static str, usize); 3] = [
+    let gauges: [(&'static str, usize); 4] = [
         ("readmostly_len", stats.len),
         ("readmostly_read_len", stats.read_len),
+        ("readmostly_recent_len", stats.recent_len),
         ("readmostly_dirty_len", stats.dirty_len.unwrap_or(0)),
     ];
     for (name, value) in gauges {

@@ -308,7 +308,7 @@ impl Sample {
     fn new(at: Duration, s: &Stats) -> Self {
         Sample {
             at,
-            misses: s.misses,
+            misses: s.misses.wrapping_add(s.recent_lookups),
             reads: s.reads(),
             writes: s.writes(),
             size: dirty_size(s),
@@ -507,10 +507,12 @@ struct MissState {
 /// The seed's miss-velocity alert (§4.3): misses per second over a sliding window,
 /// against a threshold that rises with the share of writes.
 ///
-/// Misses are [`Stats::misses`]: operations that had to consult the dirty table under
-/// the lock. A hot key stored and read under a cache-aside pattern, a flood of lookups
-/// of freshly inserted keys, or a promotion rule that never fires all show up here
-/// before the backend behind the cache falls over.
+/// Misses are lookups that the read table's main hash table could not answer, the
+/// count that drives promotion: [`Stats::misses`] (the dirty table consulted under the
+/// lock) plus [`Stats::recent_lookups`] (lookups that consulted the recent table of
+/// keys added since the last promotion, without the lock). A hot key stored and read under a cache-aside
+/// pattern, a flood of lookups of freshly inserted keys, or a promotion rule that never
+/// fires all show up here before the backend behind the cache falls over.
 pub struct MissVelocityMonitor {
     config: MissVelocityConfig,
     state: Mutex<MissState>,

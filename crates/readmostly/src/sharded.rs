@@ -8,7 +8,7 @@ use std::hash::{BuildHasher, Hash};
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use crate::map::{CapacityError, CompareExchangeError, DefaultHashBuilder, Promotion};
+use crate::map::{CapacityError, CompareExchangeError, DefaultHashBuilder, Promotion, RecentKeys};
 use crate::raw::reclaim::{Collector, Guard, LocalGuard, OwnedGuard};
 use crate::raw::{RawIter, RawMap, RawRef};
 use crate::stats::Stats;
@@ -185,6 +185,7 @@ pub struct ShardedBuilder<K, V, S = DefaultHashBuilder, R = ByHash> {
     shards: usize,
     stripes: usize,
     promotion: Promotion,
+    recent_keys: RecentKeys,
     max_len: Option<usize>,
     _marker: PhantomData<fn() -> (K, V)>,
 }
@@ -216,6 +217,7 @@ impl<K, V> ShardedMap<K, V> {
             shards: default_shards(),
             stripes: default_stripes_per_shard(),
             promotion: Promotion::default(),
+            recent_keys: RecentKeys::default(),
             max_len: None,
             _marker: PhantomData,
         }
@@ -280,6 +282,7 @@ impl<K, V, S, R> ShardedBuilder<K, V, S, R> {
             shards: self.shards,
             stripes: self.stripes,
             promotion: self.promotion,
+            recent_keys: self.recent_keys,
             max_len: self.max_len,
             _marker: PhantomData,
         }
@@ -296,6 +299,18 @@ impl<K, V, S, R> ShardedBuilder<K, V, S, R> {
     /// ```
     pub fn promotion(mut self, promotion: Promotion) -> Self {
         self.promotion = promotion;
+        self
+    }
+
+    /// Sets every shard's recent-table size (default: [`RecentKeys::Auto`]).
+    ///
+    /// ```
+    /// use readmostly::{RecentKeys, ShardedMap};
+    /// let map: ShardedMap<u8, u8> = ShardedMap::builder().recent_keys(RecentKeys::Off).build();
+    /// assert_eq!(map.recent_keys(), RecentKeys::Off);
+    /// ```
+    pub fn recent_keys(mut self, recent_keys: RecentKeys) -> Self {
+        self.recent_keys = recent_keys;
         self
     }
 
@@ -348,6 +363,7 @@ impl<K, V, S, R> ShardedBuilder<K, V, S, R> {
             shards: self.shards,
             stripes: self.stripes,
             promotion: self.promotion,
+            recent_keys: self.recent_keys,
             max_len: self.max_len,
             _marker: PhantomData,
         }
@@ -363,7 +379,13 @@ impl<K, V, S, R> ShardedBuilder<K, V, S, R> {
         let collector = Arc::new(Collector::new());
         let shards: Box<[Shard<K, V>]> = (0..self.shards)
             .map(|_| Shard {
-                raw: RawMap::new(self.promotion, collector.clone(), self.stripes, true),
+                raw: RawMap::new(
+                    self.promotion,
+                    self.recent_keys,
+                    collector.clone(),
+                    self.stripes,
+                    true,
+                ),
             })
             .collect();
         ShardedMap {
@@ -384,6 +406,7 @@ impl<K, V, S: fmt::Debug, R: fmt::Debug> fmt::Debug for ShardedBuilder<K, V, S, 
             .field("hasher", &self.hasher)
             .field("router", &self.router)
             .field("promotion", &self.promotion)
+            .field("recent_keys", &self.recent_keys)
             .field("max_len", &self.max_len)
             .finish()
     }
@@ -425,6 +448,16 @@ impl<K, V, S, R> ShardedMap<K, V, S, R> {
     /// ```
     pub fn promotion(&self) -> Promotion {
         self.shards[0].raw.promotion()
+    }
+
+    /// The shards' recent-table size.
+    ///
+    /// ```
+    /// let map: readmostly::ShardedMap<u8, u8> = readmostly::ShardedMap::new();
+    /// assert_eq!(map.recent_keys(), readmostly::RecentKeys::Auto);
+    /// ```
+    pub fn recent_keys(&self) -> RecentKeys {
+        self.shards[0].raw.recent_keys()
     }
 
     /// The capacity limit [`try_insert`](Self::try_insert) enforces, if any.

@@ -17,6 +17,8 @@ struct Stripe {
     removes: AtomicU64,
     /// Values replaced in place (lock-free overwrites and compare-exchanges).
     overwrites: AtomicU64,
+    /// Lookups that consulted the recent table.
+    recent_lookups: AtomicU64,
 }
 
 /// The default stripe count: twice the available parallelism, at least 4, at most 256.
@@ -41,15 +43,20 @@ pub(crate) struct StripedTotals {
     pub(crate) hits: u64,
     pub(crate) removes: u64,
     pub(crate) overwrites: u64,
+    pub(crate) recent_lookups: u64,
     pub(crate) len: usize,
 }
 
-/// Adds one to a counter with a plain load + store instead of a locked read-modify-write.
-/// Two threads that share a stripe can lose an increment (approximate count).
+/// Adds one to a counter with a plain load + store instead of a locked read-modify-write,
+/// and returns the new count. Two threads that share a stripe can lose an increment
+/// (approximate count).
 #[inline]
-fn bump(counter: &AtomicU64) {
+fn bump(counter: &AtomicU64) -> u64 {
     // Relaxed: statistic only.
-    counter.store(counter.load(Relaxed).wrapping_add(1), Relaxed);
+    let n = counter.load(Relaxed).wrapping_add(1);
+    // Relaxed: as above.
+    counter.store(n, Relaxed);
+    n
 }
 
 impl Stripes {
@@ -75,6 +82,22 @@ impl Stripes {
     #[inline]
     pub(crate) fn hit(&self, thread: usize) {
         bump(&self.stripe(thread).hits);
+    }
+
+    /// Counts a lookup that consulted the recent table; returns the stripe's new count
+    /// (approximate like [`hit`](Self::hit)).
+    #[inline]
+    pub(crate) fn recent_lookup(&self, thread: usize) -> u64 {
+        bump(&self.stripe(thread).recent_lookups)
+    }
+
+    /// Lookups that consulted the recent table, summed over the stripes.
+    pub(crate) fn recent_lookups(&self) -> u64 {
+        self.stripes
+            .iter()
+            // Relaxed: statistic only.
+            .map(|s| s.recent_lookups.load(Relaxed))
+            .fold(0, u64::wrapping_add)
     }
 
     /// Counts a value replaced in place (approximate like [`hit`](Self::hit): it is on
@@ -117,6 +140,9 @@ impl Stripes {
             t.hits = t.hits.wrapping_add(s.hits.load(Relaxed));
             t.removes = t.removes.wrapping_add(s.removes.load(Relaxed));
             t.overwrites = t.overwrites.wrapping_add(s.overwrites.load(Relaxed));
+            t.recent_lookups = t
+                .recent_lookups
+                .wrapping_add(s.recent_lookups.load(Relaxed));
             len += s.len.load(Relaxed);
         }
         t.len = usize::try_from(len).unwrap_or(0);
@@ -135,6 +161,8 @@ pub(crate) struct LockedCounters {
     pub(crate) rebuild_copied: u64,
     pub(crate) expunged: u64,
     pub(crate) new_keys: u64,
+    /// Promotions forced by a full recent table.
+    pub(crate) recent_full: u64,
     /// Entries retired (detached by `remove`/`clear`, dropped expunged by a promotion).
     pub(crate) retired_entries: u64,
     /// Read tables retired (replaced by a promotion or `clear`).
@@ -199,17 +227,28 @@ pub(crate) fn table_bytes(capacity: usize, header: usize) -> u64 {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {
-    /// Lookups answered from the read table without taking the lock.
+    /// Lookups answered from the read table's main hash table without taking the lock
+    /// (including lookups of absent keys while no key has been added since the last
+    /// promotion).
     pub hits: u64,
+    /// Lookups that missed the main hash table and consulted the read table's recent
+    /// table (keys added since the last promotion) without the lock, whether they found
+    /// the key there or not. They count towards the promotion rule like
+    /// [`misses`](Self::misses). Approximate under concurrency, like `hits`.
+    pub recent_lookups: u64,
     /// Operations that missed the read table and consulted the dirty table under the
     /// lock (the seed's `misses`: lookups, and `get_or_insert`/`remove` of keys only the
-    /// dirty table holds). They drive promotion.
+    /// dirty table holds). With the recent table on (the default) they are rare: it
+    /// answers lookups of new keys and of absent keys without the lock. They drive
+    /// promotion, together with [`recent_lookups`](Self::recent_lookups).
     pub misses: u64,
     /// Lookups (`get` and every method built on it) that had to take the lock. Most of
     /// them are misses; the rest found the key in a read table promoted meanwhile.
     pub slow_reads: u64,
     /// Promotions of the dirty table to the read table.
     pub promotions: u64,
+    /// Promotions forced because the recent table was full (included in `promotions`).
+    pub recent_full_promotions: u64,
     /// Rebuilds of the dirty table from the read table (the lazy copy).
     pub dirty_rebuilds: u64,
     /// Entries copied by all rebuilds together.
@@ -232,8 +271,12 @@ pub struct Stats {
     /// to count what it has freed, so the amount still waiting is not tracked; it stays
     /// small unless a guard is held for long (see the crate docs).
     pub retired_bytes: u64,
-    /// Entries in the current read table (present, deleted or expunged).
+    /// Entries in the current read table's main hash table (present, deleted or
+    /// expunged).
     pub read_len: usize,
+    /// Entries in the current read table's recent table (keys added since the last
+    /// promotion; they are in the dirty table too).
+    pub recent_len: usize,
     /// Entries in the dirty table, or `None` when there is none (right after a promotion).
     pub dirty_len: Option<usize>,
     /// Present keys (see [`SyncMap::len`](crate::SyncMap::len)).
@@ -247,6 +290,7 @@ impl Stats {
         striped: StripedTotals,
         c: LockedCounters,
         read_len: usize,
+        recent_len: usize,
         dirty_len: Option<usize>,
         value_size: usize,
         entry_size: usize,
@@ -254,9 +298,11 @@ impl Stats {
         let retired_values = striped.overwrites + striped.removes;
         Stats {
             hits: striped.hits,
+            recent_lookups: striped.recent_lookups,
             misses: c.misses,
             slow_reads: c.slow_reads,
             promotions: c.promotions,
+            recent_full_promotions: c.recent_full,
             dirty_rebuilds: c.rebuilds,
             rebuild_copied: c.rebuild_copied,
             expunged: c.expunged,
@@ -268,6 +314,7 @@ impl Stats {
                 + c.retired_entries * entry_size as u64
                 + c.retired_table_bytes,
             read_len,
+            recent_len,
             dirty_len,
             len: striped.len,
         }
@@ -280,15 +327,16 @@ impl Stats {
     /// assert_eq!(s.hit_ratio(), 1.0);
     /// ```
     pub fn hit_ratio(&self) -> f64 {
-        let total = self.hits + self.slow_reads;
+        let total = self.reads();
         if total == 0 {
             1.0
         } else {
-            self.hits as f64 / total as f64
+            total.saturating_sub(self.slow_reads) as f64 / total as f64
         }
     }
 
-    /// Lookups: [`hits`](Self::hits) + [`slow_reads`](Self::slow_reads).
+    /// Lookups: [`hits`](Self::hits) + [`recent_lookups`](Self::recent_lookups) +
+    /// [`slow_reads`](Self::slow_reads).
     ///
     /// ```
     /// let map = readmostly::SyncMap::<u8, u8>::new();
@@ -296,7 +344,9 @@ impl Stats {
     /// assert_eq!(map.stats().reads(), 1);
     /// ```
     pub fn reads(&self) -> u64 {
-        self.hits.wrapping_add(self.slow_reads)
+        self.hits
+            .wrapping_add(self.recent_lookups)
+            .wrapping_add(self.slow_reads)
     }
 
     /// Writes that changed the map: [`new_keys`](Self::new_keys) +
@@ -328,9 +378,11 @@ impl Stats {
     /// ```
     pub fn merge(&mut self, other: &Stats) {
         self.hits = self.hits.wrapping_add(other.hits);
+        self.recent_lookups = self.recent_lookups.wrapping_add(other.recent_lookups);
         self.misses += other.misses;
         self.slow_reads += other.slow_reads;
         self.promotions += other.promotions;
+        self.recent_full_promotions += other.recent_full_promotions;
         self.dirty_rebuilds += other.dirty_rebuilds;
         self.rebuild_copied += other.rebuild_copied;
         self.expunged += other.expunged;
@@ -340,6 +392,7 @@ impl Stats {
         self.retired = self.retired.wrapping_add(other.retired);
         self.retired_bytes = self.retired_bytes.wrapping_add(other.retired_bytes);
         self.read_len += other.read_len;
+        self.recent_len += other.recent_len;
         self.dirty_len = match (self.dirty_len, other.dirty_len) {
             (None, None) => None,
             (a, b) => Some(a.unwrap_or(0) + b.unwrap_or(0)),
@@ -391,8 +444,9 @@ impl fmt::Display for Stats {
         writeln!(f, "keys            {}", self.len)?;
         writeln!(
             f,
-            "lookups         {} hits, {} slow ({:.2} % lock-free)",
+            "lookups         {} hits, {} recent, {} slow ({:.2} % lock-free)",
             self.hits,
+            self.recent_lookups,
             self.slow_reads,
             self.hit_ratio() * 100.0
         )?;
@@ -409,16 +463,20 @@ impl fmt::Display for Stats {
         match self.dirty_len {
             Some(d) => writeln!(
                 f,
-                "tables          read {} entries, dirty {} entries",
-                self.read_len, d
+                "tables          read {} + {} recent entries, dirty {} entries",
+                self.read_len, self.recent_len, d
             )?,
             None => writeln!(
                 f,
-                "tables          read {} entries, no dirty table",
-                self.read_len
+                "tables          read {} + {} recent entries, no dirty table",
+                self.read_len, self.recent_len
             )?,
         }
-        writeln!(f, "promotions      {}", self.promotions)?;
+        writeln!(
+            f,
+            "promotions      {} ({} with a full recent table)",
+            self.promotions, self.recent_full_promotions
+        )?;
         writeln!(
             f,
             "dirty rebuilds  {} ({} entries copied, {} expunged)",

@@ -6,7 +6,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 
-use crate::{Promotion, SyncMap};
+use crate::{Promotion, RecentKeys, SyncMap};
 
 /// Scale loops down under Miri.
 const N: u64 = if cfg!(miri) { 24 } else { 400 };
@@ -189,7 +189,8 @@ fn concurrent_smoke() {
 
 #[test]
 fn stats_track_promotion() {
-    let map: SyncMap<u64, u64> = SyncMap::new();
+    // Go's behaviour: new keys are dirty-only until the misses promote them.
+    let map: SyncMap<u64, u64> = SyncMap::builder().recent_keys(RecentKeys::Off).build();
     map.insert(1, 1);
     map.insert(2, 2);
     assert_eq!(map.stats().dirty_len, Some(2));
@@ -199,6 +200,76 @@ fn stats_track_promotion() {
     assert_eq!(
         (s.misses, s.promotions, s.dirty_len, s.read_len),
         (2, 1, None, 2)
+    );
+    assert!(map.contains_key(&1));
+    assert_eq!(map.stats().hits, 1);
+}
+
+#[test]
+fn recent_table_answers_new_and_absent_keys_without_the_lock() {
+    let map: SyncMap<u64, u64> = SyncMap::new();
+    map.insert(1, 1);
+    map.insert(2, 2);
+    assert!(map.contains_key(&1));
+    assert!(map.contains_key(&2));
+    assert!(!map.contains_key(&3));
+    let s = map.stats();
+    assert_eq!(
+        (s.recent_lookups, s.hits, s.slow_reads, s.misses),
+        (3, 0, 0, 0)
+    );
+    assert_eq!((s.read_len, s.recent_len, s.dirty_len), (0, 2, Some(2)));
+    // Removing and re-adding a recent key reuses its entry, lock-free.
+    assert!(map.remove(&1));
+    assert!(!map.contains_key(&1));
+    map.insert(1, 10);
+    assert_eq!(map.get_cloned(&1), Some(10));
+    assert_eq!(map.stats().new_keys, 2);
+    assert_eq!(map.stats().slow_reads, 0);
+}
+
+#[test]
+fn full_recent_table_promotes() {
+    let map: SyncMap<u64, u64> = SyncMap::builder()
+        .recent_keys(RecentKeys::AtMost(2.try_into().unwrap()))
+        .build();
+    for k in 0..3 {
+        map.insert(k, k);
+    }
+    // The third key found the recent table full: the dirty table (all three keys) was
+    // promoted at once.
+    let s = map.stats();
+    assert_eq!((s.promotions, s.recent_full_promotions), (1, 1));
+    assert_eq!((s.read_len, s.recent_len, s.dirty_len), (3, 0, None));
+    // The next new key rebuilds the dirty table (the second rebuild: the first copied
+    // the empty initial table) and goes to the new recent table.
+    map.insert(3, 3);
+    let s = map.stats();
+    assert_eq!(
+        (s.dirty_rebuilds, s.rebuild_copied, s.recent_len),
+        (2, 3, 1)
+    );
+    for k in 0..4 {
+        assert_eq!(map.get_cloned(&k), Some(k));
+    }
+    assert_eq!(map.stats().slow_reads, 0);
+}
+
+#[test]
+fn recent_lookups_drive_promotion() {
+    let map: SyncMap<u64, u64> = SyncMap::builder()
+        .promotion(Promotion::AfterMisses(4.try_into().unwrap()))
+        .build();
+    map.insert(1, 1);
+    for _ in 0..3 {
+        assert!(map.contains_key(&1));
+    }
+    assert_eq!(map.stats().promotions, 0);
+    assert!(map.contains_key(&1)); // the fourth recent hit reaches the rule
+    let s = map.stats();
+    assert_eq!(
+        (s.promotions, s.recent_lookups, s.read_len, s.recent_len),
+        (1, 4, 1, 0)
     );
     assert!(map.contains_key(&1));
     assert_eq!(map.stats().hits, 1);

@@ -17,7 +17,7 @@ use std::hash::{BuildHasher, Hash, RandomState};
 use std::num::NonZeroUsize;
 
 use proptest::prelude::*;
-use readmostly::{LocalGuard, MapRef, OwnedGuard, Promotion, Stats, SyncMap};
+use readmostly::{LocalGuard, MapRef, OwnedGuard, Promotion, RecentKeys, Stats, SyncMap};
 
 /// Number of distinct keys.
 const KEYS: u8 = 6;
@@ -458,11 +458,16 @@ where
         s.new_keys >= model.len() as u64,
         "fewer new keys than present keys: {s:?}"
     );
-    // Promotions come from misses or from iteration.
+    // Promotions come from misses (locked or answered by the recent table), from
+    // iteration, or from a full recent table.
     assert!(
-        s.promotions <= s.misses + t.iterations,
-        "more promotions than misses + iterations: {s:?}"
+        s.promotions <= s.misses + s.recent_lookups + t.iterations + s.recent_full_promotions,
+        "more promotions than misses + iterations + full recent tables: {s:?}"
     );
+    assert!(s.recent_full_promotions <= s.promotions, "{s:?}");
+    if map.recent_keys() == RecentKeys::Off {
+        assert_eq!((s.recent_lookups, s.recent_len), (0, 0), "{s:?}");
+    }
     if map.promotion() == Promotion::EveryMiss {
         // Every miss happens with a dirty table (amended ⇒ dirty) and promotes it.
         assert!(s.promotions >= s.misses, "EveryMiss: {s:?}");
@@ -535,8 +540,21 @@ where
     check_all(&map, &model);
 }
 
-fn build<K: Hash + Eq, V>(promotion: Promotion) -> SyncMap<K, V> {
-    SyncMap::builder().promotion(promotion).build()
+fn build<K: Hash + Eq, V>(promotion: Promotion, recent: u8) -> SyncMap<K, V> {
+    SyncMap::builder()
+        .promotion(promotion)
+        .recent_keys(recent_keys(recent))
+        .build()
+}
+
+/// The recent-table settings the models run with: the default, Go's behaviour, and a
+/// tiny table that fills (and forces a promotion) every other new key.
+fn recent_keys(choice: u8) -> RecentKeys {
+    match choice % 3 {
+        0 => RecentKeys::Auto,
+        1 => RecentKeys::Off,
+        _ => RecentKeys::AtMost(NonZeroUsize::new(2).unwrap()),
+    }
 }
 
 fn after(n: usize) -> Promotion {
@@ -549,26 +567,29 @@ fn ops() -> impl Strategy<Value = Vec<Op>> {
 
 proptest! {
     #[test]
-    fn model_default_promotion(ops in ops(), per_op in any::<bool>()) {
-        run(build::<u8, u32>(Promotion::DirtyLen), &ops, per_op);
+    fn model_default_promotion(ops in ops(), per_op in any::<bool>(), recent in 0..3u8) {
+        run(build::<u8, u32>(Promotion::DirtyLen, recent), &ops, per_op);
     }
 
     #[test]
-    fn model_promote_every_miss(ops in ops(), per_op in any::<bool>()) {
-        run(build::<u8, u32>(Promotion::EveryMiss), &ops, per_op);
+    fn model_promote_every_miss(ops in ops(), per_op in any::<bool>(), recent in 0..3u8) {
+        run(build::<u8, u32>(Promotion::EveryMiss, recent), &ops, per_op);
     }
 
     #[test]
-    fn model_promote_after_two_misses(ops in ops(), per_op in any::<bool>()) {
-        run(build::<u8, u32>(after(2)), &ops, per_op);
+    fn model_promote_after_two_misses(ops in ops(), per_op in any::<bool>(), recent in 0..3u8) {
+        run(build::<u8, u32>(after(2), recent), &ops, per_op);
     }
 
     /// `String` keys looked up by `&str`, `String` values, std's `RandomState`.
     #[test]
-    fn model_string_keys_borrowed_lookup_std_hasher(ops in ops(), per_op in any::<bool>(), rule in 0..3u8) {
+    fn model_string_keys_borrowed_lookup_std_hasher(ops in ops(), per_op in any::<bool>(), rule in 0..3u8, recent in 0..3u8) {
         let promotion = [Promotion::DirtyLen, Promotion::EveryMiss, after(2)][usize::from(rule)];
-        let map: SyncMap<String, String, RandomState> =
-            SyncMap::builder().hasher(RandomState::new()).promotion(promotion).build();
+        let map: SyncMap<String, String, RandomState> = SyncMap::builder()
+            .hasher(RandomState::new())
+            .promotion(promotion)
+            .recent_keys(recent_keys(recent))
+            .build();
         run(map, &ops, per_op);
     }
 

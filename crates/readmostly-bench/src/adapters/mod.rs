@@ -153,6 +153,8 @@ pub enum MapKind {
     SyncMapBatch,
     /// `readmostly::SyncMap` with hit counting off, one pin per call.
     SyncMapNoStats,
+    /// `readmostly::SyncMap` without the recent table (Go's design), one pin per call.
+    SyncMapGo,
     /// `readmostly::ShardedMap`, one pin per call.
     Sharded,
     /// `std::sync::RwLock<HashMap>`.
@@ -177,10 +179,11 @@ pub enum MapKind {
 
 impl MapKind {
     /// Every map, in report order.
-    pub const ALL: [MapKind; 13] = [
+    pub const ALL: [MapKind; 14] = [
         MapKind::SyncMap,
         MapKind::SyncMapBatch,
         MapKind::SyncMapNoStats,
+        MapKind::SyncMapGo,
         MapKind::Sharded,
         MapKind::RwLockStd,
         MapKind::MutexStd,
@@ -199,6 +202,7 @@ impl MapKind {
             MapKind::SyncMap => "syncmap",
             MapKind::SyncMapBatch => "syncmap-batch",
             MapKind::SyncMapNoStats => "syncmap-nostats",
+            MapKind::SyncMapGo => "syncmap-go",
             MapKind::Sharded => "sharded",
             MapKind::RwLockStd => "rwlock-std",
             MapKind::MutexStd => "mutex-std",
@@ -221,6 +225,9 @@ impl MapKind {
             }
             MapKind::SyncMapNoStats => {
                 "readmostly::SyncMap with hit statistics off, one pin per call (measures their cost)"
+            }
+            MapKind::SyncMapGo => {
+                "readmostly::SyncMap without the recent table (RecentKeys::Off: Go's design), one pin per call"
             }
             MapKind::Sharded => {
                 "readmostly::ShardedMap (read/dirty shards, default count, routed by key hash), one pin per call"
@@ -255,7 +262,11 @@ impl MapKind {
     pub fn is_ours(self) -> bool {
         matches!(
             self,
-            MapKind::SyncMap | MapKind::SyncMapBatch | MapKind::SyncMapNoStats | MapKind::Sharded
+            MapKind::SyncMap
+                | MapKind::SyncMapBatch
+                | MapKind::SyncMapNoStats
+                | MapKind::SyncMapGo
+                | MapKind::Sharded
         )
     }
 }
@@ -351,6 +362,7 @@ fn by_map<V: Value, S: Hasher, F: WithMap>(map: MapKind, s: S, f: F) -> F::Outpu
         MapKind::SyncMap => f.run::<syncmap::SyncMapAdapter<V, S>>(map, s),
         MapKind::SyncMapBatch => f.run::<syncmap_batch::SyncMapBatch<V, S>>(map, s),
         MapKind::SyncMapNoStats => f.run::<syncmap::SyncMapAdapter<V, S, false>>(map, s),
+        MapKind::SyncMapGo => f.run::<syncmap::SyncMapAdapter<V, S, true, false>>(map, s),
         MapKind::Sharded => f.run::<sharded::ShardedAdapter<V, S>>(map, s),
         MapKind::RwLockStd => f.run::<rwlock_std::RwLockStd<V, S>>(map, s),
         MapKind::MutexStd => f.run::<mutex_std::MutexStd<V, S>>(map, s),
@@ -406,6 +418,7 @@ pub(crate) mod tests {
         type S = foldhash::fast::FixedState;
         let s = || S::with_seed(HASH_SEED);
         smoke::<syncmap::SyncMapAdapter<u64, S>>(s());
+        smoke::<syncmap::SyncMapAdapter<u64, S, true, false>>(s());
         smoke::<syncmap_batch::SyncMapBatch<u64, S>>(s());
         smoke::<sharded::ShardedAdapter<u64, S>>(s());
         smoke::<rwlock_std::RwLockStd<u64, S>>(s());

@@ -3,23 +3,28 @@
 
 use std::hint::black_box;
 
-use readmostly::SyncMap;
+use readmostly::{RecentKeys, SyncMap};
 
 use super::{BenchMap, Handle, Hasher, Value};
 
 /// `SyncMap<u64, V, S>` with the default promotion rule; `STATS = false` turns hit
-/// counting off (the `syncmap-nostats` map, which measures what statistics cost reads).
-pub struct SyncMapAdapter<V, S, const STATS: bool = true> {
+/// counting off (the `syncmap-nostats` map, which measures what statistics cost reads);
+/// `RECENT = false` turns the recent table off (the `syncmap-go` map: Go's design).
+pub struct SyncMapAdapter<V, S, const STATS: bool = true, const RECENT: bool = true> {
     pub(crate) map: SyncMap<u64, V, S>,
 }
 
-impl<V, S, const STATS: bool> std::fmt::Debug for SyncMapAdapter<V, S, STATS> {
+impl<V, S, const STATS: bool, const RECENT: bool> std::fmt::Debug
+    for SyncMapAdapter<V, S, STATS, RECENT>
+{
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("SyncMapAdapter")
     }
 }
 
-impl<V: Value, S: Hasher, const STATS: bool> BenchMap for SyncMapAdapter<V, S, STATS> {
+impl<V: Value, S: Hasher, const STATS: bool, const RECENT: bool> BenchMap
+    for SyncMapAdapter<V, S, STATS, RECENT>
+{
     type Value = V;
     type Hasher = S;
     type Handle<'a> = &'a Self;
@@ -29,6 +34,11 @@ impl<V: Value, S: Hasher, const STATS: bool> BenchMap for SyncMapAdapter<V, S, S
             map: SyncMap::builder()
                 .hasher(hasher)
                 .hit_statistics(STATS)
+                .recent_keys(if RECENT {
+                    RecentKeys::Auto
+                } else {
+                    RecentKeys::Off
+                })
                 .build(),
         }
     }
@@ -42,7 +52,9 @@ impl<V: Value, S: Hasher, const STATS: bool> BenchMap for SyncMapAdapter<V, S, S
     }
 }
 
-impl<V: Value, S: Hasher, const STATS: bool> Handle<V> for &SyncMapAdapter<V, S, STATS> {
+impl<V: Value, S: Hasher, const STATS: bool, const RECENT: bool> Handle<V>
+    for &SyncMapAdapter<V, S, STATS, RECENT>
+{
     #[inline]
     fn get(&mut self, key: u64) -> bool {
         let m = self.map.pin();

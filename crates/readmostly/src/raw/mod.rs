@@ -2,10 +2,21 @@
 //!
 //! # Structure
 //!
-//! * `read`: an atomic pointer to an immutable [`ReadTable`] — a hash table of entry
-//!   pointers plus the `amended` flag ("the dirty table holds keys this table lacks").
-//!   The table itself is never modified after it is published; only the entries' value
-//!   slots change. Readers load it through their guard and never take a lock.
+//! * `read`: an atomic pointer to a [`ReadTable`]: an immutable hash table of entry
+//!   pointers, the *recent* table and the `amended` flag ("the dirty table holds keys
+//!   that neither the table nor the recent table holds"). The hash table is never
+//!   modified after it is published; only the entries' value slots change, and the
+//!   recent table only gains slots. Readers load it through their guard and never take
+//!   a lock.
+//! * The recent table ([`Recent`]): a small insert-only open-addressing array of
+//!   `(hash, entry)` slots, filled under `mu` with the entries of new keys as they enter
+//!   the dirty table, and read without a lock. It makes new keys visible to lock-free
+//!   readers before the next promotion, so neither reads of new keys nor reads of
+//!   absent keys take the lock. When it is full the dirty table is promoted at once
+//!   (the new key included). Misses of the main table that the recent table answers are
+//!   counted per thread and still drive promotion. Disabled ([`RecentKeys::Off`]), the
+//!   map behaves exactly like Go's: new keys are reachable only through the lock until
+//!   a promotion.
 //! * `dirty`: behind the mutex `mu`, an optional table of entry pointers that holds
 //!   every non-expunged entry of the read table plus the keys added since the last
 //!   promotion, the `misses` counter, and the list of entries expunged by the last rebuild.
@@ -13,7 +24,12 @@
 //!
 //! # Invariants (all under `mu`)
 //!
-//! 1. `read.amended` ⇒ `dirty.table.is_some()`.
+//! 1. `read.amended` ⇒ `dirty.table.is_some()`, and so does a non-empty recent table.
+//! 6. Every entry in the recent table is in the dirty table (it was inserted into both
+//!    at once, is never expunged — only rebuilds expunge, and they run while the recent
+//!    table is empty — and a dirty-only key is detached only when it is in no read-side
+//!    table). Entries of the dirty table that are in neither read-side table exist only
+//!    while `read.amended` is set.
 //! 2. When `dirty.table` is `Some`, every entry of the read table is either in the
 //!    dirty table or expunged, and the expunged ones are exactly `dirty.expunged`.
 //! 3. When `dirty.table` is `None`, the read table holds no expunged entry and
@@ -41,6 +57,14 @@
 //!   boxed, and read with **Acquire**, so a reader that sees a pointer sees the value.
 //! * `amended` is written only under `mu`. It only decides whether a reader takes the
 //!   lock, after which the mutex orders everything.
+//! * A recent slot is filled under `mu`: its hash is stored (Relaxed) and then its entry
+//!   pointer with **Release**; readers load the pointer with **Acquire** before the hash,
+//!   so a reader that sees the pointer sees the hash and the entry's initialisation.
+//!   Slots are never emptied while the table is published, so a reader that meets an
+//!   empty slot knows every key it probes for was absent from the recent table when that
+//!   slot was read (linear probing: a key lives past every slot that was full when it
+//!   was added). `Recent::len` is written under `mu` and read without the lock only to
+//!   decide whether an iteration must promote first (Relaxed: see `iteration_table`).
 
 mod entry;
 pub(crate) mod reclaim;
@@ -54,32 +78,160 @@ use hashbrown::HashTable;
 
 use self::entry::{is_value, reclaim_entry, reclaim_inline_value, Entry, LoadOrStore};
 use self::reclaim::{boxed, Collector, Guard};
-use crate::map::Promotion;
+use crate::map::{Promotion, RecentKeys};
 use crate::stats::{table_bytes, LockedCounters, Stats, Stripes};
-use crate::sync::{lock, AtomicBool, AtomicPtr, Mutex, MutexGuard};
+use crate::sync::{lock, AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Mutex, MutexGuard};
 
 type EntryPtr<K, V> = NonNull<Entry<K, V>>;
 
-/// The immutable read table.
+/// The read table: an immutable hash table plus the insert-only recent table.
 struct ReadTable<K, V> {
     /// Entry pointers, keyed by `Entry::hash`. Never modified after publication.
     table: HashTable<EntryPtr<K, V>>,
-    /// Whether the dirty table holds keys that `table` lacks. Set (never cleared) under `mu`;
-    /// a promotion publishes a new table with the flag clear.
+    /// Entries of keys added since this table was published (see [`Recent`]).
+    recent: Recent<K, V>,
+    /// Whether the dirty table holds keys that neither `table` nor `recent` holds. Set
+    /// (never cleared) under `mu`; a promotion publishes a new table with the flag clear.
     amended: AtomicBool,
 }
 
 impl<K, V> ReadTable<K, V> {
-    /// Estimated bytes of a read table holding `table` (for the `retired_bytes` statistic).
-    fn bytes(table: &HashTable<EntryPtr<K, V>>) -> u64 {
-        table_bytes(table.capacity(), std::mem::size_of::<Self>())
+    /// Estimated bytes of this table (for the `retired_bytes` statistic).
+    fn bytes(&self) -> u64 {
+        table_bytes(self.table.capacity(), std::mem::size_of::<Self>())
+            + (self.recent.slots.len() * std::mem::size_of::<RecentSlot<K, V>>()) as u64
     }
 
-    fn new(table: HashTable<EntryPtr<K, V>>) -> *mut Self {
+    fn new(table: HashTable<EntryPtr<K, V>>, recent: RecentKeys) -> *mut Self {
+        let recent = Recent::new(recent, table.len());
         Box::into_raw(Box::new(ReadTable {
             table,
+            recent,
             amended: AtomicBool::new(false),
         }))
+    }
+
+    /// Finds `key` in the hash table or the recent table.
+    #[inline]
+    fn find<Q>(&self, hash: u64, key: &Q) -> Option<EntryPtr<K, V>>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Eq,
+    {
+        find(&self.table, hash, key).or_else(|| self.recent.find(hash, key))
+    }
+}
+
+/// One slot of the recent table.
+struct RecentSlot<K, V> {
+    /// The entry's hash (valid once `entry` is non-null).
+    hash: AtomicU64,
+    /// Null while the slot is empty.
+    entry: AtomicPtr<Entry<K, V>>,
+}
+
+/// The recent table: entries added to the dirty table since the read table was
+/// published, readable without the lock. Open addressing with linear probing over a
+/// power-of-two number of slots, at most half of them used, so a probe always ends at an
+/// empty slot. Slots are filled under `mu` and never emptied while the read table is
+/// published; the whole array is retired with its read table.
+struct Recent<K, V> {
+    /// Empty when the recent table is off.
+    slots: Box<[RecentSlot<K, V>]>,
+    /// Filled slots. Written under `mu`.
+    len: AtomicUsize,
+    /// Most slots that may be filled (at most half of `slots`).
+    limit: usize,
+}
+
+impl<K, V> Recent<K, V> {
+    /// A recent table for a read table of `read_len` entries.
+    fn new(policy: RecentKeys, read_len: usize) -> Self {
+        let limit = match policy {
+            RecentKeys::Off => 0,
+            // An eighth of the read table: a full recent table triggers a promotion and
+            // then a rebuild copying `read_len` entries, so each new key pays for about
+            // eight copies; the slots cost 16 bytes each, two per allowed key (~4 B/key).
+            RecentKeys::Auto => (read_len / 8).max(8),
+            RecentKeys::AtMost(n) => n.get(),
+        };
+        let slots = if limit == 0 {
+            0
+        } else {
+            (limit * 2).next_power_of_two()
+        };
+        Recent {
+            slots: (0..slots)
+                .map(|_| RecentSlot {
+                    hash: AtomicU64::new(0),
+                    entry: AtomicPtr::new(std::ptr::null_mut()),
+                })
+                .collect(),
+            len: AtomicUsize::new(0),
+            limit,
+        }
+    }
+
+    /// Finds `key`'s entry. Lock-free; callers hold a guard protecting the read table.
+    #[inline]
+    fn find<Q>(&self, hash: u64, key: &Q) -> Option<EntryPtr<K, V>>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Eq,
+    {
+        // Nothing to probe while no key was added (the common case of read-mostly data);
+        // Relaxed as in `len`: a key added concurrently may be missed, one added before
+        // this lookup (happens-before) is not.
+        if self.len() == 0 {
+            return None;
+        }
+        let mask = self.slots.len() - 1;
+        let mut i = hash as usize & mask;
+        loop {
+            let slot = &self.slots[i];
+            // Acquire: pairs with the Release store in `push`, making the slot's hash and
+            // the entry's initialisation visible.
+            let e = NonNull::new(slot.entry.load(Acquire))?;
+            // Relaxed: written before the entry pointer we loaded with Acquire.
+            if slot.hash.load(Relaxed) == hash {
+                // SAFETY: entries of a published read table's recent table are live while
+                // the guard protecting the table is held (invariants 5 and 6).
+                if unsafe { e.as_ref() }.key.borrow() == key {
+                    return Some(e);
+                }
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// Adds `e` (a new key's entry, just inserted into the dirty table). Returns `false`,
+    /// adding nothing, when the table is full or off. Caller holds `mu`.
+    fn push(&self, e: EntryPtr<K, V>, hash: u64) -> bool {
+        // Relaxed: only written under `mu`, which the caller holds.
+        let len = self.len.load(Relaxed);
+        if len >= self.limit {
+            return false;
+        }
+        let mask = self.slots.len() - 1;
+        let mut i = hash as usize & mask;
+        // Relaxed: slots are only filled under `mu`.
+        while !self.slots[i].entry.load(Relaxed).is_null() {
+            i = (i + 1) & mask;
+        }
+        // Relaxed: published by the Release store of the pointer below.
+        self.slots[i].hash.store(hash, Relaxed);
+        // Release: see `find`.
+        self.slots[i].entry.store(e.as_ptr(), Release);
+        // Relaxed: see `iteration_table`.
+        self.len.store(len + 1, Relaxed);
+        true
+    }
+
+    /// Filled slots. Relaxed: written under `mu` after the slot it counts; read without
+    /// the lock only to skip work (see `find` and `iteration_table`).
+    #[inline]
+    fn len(&self) -> usize {
+        self.len.load(Relaxed)
     }
 }
 
@@ -89,6 +241,9 @@ struct Dirty<K, V> {
     table: Option<HashTable<EntryPtr<K, V>>>,
     /// Lookups that consulted the dirty table since the last promotion.
     misses: usize,
+    /// The striped recent-table hit total at the last promotion (misses answered by the
+    /// recent table since then are the current total minus this).
+    recent_lookups_base: u64,
     /// Entries expunged by the last rebuild (still in the read table, not in `table`).
     expunged: Vec<EntryPtr<K, V>>,
     counters: LockedCounters,
@@ -182,6 +337,8 @@ pub(crate) struct RawMap<K, V> {
     /// Striped hit and length counters.
     stripes: Stripes,
     promotion: Promotion,
+    /// How large each read table's recent table is.
+    recent: RecentKeys,
     /// Whether lock-free lookups count hits (the only statistic on the read path).
     count_hits: bool,
     /// Declared last: dropped after `Drop::drop` freed the live structures; the last map
@@ -202,23 +359,29 @@ impl<K, V> RawMap<K, V> {
     /// (rounded up to a power of two).
     pub(crate) fn new(
         promotion: Promotion,
+        recent: RecentKeys,
         collector: Arc<Collector>,
         stripes: usize,
         count_hits: bool,
     ) -> Self {
+        let read = ReadTable::new(HashTable::new(), recent);
+        // SAFETY: just allocated, not shared yet.
+        let read_table_bytes = unsafe { &*read }.bytes();
         RawMap {
-            read: AtomicPtr::new(ReadTable::new(HashTable::new())),
+            read: AtomicPtr::new(read),
             dirty: Mutex::new(Dirty {
                 table: None,
                 misses: 0,
+                recent_lookups_base: 0,
                 expunged: Vec::new(),
                 counters: LockedCounters {
-                    read_table_bytes: ReadTable::<K, V>::bytes(&HashTable::new()),
+                    read_table_bytes,
                     ..LockedCounters::default()
                 },
             }),
             stripes: Stripes::new(stripes),
             promotion,
+            recent,
             count_hits,
             collector,
         }
@@ -226,6 +389,10 @@ impl<K, V> RawMap<K, V> {
 
     pub(crate) fn promotion(&self) -> Promotion {
         self.promotion
+    }
+
+    pub(crate) fn recent_keys(&self) -> RecentKeys {
+        self.recent
     }
 
     /// Present keys (approximate while writers run).
@@ -384,6 +551,16 @@ where
         find(table, hash, key).map(|e| self.entry(e))
     }
 
+    /// Finds `key` in the published read table (main or recent), without counting.
+    #[inline]
+    fn find_read<Q>(&self, hash: u64, key: &Q) -> Option<&'a Entry<K, V>>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Eq,
+    {
+        self.read().find(hash, key).map(|e| self.entry(e))
+    }
+
     /// Turns a value pointer loaded through our guard into a reference.
     #[inline]
     fn value(&self, p: *mut V) -> &'a V {
@@ -457,14 +634,57 @@ where
             self.hit();
             return Some(e);
         }
+        let counted = read.recent.len() > 0;
+        if counted {
+            // A miss of the main table that the recent table answers, either way.
+            let found = read.recent.find(hash, key);
+            self.recent_lookup();
+            if let Some(e) = found {
+                return Some(self.entry(e));
+            }
+        }
         // Acquire: pairs with the Release store in `new_entry_locked`. Not needed for
         // memory safety (if set, the lock orders what follows); it keeps the flag
         // ordered after the table load on weakly ordered CPUs.
         if !read.amended.load(Acquire) {
-            self.hit();
+            if !counted {
+                self.hit();
+            }
             return None;
         }
         self.find_entry_slow(hash, key)
+    }
+
+    /// Counts a miss of the main table answered (found or absent) by the recent table;
+    /// every so often (per thread) takes the lock to apply the promotion rule, so that
+    /// keys read often leave the recent table for the main one and lookups of absent keys
+    /// stop probing it.
+    #[inline]
+    fn recent_lookup(&self) {
+        let n = self.map.stripes.recent_lookup(self.thread());
+        if n % self.map.promotion.check_period() == 0 {
+            self.promote_if_due();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn promote_if_due(&self) {
+        let mut dirty = self.map.lock();
+        let Some(len) = dirty.table.as_ref().map(HashTable::len) else {
+            return;
+        };
+        let recent = self
+            .map
+            .stripes
+            .recent_lookups()
+            .wrapping_sub(dirty.recent_lookups_base);
+        let misses = dirty
+            .misses
+            .saturating_add(usize::try_from(recent).unwrap_or(usize::MAX));
+        if self.map.promotion.should_promote(misses, len) {
+            self.promote_locked(&mut dirty);
+        }
     }
 
     #[cold]
@@ -477,8 +697,8 @@ where
         let mut dirty = self.map.lock();
         dirty.counters.slow_reads += 1;
         let read = self.read();
-        if let Some(e) = self.find_in(&read.table, hash, key) {
-            return Some(e);
+        if let Some(e) = read.find(hash, key) {
+            return Some(self.entry(e));
         }
         // Relaxed: `amended` is only written under `mu`, which we hold.
         if !read.amended.load(Relaxed) {
@@ -511,9 +731,11 @@ where
         let Some(table) = dirty.table.take() else {
             return;
         };
-        let bytes = ReadTable::bytes(&table);
+        let new = ReadTable::new(table, self.map.recent);
+        // SAFETY: just allocated, not yet shared.
+        let bytes = unsafe { &*new }.bytes();
         // Release: publishes the new table and (through `mu`) its entries to readers.
-        let old = self.map.read.swap(ReadTable::new(table), Release);
+        let old = self.map.read.swap(new, Release);
         // SAFETY: `old` is no longer reachable from `read`; it came from `Box::into_raw`.
         // Dropping a `ReadTable` does not touch its entries.
         unsafe { self.guard.defer_retire(old, boxed::<ReadTable<K, V>>) };
@@ -529,6 +751,7 @@ where
             }
         }
         dirty.misses = 0;
+        dirty.recent_lookups_base = self.map.stripes.recent_lookups();
         dirty.counters.promotions += 1;
         // A replaced table can be large: hand our batch of retired objects to the
         // collector now instead of waiting for the batch to fill up (which, with rare
@@ -545,6 +768,7 @@ where
             return;
         }
         debug_assert!(dirty.expunged.is_empty(), "invariant 3");
+        debug_assert!(read.recent.len() == 0, "invariants 1 and 6");
         let mut table = HashTable::with_capacity(read.table.len());
         for &e in read.table.iter() {
             // SAFETY: entries of the published read table are live (invariant 5).
@@ -569,21 +793,30 @@ where
         key: K,
         value: V,
     ) -> *mut V {
-        // Relaxed: `amended` is only written under `mu`, which we hold.
-        if !read.amended.load(Relaxed) {
-            self.rebuild_dirty_locked(dirty, read);
-            // Release: pairs with the Acquire load in `find_entry`.
-            read.amended.store(true, Release);
-        }
+        self.rebuild_dirty_locked(dirty, read);
         let (e, p) = Entry::alloc(hash, key, value);
         insert_entry(
             dirty
                 .table
                 .as_mut()
-                .expect("invariant 1: amended implies a dirty table"),
+                .expect("the dirty table was just rebuilt if missing"),
             e,
         );
         dirty.counters.new_keys += 1;
+        if read.recent.push(e, hash) {
+            // Lock-free readers can find the key through the recent table.
+        } else if self.map.recent != RecentKeys::Off {
+            // The recent table is full: publish the dirty table (new key included) now,
+            // rather than make readers of new and absent keys take the lock.
+            dirty.counters.recent_full += 1;
+            self.promote_locked(dirty);
+        } else {
+            // Relaxed: `amended` is only written under `mu`, which we hold.
+            if !read.amended.load(Relaxed) {
+                // Release: pairs with the Acquire load in `find_entry`.
+                read.amended.store(true, Release);
+            }
+        }
         p
     }
 
@@ -616,7 +849,7 @@ where
 
     pub(crate) fn insert(&self, hash: u64, key: K, value: V) -> Option<&'a V> {
         let mut pending = Pending::new(value);
-        if let Some(e) = self.find_in(&self.read().table, hash, &key) {
+        if let Some(e) = self.find_read(hash, &key) {
             if let Ok(prev) = e.try_swap(pending.ptr(), self.guard) {
                 pending.published();
                 return self.replaced(e, prev);
@@ -630,7 +863,7 @@ where
     fn insert_slow(&self, hash: u64, key: K, mut pending: Pending<V>) -> Option<&'a V> {
         let mut dirty = self.map.lock();
         let read = self.read();
-        let (e, prev) = if let Some(e) = find(&read.table, hash, &key) {
+        let (e, prev) = if let Some(e) = read.find(hash, &key) {
             let e = self.unexpunge_locked(&mut dirty, e);
             (e, e.swap(pending.ptr(), self.guard))
         } else if let Some(e) = dirty
@@ -668,7 +901,7 @@ where
     }
 
     fn get_or_insert_hashed(&self, hash: u64, key: K, mut pending: Pending<V>) -> (&'a V, bool) {
-        if let Some(e) = self.find_in(&self.read().table, hash, &key) {
+        if let Some(e) = self.find_read(hash, &key) {
             match e.try_load_or_store(&mut || pending.ptr(), self.guard) {
                 LoadOrStore::Loaded(p) => return (self.value(p), false),
                 LoadOrStore::Stored(p) => return self.stored(p, pending),
@@ -683,7 +916,7 @@ where
     fn get_or_insert_slow(&self, hash: u64, key: K, mut pending: Pending<V>) -> (&'a V, bool) {
         let mut dirty = self.map.lock();
         let read = self.read();
-        let result = if let Some(e) = find(&read.table, hash, &key) {
+        let result = if let Some(e) = read.find(hash, &key) {
             self.unexpunge_locked(&mut dirty, e)
                 .try_load_or_store(&mut || pending.ptr(), self.guard)
         } else if let Some(e) = dirty
@@ -720,7 +953,8 @@ where
         Q: ?Sized + Eq,
     {
         let read = self.read();
-        if let Some(e) = self.find_in(&read.table, hash, key) {
+        if let Some(e) = read.find(hash, key) {
+            let e = self.entry(e);
             return self.removed(e, e.delete(self.guard));
         }
         // Acquire: as in `find_entry`.
@@ -739,8 +973,9 @@ where
     {
         let mut dirty = self.map.lock();
         let read = self.read();
-        if let Some(e) = self.find_in(&read.table, hash, key) {
+        if let Some(e) = read.find(hash, key) {
             drop(dirty);
+            let e = self.entry(e);
             return self.removed(e, e.delete(self.guard));
         }
         // Relaxed: written only under `mu`, which we hold.
@@ -835,14 +1070,19 @@ where
     }
 
     /// The read table to iterate, promoting the dirty table first if it holds keys the
-    /// read table lacks (so the snapshot contains every key present at this moment).
+    /// main table lacks (so the snapshot contains every key present at this moment).
+    ///
+    /// The recent table's length is read without the lock with Relaxed: an insert that
+    /// happens-before this call stored it before (coherence makes it visible); one that
+    /// does not is concurrent, and the iteration may be ordered before it.
     fn iteration_table(&self) -> &'a ReadTable<K, V> {
         let read = self.read();
         // Acquire: as in `find_entry`.
-        if read.amended.load(Acquire) {
+        if read.amended.load(Acquire) || read.recent.len() > 0 {
             let mut dirty = self.map.lock();
+            let read = self.read();
             // Relaxed: under `mu`.
-            if self.read().amended.load(Relaxed) {
+            if read.amended.load(Relaxed) || read.recent.len() > 0 {
                 self.promote_locked(&mut dirty);
             }
             drop(dirty);
@@ -870,7 +1110,10 @@ where
         let mut dirty = self.map.lock();
         // AcqRel: Release publishes the empty table; Acquire pairs with the publication
         // of the old one, whose entries we walk below (also ordered by `mu`).
-        let old = self.map.read.swap(ReadTable::new(HashTable::new()), AcqRel);
+        let new = ReadTable::new(HashTable::new(), self.map.recent);
+        // SAFETY: just allocated, not yet shared.
+        let new_bytes = unsafe { &*new }.bytes();
+        let old = self.map.read.swap(new, AcqRel);
         let mut removed = 0usize;
         let mut entries = 0u64;
         let mut detach = |e: EntryPtr<K, V>| {
@@ -900,10 +1143,9 @@ where
             None => unsafe { &*old }.table.iter().copied().for_each(&mut detach),
         }
         dirty.misses = 0;
+        dirty.recent_lookups_base = self.map.stripes.recent_lookups();
         dirty.counters.retired_entries += entries;
-        dirty
-            .counters
-            .table_replaced(ReadTable::<K, V>::bytes(&HashTable::new()));
+        dirty.counters.table_replaced(new_bytes);
         drop(dirty);
         // SAFETY: `old` is unpublished and came from `Box::into_raw`.
         unsafe { self.guard.defer_retire(old, boxed::<ReadTable<K, V>>) };
@@ -918,6 +1160,7 @@ where
             self.map.stripes.totals(),
             dirty.counters,
             read.table.len(),
+            read.recent.len(),
             dirty.table.as_ref().map(HashTable::len),
             std::mem::size_of::<V>(),
             std::mem::size_of::<Entry<K, V>>(),
