@@ -44,12 +44,18 @@
 //!   the last promotion.
 //!
 //! Each entry holds its value in an atomic slot, so replacing the value of a key that is
-//! in the read table is a lock-free compare-and-swap seen through both tables. A lookup
-//! that misses the read table while the dirty table holds newer keys takes the lock and
-//! counts a *miss*; once misses reach the dirty table's size the dirty table becomes the
-//! read table by one pointer swap (a *promotion*, see [`Promotion`]). The next new key
-//! rebuilds the dirty table lazily by copying the read table's live entries, turning
-//! deleted entries into *expunged* ones that the next promotion drops for good.
+//! in the read table is a lock-free compare-and-swap seen through both tables. A new key
+//! goes into the dirty table under the lock and, beyond Go's design, into the read
+//! table's small insert-only **recent table** (see [`RecentKeys`]), which lock-free
+//! readers probe when the main table misses: reads of new keys and of absent keys never
+//! take the lock. Every lookup that misses the main table while the recent table is
+//! non-empty counts a *miss*; once misses reach the dirty table's size — or once the
+//! recent table is full — the dirty table becomes the read table by one pointer swap (a
+//! *promotion*, see [`Promotion`]). The next new key rebuilds the dirty table lazily by
+//! copying the read table's live entries, turning deleted entries into *expunged* ones
+//! that the next promotion drops for good. With [`RecentKeys::Off`] the map is Go's
+//! `sync.Map`: a lookup that misses the read table while the dirty table holds newer
+//! keys takes the lock.
 //!
 //! Replaced tables, removed entries and replaced values are reclaimed with
 //! [seize](https://docs.rs/seize) once no thread can still see them: a [`MapRef`]
@@ -179,17 +185,22 @@
 //!
 //! # When not to use it
 //!
-//! * **New-key-heavy workloads.** Every first insert of a key after a promotion copies the
-//!   whole read table into a new dirty table, and every new key takes the mutex. Go's
-//!   `sync.Map` drops from 94 to 2.4 Mops/s at 16 threads when 10 % of operations insert
-//!   or remove keys; `SyncMap` inherits that shape. Use [`ShardedMap`], which divides
-//!   both costs by its shard count, or a lock-free map (dashmap, scc `HashMap`, papaya)
-//!   when keys churn.
+//! * **New-key-heavy workloads.** Every new key takes the mutex, and every eighth of the
+//!   read table's size in new keys fills the recent table, promotes, and makes the next
+//!   new key copy the whole read table into a new dirty table (about eight entry copies
+//!   per new key, paid under the lock). Go's `sync.Map` drops from 94 to 2.4 Mops/s at
+//!   16 threads when 10 % of operations insert or remove keys, mostly because every read
+//!   of a new or absent key then takes the mutex; the recent table removes that part
+//!   (no read takes the lock in `readmostly-bench`'s `churn10`), not the serialised
+//!   inserts. On the 2-core development machine `SyncMap` still runs churn10 at a
+//!   fraction of dashmap's throughput (see `BENCHMARKS.md`). Use [`ShardedMap`], which
+//!   divides both costs by its shard count, or a lock-based sharded map (dashmap, scc
+//!   `HashMap`) when keys churn.
 //! * **Write-heavy workloads on many keys.** Each overwrite allocates a box and retires
 //!   the old one; maps that update values in place win there.
-//! * **Mostly-miss lookups** of keys that are never inserted are fine (the read table
-//!   answers them), but lookups of keys that exist only in the dirty table take the lock
-//!   until the next promotion.
+//! * **Mostly-miss lookups** of keys that are never inserted are answered without the
+//!   lock, but while the recent table is non-empty each one probes it too (an extra cache
+//!   miss) until enough of them promote the dirty table.
 //! * When you need a consistent snapshot of several keys at once, or ordered iteration.
 //!
 //! # Go `sync.Map` → readmostly

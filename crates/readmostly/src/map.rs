@@ -9,7 +9,7 @@ use std::num::NonZeroUsize;
 
 use std::sync::Arc;
 
-use crate::raw::reclaim::{Collector, Guard, LocalGuard, OwnedGuard};
+use crate::raw::reclaim::{self, Guard, LocalGuard, OwnedGuard, DEFAULT_RETIRE_BATCH};
 use crate::raw::{RawIter, RawMap, RawRef};
 use crate::stats::{default_stripes, Stats};
 
@@ -132,6 +132,7 @@ pub struct Builder<K, V, S = DefaultHashBuilder> {
     hasher: S,
     promotion: Promotion,
     recent_keys: RecentKeys,
+    retire_batch: usize,
     max_len: Option<usize>,
     hit_statistics: bool,
     _marker: PhantomData<fn() -> (K, V)>,
@@ -160,6 +161,7 @@ impl<K, V> SyncMap<K, V> {
             hasher: DefaultHashBuilder::default(),
             promotion: Promotion::default(),
             recent_keys: RecentKeys::default(),
+            retire_batch: DEFAULT_RETIRE_BATCH,
             max_len: None,
             hit_statistics: true,
             _marker: PhantomData,
@@ -181,6 +183,7 @@ impl<K, V, S> Builder<K, V, S> {
             hasher,
             promotion: self.promotion,
             recent_keys: self.recent_keys,
+            retire_batch: self.retire_batch,
             max_len: self.max_len,
             hit_statistics: self.hit_statistics,
             _marker: PhantomData,
@@ -219,6 +222,26 @@ impl<K, V, S> Builder<K, V, S> {
     /// ```
     pub fn recent_keys(mut self, recent_keys: RecentKeys) -> Self {
         self.recent_keys = recent_keys;
+        self
+    }
+
+    /// How many replaced values, removed entries and replaced tables a thread retires
+    /// before handing them to the reclamation scheme together (default 512, rounded up
+    /// to a power of two).
+    ///
+    /// Each hand-over costs a process-wide memory barrier (`membarrier`: an interrupt to
+    /// every CPU running one of the process's threads), so small batches make
+    /// overwrite-heavy loads slow as soon as several threads run; large batches keep up
+    /// to this many retired objects per thread in memory until they are freed.
+    ///
+    /// ```
+    /// let map: readmostly::SyncMap<u64, Vec<u8>> =
+    ///     readmostly::SyncMap::builder().retire_batch(64).build(); // big values
+    /// map.insert(1, vec![0; 1 << 20]);
+    /// map.insert(1, vec![1; 1 << 20]); // the first vector waits for its batch
+    /// ```
+    pub fn retire_batch(mut self, objects: usize) -> Self {
+        self.retire_batch = objects;
         self
     }
 
@@ -267,6 +290,7 @@ impl<K, V, S> Builder<K, V, S> {
             self.hasher,
             self.promotion,
             self.recent_keys,
+            self.retire_batch,
             self.hit_statistics,
         );
         map.max_len = self.max_len;
@@ -280,6 +304,7 @@ impl<K, V, S: fmt::Debug> fmt::Debug for Builder<K, V, S> {
             .field("hasher", &self.hasher)
             .field("promotion", &self.promotion)
             .field("recent_keys", &self.recent_keys)
+            .field("retire_batch", &self.retire_batch)
             .field("max_len", &self.max_len)
             .field("hit_statistics", &self.hit_statistics)
             .finish()
@@ -291,9 +316,10 @@ impl<K, V, S> SyncMap<K, V, S> {
         hasher: S,
         promotion: Promotion,
         recent_keys: RecentKeys,
+        retire_batch: usize,
         hit_statistics: bool,
     ) -> Self {
-        let collector = Arc::new(Collector::new());
+        let collector = Arc::new(reclaim::collector(retire_batch));
         SyncMap {
             raw: RawMap::new(
                 promotion,
@@ -323,7 +349,13 @@ impl<K, V, S> SyncMap<K, V, S> {
     /// assert_eq!(map.len(), 1);
     /// ```
     pub fn with_hasher(hasher: S) -> Self {
-        Self::from_parts(hasher, Promotion::default(), RecentKeys::default(), true)
+        Self::from_parts(
+            hasher,
+            Promotion::default(),
+            RecentKeys::default(),
+            DEFAULT_RETIRE_BATCH,
+            true,
+        )
     }
 
     /// The map's hasher.

@@ -9,7 +9,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use crate::map::{CapacityError, CompareExchangeError, DefaultHashBuilder, Promotion, RecentKeys};
-use crate::raw::reclaim::{Collector, Guard, LocalGuard, OwnedGuard};
+use crate::raw::reclaim::{self, Collector, Guard, LocalGuard, OwnedGuard, DEFAULT_RETIRE_BATCH};
 use crate::raw::{RawIter, RawMap, RawRef};
 use crate::stats::Stats;
 
@@ -186,6 +186,7 @@ pub struct ShardedBuilder<K, V, S = DefaultHashBuilder, R = ByHash> {
     stripes: usize,
     promotion: Promotion,
     recent_keys: RecentKeys,
+    retire_batch: usize,
     max_len: Option<usize>,
     _marker: PhantomData<fn() -> (K, V)>,
 }
@@ -218,6 +219,7 @@ impl<K, V> ShardedMap<K, V> {
             stripes: default_stripes_per_shard(),
             promotion: Promotion::default(),
             recent_keys: RecentKeys::default(),
+            retire_batch: DEFAULT_RETIRE_BATCH,
             max_len: None,
             _marker: PhantomData,
         }
@@ -283,6 +285,7 @@ impl<K, V, S, R> ShardedBuilder<K, V, S, R> {
             stripes: self.stripes,
             promotion: self.promotion,
             recent_keys: self.recent_keys,
+            retire_batch: self.retire_batch,
             max_len: self.max_len,
             _marker: PhantomData,
         }
@@ -311,6 +314,20 @@ impl<K, V, S, R> ShardedBuilder<K, V, S, R> {
     /// ```
     pub fn recent_keys(mut self, recent_keys: RecentKeys) -> Self {
         self.recent_keys = recent_keys;
+        self
+    }
+
+    /// How many retired objects a thread hands to the reclamation scheme at once
+    /// (default 512; all shards share one scheme). See
+    /// [`Builder::retire_batch`](crate::Builder::retire_batch).
+    ///
+    /// ```
+    /// let map: readmostly::ShardedMap<u8, u8> =
+    ///     readmostly::ShardedMap::builder().retire_batch(64).build();
+    /// map.insert(1, 1);
+    /// ```
+    pub fn retire_batch(mut self, objects: usize) -> Self {
+        self.retire_batch = objects;
         self
     }
 
@@ -364,6 +381,7 @@ impl<K, V, S, R> ShardedBuilder<K, V, S, R> {
             stripes: self.stripes,
             promotion: self.promotion,
             recent_keys: self.recent_keys,
+            retire_batch: self.retire_batch,
             max_len: self.max_len,
             _marker: PhantomData,
         }
@@ -376,7 +394,7 @@ impl<K, V, S, R> ShardedBuilder<K, V, S, R> {
     /// assert_eq!(map.len(), 0);
     /// ```
     pub fn build(self) -> ShardedMap<K, V, S, R> {
-        let collector = Arc::new(Collector::new());
+        let collector = Arc::new(reclaim::collector(self.retire_batch));
         let shards: Box<[Shard<K, V>]> = (0..self.shards)
             .map(|_| Shard {
                 raw: RawMap::new(
@@ -407,6 +425,7 @@ impl<K, V, S: fmt::Debug, R: fmt::Debug> fmt::Debug for ShardedBuilder<K, V, S, 
             .field("router", &self.router)
             .field("promotion", &self.promotion)
             .field("recent_keys", &self.recent_keys)
+            .field("retire_batch", &self.retire_batch)
             .field("max_len", &self.max_len)
             .finish()
     }

@@ -1,4 +1,5 @@
-//! The read/dirty protocol. All of the crate's `unsafe` code lives in this module.
+//! The read/dirty protocol. All of the crate's `unsafe` code lives in this module, but
+//! for one unchecked index into the statistics stripes (`stats.rs`).
 //!
 //! # Structure
 //!
