@@ -618,6 +618,31 @@ where
         self.pin().clear();
     }
 
+    /// Publishes the dirty table as the read table now, if the read table's main hash
+    /// table lacks some keys (keys added since the last promotion, held by the recent
+    /// table, or with [`RecentKeys::Off`] by the dirty table only). Returns whether it
+    /// promoted.
+    ///
+    /// Promotion normally happens on its own, driven by misses; call this after a bulk
+    /// load so that every key is found by the main table from the first lookup on (each
+    /// lookup of a recent key otherwise probes the main table and then the recent table).
+    /// The next new key then rebuilds the dirty table (a copy of the read table).
+    /// [`FromIterator`] does it for you.
+    ///
+    /// ```
+    /// let map = readmostly::SyncMap::new();
+    /// for k in 0..1_000 {
+    ///     map.insert(k, k);
+    /// }
+    /// assert!(map.stats().recent_len > 0);
+    /// assert!(map.promote());
+    /// assert_eq!((map.stats().read_len, map.stats().recent_len), (1_000, 0));
+    /// assert!(!map.promote()); // nothing left to publish
+    /// ```
+    pub fn promote(&self) -> bool {
+        self.pin().raw().promote()
+    }
+
     /// A snapshot of the map's statistics (takes the lock briefly).
     ///
     /// ```
@@ -660,6 +685,7 @@ where
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
         let map = SyncMap::with_hasher(S::default());
         (&map).extend(iter);
+        map.promote();
         map
     }
 }

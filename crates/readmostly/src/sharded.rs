@@ -715,6 +715,25 @@ where
         self.pin().clear();
     }
 
+    /// Promotes every shard whose read table lacks some of its keys (see
+    /// [`SyncMap::promote`](crate::SyncMap::promote)). Returns how many shards it promoted.
+    ///
+    /// ```
+    /// let map = readmostly::ShardedMap::new();
+    /// for k in 0..1_000 {
+    ///     map.insert(k, k);
+    /// }
+    /// assert!(map.promote() > 0);
+    /// assert_eq!(map.stats().recent_len, 0);
+    /// ```
+    pub fn promote(&self) -> usize {
+        let guard = self.collector().enter();
+        self.shards
+            .iter()
+            .filter(|s| s.raw.bind(&guard).promote())
+            .count()
+    }
+
     /// The statistics of all shards added up (see [`Stats::merge`]); takes each shard's
     /// lock briefly, one at a time.
     ///
@@ -774,6 +793,7 @@ where
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
         let map = ShardedMap::with_hasher(S::default());
         (&map).extend(iter);
+        map.promote();
         map
     }
 }

@@ -394,6 +394,7 @@ fn soak(total: u64) {
         bytes: live() - base,
         keys: map.len(),
     };
+    println!("map statistics at the end:\n{}", map.stats());
     let mut samples = samples.into_inner().unwrap();
     samples.sort_by_key(|s| s.ops);
     samples.push(end);
@@ -444,7 +445,9 @@ fn soak(total: u64) {
     // rate and the scheduler's time slice, not on the number of keys).
     const QUIESCENT_BOUND: f64 = 320.0;
     const RUNNING_BOUND: f64 = 1_024.0;
-    let fixed = 64.0 * 1024.0 + threads as f64 * 8.0 * 1024.0;
+    // Each thread may end with an unfilled reclamation batch: up to 511 retired objects
+    // (the default `retire_batch` is 512), values and entries of at most 64 bytes here.
+    let fixed = 64.0 * 1024.0 + threads as f64 * (8.0 * 1024.0 + 511.0 * 64.0);
     let in_flight = 1024.0 * 1024.0;
     println!(
         "plateau: max first half {}, max second half {} (bound: 1.5 x first + {} = {}); \

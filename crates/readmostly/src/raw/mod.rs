@@ -65,7 +65,7 @@
 //!   empty slot knows every key it probes for was absent from the recent table when that
 //!   slot was read (linear probing: a key lives past every slot that was full when it
 //!   was added). `Recent::len` is written under `mu` and read without the lock only to
-//!   decide whether an iteration must promote first (Relaxed: see `iteration_table`).
+//!   skip probing an empty recent table (Relaxed: see `Recent::len`).
 
 mod entry;
 pub(crate) mod reclaim;
@@ -223,13 +223,13 @@ impl<K, V> Recent<K, V> {
         self.slots[i].hash.store(hash, Relaxed);
         // Release: see `find`.
         self.slots[i].entry.store(e.as_ptr(), Release);
-        // Relaxed: see `iteration_table`.
+        // Relaxed: see `len`.
         self.len.store(len + 1, Relaxed);
         true
     }
 
     /// Filled slots. Relaxed: written under `mu` after the slot it counts; read without
-    /// the lock only to skip work (see `find` and `iteration_table`).
+    /// the lock only to skip probing an empty table (see `find`).
     #[inline]
     fn len(&self) -> usize {
         self.len.load(Relaxed)
@@ -479,20 +479,39 @@ pub(crate) struct RawRef<'a, K, V, G> {
     guard: &'a G,
 }
 
-/// Iterator over the read table snapshot taken by [`RawRef::iter`].
+/// Iterator over the read table snapshot taken by [`RawRef::iter`]: the main table's
+/// entries, then the recent table's (a key is in one or the other, never both).
 pub(crate) struct RawIter<'g, K, V, G> {
     entries: hashbrown::hash_table::Iter<'g, EntryPtr<K, V>>,
+    recent: std::slice::Iter<'g, RecentSlot<K, V>>,
     guard: &'g G,
+}
+
+impl<'g, K, V, G: Guard> RawIter<'g, K, V, G> {
+    /// The next entry of the snapshot, in any state.
+    fn next_entry(&mut self) -> Option<&'g Entry<K, V>> {
+        let e = match self.entries.next() {
+            Some(e) => *e,
+            // Acquire: as in `Recent::find`. Slots filled after the iteration started may
+            // or may not be seen; each key fills one slot, so none is seen twice.
+            None => loop {
+                if let Some(e) = NonNull::new(self.recent.next()?.entry.load(Acquire)) {
+                    break e;
+                }
+            },
+        };
+        // SAFETY: the snapshot table (main and recent) is protected by `guard` and so are
+        // its entries (invariants 5 and 6: entries are retired only after leaving every
+        // table).
+        Some(unsafe { e.as_ref() })
+    }
 }
 
 impl<'g, K, V, G: Guard> Iterator for RawIter<'g, K, V, G> {
     type Item = (&'g K, &'g V);
 
     fn next(&mut self) -> Option<Self::Item> {
-        for e in self.entries.by_ref() {
-            // SAFETY: the snapshot table is protected by `guard` and so are its entries
-            // (invariant 5: entries are retired only after leaving every table).
-            let entry = unsafe { e.as_ref() };
+        while let Some(entry) = self.next_entry() {
             if let Some(v) = entry.load(self.guard) {
                 // SAFETY: `v` was loaded through `guard`, which outlives `'g`.
                 return Some((&entry.key, unsafe { &*v }));
@@ -502,7 +521,8 @@ impl<'g, K, V, G: Guard> Iterator for RawIter<'g, K, V, G> {
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        (0, self.entries.size_hint().1)
+        let upper = self.entries.size_hint().1.map(|n| n + self.recent.len());
+        (0, upper)
     }
 }
 
@@ -1070,20 +1090,16 @@ where
         }
     }
 
-    /// The read table to iterate, promoting the dirty table first if it holds keys the
-    /// main table lacks (so the snapshot contains every key present at this moment).
-    ///
-    /// The recent table's length is read without the lock with Relaxed: an insert that
-    /// happens-before this call stored it before (coherence makes it visible); one that
-    /// does not is concurrent, and the iteration may be ordered before it.
+    /// The read table to iterate (main and recent tables), promoting the dirty table
+    /// first if it holds keys that neither holds (only possible with the recent table
+    /// off), so the snapshot contains every key present at this moment.
     fn iteration_table(&self) -> &'a ReadTable<K, V> {
         let read = self.read();
         // Acquire: as in `find_entry`.
-        if read.amended.load(Acquire) || read.recent.len() > 0 {
+        if read.amended.load(Acquire) {
             let mut dirty = self.map.lock();
-            let read = self.read();
             // Relaxed: under `mu`.
-            if read.amended.load(Relaxed) || read.recent.len() > 0 {
+            if self.read().amended.load(Relaxed) {
                 self.promote_locked(&mut dirty);
             }
             drop(dirty);
@@ -1093,16 +1109,31 @@ where
     }
 
     pub(crate) fn iter(&self) -> RawIter<'a, K, V, G> {
+        let read = self.iteration_table();
         RawIter {
-            entries: self.iteration_table().table.iter(),
+            entries: read.table.iter(),
+            recent: read.recent.slots.iter(),
             guard: self.guard,
         }
     }
 
+    /// Promotes the dirty table now if it holds keys the read table's main table lacks.
+    /// Returns whether it did.
+    pub(crate) fn promote(&self) -> bool {
+        let mut dirty = self.map.lock();
+        let read = self.read();
+        // Relaxed: `amended` and the recent table's length are written under `mu`.
+        if read.amended.load(Relaxed) || read.recent.len() > 0 {
+            self.promote_locked(&mut dirty);
+            true
+        } else {
+            false
+        }
+    }
+
     pub(crate) fn retain(&self, mut keep: impl FnMut(&K, &V) -> bool) {
-        for e in self.iteration_table().table.iter() {
-            // SAFETY: as in `RawIter::next`.
-            let e = unsafe { e.as_ref() };
+        let mut entries = self.iter();
+        while let Some(e) = entries.next_entry() {
             self.delete_if(e, |k, v| !keep(k, v));
         }
     }
