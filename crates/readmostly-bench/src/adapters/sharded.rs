@@ -35,6 +35,14 @@ impl<V: Value, S: Hasher> BenchMap for ShardedAdapter<V, S> {
         self
     }
 
+    /// As for `syncmap`: insert, then `promote()` every shard.
+    fn prefill(&mut self, items: impl Iterator<Item = (u64, V)>) {
+        for (k, v) in items {
+            self.map.insert(k, v);
+        }
+        self.map.promote();
+    }
+
     fn stats(&self) -> Option<String> {
         Some(format!(
             "{} shards: {:?}",

@@ -47,6 +47,16 @@ impl<V: Value, S: Hasher, const STATS: bool, const RECENT: bool> BenchMap
         self
     }
 
+    /// The documented bulk load: insert every key, then `promote()` so that the keys
+    /// still in the recent table move to the main table (and the dirty table is dropped
+    /// until the next new key), as after Go's first read pass.
+    fn prefill(&mut self, items: impl Iterator<Item = (u64, V)>) {
+        for (k, v) in items {
+            self.map.insert(k, v);
+        }
+        self.map.promote();
+    }
+
     fn stats(&self) -> Option<String> {
         Some(format!("{:?}", self.map.stats()))
     }

@@ -60,6 +60,14 @@ impl<V: Value, S: Hasher> BenchMap for SyncMapBatch<V, S> {
         }
     }
 
+    /// As for `syncmap`: insert, then `promote()`.
+    fn prefill(&mut self, items: impl Iterator<Item = (u64, V)>) {
+        for (k, v) in items {
+            self.map.insert(k, v);
+        }
+        self.map.promote();
+    }
+
     fn handle(&self) -> BatchHandle<'_, V, S> {
         BatchHandle {
             map: &self.map,

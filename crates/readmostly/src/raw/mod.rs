@@ -100,7 +100,7 @@ impl<K, V> ReadTable<K, V> {
     /// Estimated bytes of this table (for the `retired_bytes` statistic).
     fn bytes(&self) -> u64 {
         table_bytes(self.table.capacity(), std::mem::size_of::<Self>())
-            + (self.recent.slots.len() * std::mem::size_of::<RecentSlot<K, V>>()) as u64
+            + (self.recent.slots().len() * std::mem::size_of::<RecentSlot<K, V>>()) as u64
     }
 
     fn new(table: HashTable<EntryPtr<K, V>>, recent: RecentKeys) -> *mut Self {
@@ -134,15 +134,32 @@ struct RecentSlot<K, V> {
 /// The recent table: entries added to the dirty table since the read table was
 /// published, readable without the lock. Open addressing with linear probing over a
 /// power-of-two number of slots, at most half of them used, so a probe always ends at an
-/// empty slot. Slots are filled under `mu` and never emptied while the read table is
-/// published; the whole array is retired with its read table.
+/// empty slot. The slot array is allocated by the first `push` (a read table to which no
+/// key is ever added costs nothing); slots are filled under `mu` and never emptied while
+/// the read table is published; the array is freed with its read table.
 struct Recent<K, V> {
-    /// Empty when the recent table is off.
-    slots: Box<[RecentSlot<K, V>]>,
+    /// The first of `capacity` slots, or null until the first `push`. Set once, under
+    /// `mu`, with Release (see `slots`).
+    slots: AtomicPtr<RecentSlot<K, V>>,
+    /// Slots in the array: a power of two, or 0 when the recent table is off.
+    capacity: usize,
     /// Filled slots. Written under `mu`.
     len: AtomicUsize,
-    /// Most slots that may be filled (at most half of `slots`).
+    /// Most slots that may be filled (at most half of `capacity`).
     limit: usize,
+}
+
+impl<K, V> Drop for Recent<K, V> {
+    fn drop(&mut self) {
+        // Relaxed: `&mut self`, no other thread can access the table.
+        let slots = self.slots.load(Relaxed);
+        if !slots.is_null() {
+            let array = std::ptr::slice_from_raw_parts_mut(slots, self.capacity);
+            // SAFETY: `slots` came from `Box::into_raw` of a boxed slice of `capacity`
+            // slots in `push` and is freed only here, once.
+            drop(unsafe { Box::from_raw(array) });
+        }
+    }
 }
 
 impl<K, V> Recent<K, V> {
@@ -152,25 +169,36 @@ impl<K, V> Recent<K, V> {
             RecentKeys::Off => 0,
             // An eighth of the read table: a full recent table triggers a promotion and
             // then a rebuild copying `read_len` entries, so each new key pays for about
-            // eight copies; the slots cost 16 bytes each, two per allowed key (~4 B/key).
+            // eight copies; the slots cost 16 bytes each, two to four per allowed key
+            // (2–4 B per key of the map, once a key has been added).
             RecentKeys::Auto => (read_len / 8).max(8),
             RecentKeys::AtMost(n) => n.get(),
         };
-        let slots = if limit == 0 {
+        let capacity = if limit == 0 {
             0
         } else {
             (limit * 2).next_power_of_two()
         };
         Recent {
-            slots: (0..slots)
-                .map(|_| RecentSlot {
-                    hash: AtomicU64::new(0),
-                    entry: AtomicPtr::new(std::ptr::null_mut()),
-                })
-                .collect(),
+            slots: AtomicPtr::new(std::ptr::null_mut()),
+            capacity,
             len: AtomicUsize::new(0),
             limit,
         }
+    }
+
+    /// The slot array (empty until the first `push`).
+    #[inline]
+    fn slots(&self) -> &[RecentSlot<K, V>] {
+        // Acquire: pairs with the Release store in `push`, so the slots' initialisation
+        // is visible.
+        let slots = self.slots.load(Acquire);
+        if slots.is_null() {
+            return &[];
+        }
+        // SAFETY: a non-null `slots` points to `capacity` initialised slots, allocated in
+        // `push` and freed only when `self` is dropped.
+        unsafe { std::slice::from_raw_parts(slots, self.capacity) }
     }
 
     /// Finds `key`'s entry. Lock-free; callers hold a guard protecting the read table.
@@ -186,10 +214,12 @@ impl<K, V> Recent<K, V> {
         if self.len() == 0 {
             return None;
         }
-        let mask = self.slots.len() - 1;
+        // Empty if the first `push` is concurrent with us (then so is the key's insert).
+        let slots = self.slots();
+        let mask = slots.len().checked_sub(1)?;
         let mut i = hash as usize & mask;
         loop {
-            let slot = &self.slots[i];
+            let slot = &slots[i];
             // Acquire: pairs with the Release store in `push`, making the slot's hash and
             // the entry's initialisation visible.
             let e = NonNull::new(slot.entry.load(Acquire))?;
@@ -213,16 +243,28 @@ impl<K, V> Recent<K, V> {
         if len >= self.limit {
             return false;
         }
-        let mask = self.slots.len() - 1;
+        if len == 0 {
+            let array: Box<[RecentSlot<K, V>]> = (0..self.capacity)
+                .map(|_| RecentSlot {
+                    hash: AtomicU64::new(0),
+                    entry: AtomicPtr::new(std::ptr::null_mut()),
+                })
+                .collect();
+            // Release: see `slots`. Set once: `len` only grows, under `mu`.
+            self.slots
+                .store(Box::into_raw(array).cast::<RecentSlot<K, V>>(), Release);
+        }
+        let slots = self.slots();
+        let mask = slots.len() - 1;
         let mut i = hash as usize & mask;
         // Relaxed: slots are only filled under `mu`.
-        while !self.slots[i].entry.load(Relaxed).is_null() {
+        while !slots[i].entry.load(Relaxed).is_null() {
             i = (i + 1) & mask;
         }
         // Relaxed: published by the Release store of the pointer below.
-        self.slots[i].hash.store(hash, Relaxed);
+        slots[i].hash.store(hash, Relaxed);
         // Release: see `find`.
-        self.slots[i].entry.store(e.as_ptr(), Release);
+        slots[i].entry.store(e.as_ptr(), Release);
         // Relaxed: see `len`.
         self.len.store(len + 1, Relaxed);
         true
@@ -1112,7 +1154,7 @@ where
         let read = self.iteration_table();
         RawIter {
             entries: read.table.iter(),
-            recent: read.recent.slots.iter(),
+            recent: read.recent.slots().iter(),
             guard: self.guard,
         }
     }
