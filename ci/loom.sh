@@ -6,11 +6,12 @@
 # exhaustive DPOR, ~2 s today) or a number; "skip" skips it.
 #
 # Loom builds use their own target dir (RUSTFLAGS differ, so they would otherwise
-# rebuild the main cache each time) and a lighter release profile (no LTO, parallel
+# rebuild the main cache each time): $LOOM_TARGET_DIR, else loom/ under $CARGO_TARGET_DIR
+# (default target/loom); and a lighter release profile (no LTO, parallel
 # codegen): loom's runtime cost is exploring schedules, not our code's speed.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-export CARGO_TARGET_DIR="${LOOM_TARGET_DIR:-target/loom}"
+export CARGO_TARGET_DIR="${LOOM_TARGET_DIR:-${CARGO_TARGET_DIR:-target}/loom}"
 export CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_PROFILE_RELEASE_DEBUG=0
 echo "CARGO_TARGET_DIR=$CARGO_TARGET_DIR CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_PROFILE_RELEASE_DEBUG=0" >&2
 

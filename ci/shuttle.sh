@@ -8,10 +8,11 @@
 # per model; SHUTTLE_SEED fixes the seed (each model prints the one it used). Run longer
 # locally with e.g. `SHUTTLE_ITERS=500000 bash ci/shuttle.sh`.
 #
-# Like loom.sh: its own target dir (RUSTFLAGS differ) and a lighter release profile.
+# Like loom.sh: its own target dir (RUSTFLAGS differ): $SHUTTLE_TARGET_DIR, else shuttle/
+# under $CARGO_TARGET_DIR (default target/shuttle); and a lighter release profile.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-export CARGO_TARGET_DIR="${SHUTTLE_TARGET_DIR:-target/shuttle}"
+export CARGO_TARGET_DIR="${SHUTTLE_TARGET_DIR:-${CARGO_TARGET_DIR:-target}/shuttle}"
 export CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_PROFILE_RELEASE_DEBUG=0
 echo "CARGO_TARGET_DIR=$CARGO_TARGET_DIR CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_PROFILE_RELEASE_DEBUG=0" >&2
 

@@ -10,11 +10,19 @@
 //! Every write uses a value never written before (`thread << 32 | counter`), so a
 //! result identifies the write it came from. Before the concurrent phase each key is
 //! put, single-threaded, into a random state (absent, present, deleted or expunged; in
-//! the read table or only in the dirty table), and during it the threads also write
-//! unrecorded "noise" keys that force promotions, dirty-table rebuilds and expunges.
+//! the read table's main table, in its recent table, or only in the dirty table), and
+//! during it the threads also write unrecorded "noise" keys that force promotions,
+//! dirty-table rebuilds and expunges.
 //!
-//! `LIN_HISTORIES=N` sets the number of histories per promotion rule (default 3000);
-//! `LIN_SEED=N` fixes the random seed (the interleavings still differ from run to run).
+//! Each promotion rule runs with each recent-table setting ([`RecentKeys`]): the default
+//! `Auto` (new keys readable without the lock through the recent table), `Off` (Go's
+//! design: dirty-only keys, the `amended` flag, locked misses) and `AtMost(1)` (every
+//! second new key finds the recent table full and promotes at once).
+//!
+//! `LIN_HISTORIES=N` sets the number of histories per test, i.e. per promotion rule and
+//! recent-table setting (default 1500: nine tests take under twice the time of the
+//! 3 × 3000 histories run before the recent-table settings were added); `LIN_SEED=N`
+//! fixes the random seed (the interleavings still differ from run to run).
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, RandomState};
@@ -22,7 +30,7 @@ use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Mutex, PoisonError};
 
-use readmostly::{Promotion, SyncMap};
+use readmostly::{Promotion, RecentKeys, SyncMap};
 
 /// Worker threads per history.
 const THREADS: usize = 3;
@@ -283,14 +291,14 @@ fn setup(map: &SyncMap<u64, u64>, rng: &mut Rng, values: &mut u64) -> HashMap<u6
 /// competition, the workers of one history really run at the same time.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
-/// Runs `histories` histories with `promotion` and checks each.
-fn run(promotion: Promotion, histories: usize) {
+/// Runs `histories` histories on maps with `promotion` and `recent`, and checks each.
+fn run(promotion: Promotion, recent: RecentKeys, histories: usize) {
     let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
     let seed = std::env::var("LIN_SEED")
         .ok()
         .map(|s| s.parse().expect("LIN_SEED must be a number"))
         .unwrap_or_else(|| RandomState::new().hash_one(0u8));
-    let context = format!("promotion {promotion:?}, seed {seed}");
+    let context = format!("promotion {promotion:?}, recent keys {recent:?}, seed {seed}");
     let mut main_rng = Rng::new(seed);
     let mut setup_values = 0u64;
     let mut overlapping = 0usize;
@@ -299,7 +307,12 @@ fn run(promotion: Promotion, histories: usize) {
     while done < histories {
         let n = BATCH.min(histories - done);
         let maps: Vec<SyncMap<u64, u64>> = (0..n)
-            .map(|_| SyncMap::builder().promotion(promotion).build())
+            .map(|_| {
+                SyncMap::builder()
+                    .promotion(promotion)
+                    .recent_keys(recent)
+                    .build()
+            })
             .collect();
         let inits: Vec<HashMap<u64, u64>> = maps
             .iter()
@@ -441,8 +454,10 @@ fn worker(
     out
 }
 
-/// An unrecorded operation on a noise key: new keys rebuild the dirty table, reads of
-/// dirty-only keys count misses and promote, removals of dirty-only keys detach entries.
+/// An unrecorded operation on a noise key: new keys rebuild the dirty table (and fill
+/// the recent table, promoting when it is full), reads of keys added since the last
+/// promotion count misses and promote, removals of dirty-only keys (`Off`) detach
+/// entries.
 fn noise(map: &SyncMap<u64, u64>, rng: &mut Rng) {
     let key = NOISE_BASE + rng.below(NOISE_KEYS);
     match rng.below(4) {
@@ -460,25 +475,60 @@ fn noise(map: &SyncMap<u64, u64>, rng: &mut Rng) {
 
 fn histories() -> usize {
     std::env::var("LIN_HISTORIES")
-        .map_or(3000, |s| s.parse().expect("LIN_HISTORIES must be a number"))
+        .map_or(1500, |s| s.parse().expect("LIN_HISTORIES must be a number"))
 }
+
+const AFTER_TWO_MISSES: Promotion = Promotion::AfterMisses(NonZeroUsize::new(2).unwrap());
+/// A recent table of one key: every second new key promotes.
+const ONE_RECENT_KEY: RecentKeys = RecentKeys::AtMost(NonZeroUsize::new(1).unwrap());
 
 #[test]
 fn linearizable_default_promotion() {
-    run(Promotion::DirtyLen, histories());
+    run(Promotion::DirtyLen, RecentKeys::Auto, histories());
 }
 
 #[test]
 fn linearizable_promote_every_miss() {
-    run(Promotion::EveryMiss, histories());
+    run(Promotion::EveryMiss, RecentKeys::Auto, histories());
 }
 
 #[test]
 fn linearizable_promote_after_two_misses() {
-    run(
-        Promotion::AfterMisses(NonZeroUsize::new(2).unwrap()),
-        histories(),
-    );
+    run(AFTER_TWO_MISSES, RecentKeys::Auto, histories());
+}
+
+// Go's design: no recent table, dirty-only keys behind the lock.
+
+#[test]
+fn linearizable_default_promotion_no_recent_table() {
+    run(Promotion::DirtyLen, RecentKeys::Off, histories());
+}
+
+#[test]
+fn linearizable_promote_every_miss_no_recent_table() {
+    run(Promotion::EveryMiss, RecentKeys::Off, histories());
+}
+
+#[test]
+fn linearizable_promote_after_two_misses_no_recent_table() {
+    run(AFTER_TWO_MISSES, RecentKeys::Off, histories());
+}
+
+// A recent table of one key: full-table promotions racing everything else.
+
+#[test]
+fn linearizable_default_promotion_one_recent_key() {
+    run(Promotion::DirtyLen, ONE_RECENT_KEY, histories());
+}
+
+#[test]
+fn linearizable_promote_every_miss_one_recent_key() {
+    run(Promotion::EveryMiss, ONE_RECENT_KEY, histories());
+}
+
+#[test]
+fn linearizable_promote_after_two_misses_one_recent_key() {
+    run(AFTER_TWO_MISSES, ONE_RECENT_KEY, histories());
 }
 
 // ------------------------------------------------------------------ the checker itself

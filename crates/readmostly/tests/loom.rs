@@ -13,10 +13,26 @@
 //! environment by `loom::model`).
 //!
 //! Each model builds its map inside the model, drives it into the state whose race it
-//! is about (promotion pending, entry deleted in the read table, dirty-only key …) with
-//! single-threaded operations, runs the racing operations on two threads, and then checks
-//! both the values each operation returned and the final contents (through `get`,
-//! `iter` and `len`) against the outcomes the possible linearizations allow.
+//! is about (promotion pending, entry deleted in the read table, dirty-only key, key in
+//! the recent table …) with single-threaded operations, runs the racing operations on
+//! two threads, and then checks both the values each operation returned and the final
+//! contents (through `get`, `iter` and `len`) against the outcomes the possible
+//! linearizations allow.
+//!
+//! The recent table ([`RecentKeys`]) changes where a new key lives before the next
+//! promotion, so the models say which setting they run under:
+//!
+//! * models of Go's states — a *dirty-only* key, the `amended` flag, misses that take
+//!   the lock and promote — build their maps with [`RecentKeys::Off`] (Go's behaviour);
+//!   with the recent table on, those keys would be in the recent table instead;
+//! * models whose race exists in both designs (expunge vs. store, rebuild vs. remove,
+//!   `clear`, iteration) run with `Off`, with the default [`RecentKeys::Auto`] and with
+//!   `AtMost(1)` (where a new key may find the recent table full and promote at once:
+//!   [`model_each_recent`]);
+//! * the recent-table models (section "recent table") run with `Auto` or
+//!   `AtMost(1)`: lock-free reads of new and absent keys racing the insert that fills a
+//!   slot, the promotion a full recent table triggers, reader-driven promotion, lock-free
+//!   removal of a recent key, and iteration's promotion of a non-empty recent table.
 //!
 //! The hasher is a fixed `DefaultHasher` so that every loom iteration hashes alike.
 //!
@@ -24,29 +40,41 @@
 //! state transitions and missing re-checks under the lock (seeded bugs of each kind —
 //! no re-check of the read table in the slow paths, an unexpunged entry not put back
 //! into the dirty table, a lock-free store over *expunged*, a swap where a CAS is
-//! needed, a non-atomic expunge, `clear` not detaching dirty entries — each fail at
-//! least one model). They cannot catch a too-weak ordering on memory loom does not
-//! track (the hash tables and boxed values are plain memory), nor reclamation bugs
-//! (the loom collector frees at drop): Miri and the sanitizers cover those.
+//! needed, a non-atomic expunge, `clear` not detaching dirty entries; for the recent
+//! table: a Relaxed publication of a slot's entry pointer, iteration not promoting a
+//! non-empty recent table, a full recent table neither promoting nor setting `amended`
+//! — each fail at least one model). The recent table's slots and length are loom
+//! atomics, so a too-weak ordering on them is caught (a reader that sees the second of
+//! two new keys must see the first). They cannot catch a too-weak ordering on memory
+//! loom does not track (the hash tables and boxed values are plain memory), nor
+//! reclamation bugs (the loom collector frees at drop): Miri and the sanitizers cover
+//! those.
 #![cfg(loom)]
 
-use std::hash::{BuildHasherDefault, DefaultHasher};
+use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::Instant;
 
 use loom::sync::Arc;
 use loom::thread;
-use readmostly::{Promotion, SyncMap};
+use readmostly::{Promotion, RecentKeys, SyncMap};
 
 type Map = SyncMap<u64, u64, BuildHasherDefault<DefaultHasher>>;
 
-fn new_map(promotion: Promotion) -> Arc<Map> {
+fn new_map(promotion: Promotion, recent: RecentKeys) -> Arc<Map> {
     Arc::new(
         SyncMap::builder()
             .hasher(BuildHasherDefault::default())
             .promotion(promotion)
+            .recent_keys(recent)
             .build(),
     )
+}
+
+/// `RecentKeys::AtMost(n)`.
+fn at_most(n: usize) -> RecentKeys {
+    RecentKeys::AtMost(NonZeroUsize::new(n).unwrap())
 }
 
 /// Runs `f` under `loom::model` twice, with `swap` false and true (see [`race`]), and
@@ -66,6 +94,19 @@ fn model(name: &str, f: impl Fn(bool) + Send + Sync + Copy + 'static) {
             start.elapsed(),
             std::env::var("LOOM_MAX_PREEMPTIONS").unwrap_or_else(|_| "unbounded".into()),
         );
+    }
+}
+
+/// Runs [`model`] with [`RecentKeys::Off`] (Go's design), the default
+/// [`RecentKeys::Auto`] and `AtMost(1)`, for models whose race exists in both designs.
+/// With the recent table on, the new keys that the model's operations insert go into the
+/// recent table instead of setting `amended`, or (`AtMost(1)`, once it holds a key)
+/// promote the dirty table at once.
+fn model_each_recent(name: &str, f: impl Fn(bool, RecentKeys) + Send + Sync + Copy + 'static) {
+    for recent in [RecentKeys::Off, RecentKeys::Auto, at_most(1)] {
+        model(&format!("{name} (recent {recent:?})"), move |swap| {
+            f(swap, recent)
+        });
     }
 }
 
@@ -120,25 +161,51 @@ fn contents(map: &Map) -> Vec<(u64, u64)> {
 /// Where the key under test sits before the race starts.
 #[derive(Clone, Copy, Debug)]
 enum Setup {
-    /// Present in the read table (inserted, then promoted by a read).
-    Read,
-    /// Present in the dirty table only (inserted, not yet promoted).
+    /// Present in the read table (inserted, then promoted by a read), in a map with the
+    /// given recent-table setting.
+    Read(RecentKeys),
+    /// Present in the dirty table only (inserted, not yet promoted), with the `amended`
+    /// flag set: Go's state, so the map has [`RecentKeys::Off`] (with the recent table on,
+    /// the key would be in the recent table: [`Setup::Recent`]).
     DirtyOnly,
-    /// In the read table, *deleted* (inserted, promoted, removed).
-    Deleted,
+    /// In the dirty table and the read table's recent table (inserted, not yet promoted;
+    /// [`RecentKeys::Auto`]): lock-free operations find it without the lock.
+    Recent,
+    /// In the read table, *deleted* (inserted, promoted, removed), in a map with the
+    /// given recent-table setting.
+    Deleted(RecentKeys),
+}
+
+impl Setup {
+    fn recent_keys(self) -> RecentKeys {
+        match self {
+            Setup::Read(recent) | Setup::Deleted(recent) => recent,
+            Setup::DirtyOnly => RecentKeys::Off,
+            Setup::Recent => RecentKeys::Auto,
+        }
+    }
 }
 
 /// A map (promoting on every miss) holding key 1 with `value` in the state `setup`.
 fn map_with_key(setup: Setup, value: u64) -> Arc<Map> {
-    let map = new_map(Promotion::EveryMiss);
+    let map = new_map(Promotion::EveryMiss, setup.recent_keys());
     assert!(!map.insert(1, value));
     match setup {
-        Setup::DirtyOnly => {}
-        Setup::Read | Setup::Deleted => {
-            // A miss: with `EveryMiss` it promotes the dirty table at once.
+        Setup::DirtyOnly | Setup::Recent => {
+            let stats = map.stats();
+            let in_recent = usize::from(matches!(setup, Setup::Recent));
+            assert_eq!(
+                (stats.read_len, stats.recent_len, stats.dirty_len),
+                (0, in_recent, Some(1)),
+                "{setup:?}"
+            );
+        }
+        Setup::Read(_) | Setup::Deleted(_) => {
+            // A miss (locked with `Off`, answered by the recent table otherwise): with
+            // `EveryMiss` it promotes the dirty table at once.
             assert_eq!(map.get_cloned(&1), Some(value));
             assert_eq!(map.stats().promotions, 1);
-            if let Setup::Deleted = setup {
+            if let Setup::Deleted(_) = setup {
                 assert!(map.remove(&1));
             }
         }
@@ -148,10 +215,11 @@ fn map_with_key(setup: Setup, value: u64) -> Arc<Map> {
 
 // ----------------------------------------------------------------------- (a)
 
-/// A read of a dirty-only key (a miss that promotes the dirty table) racing an insert of
-/// a new key and reads on another thread. Every read must see its key's value whatever
-/// the order of the promotion, the pointer swap and the insert (which may have to
-/// rebuild the dirty table right after the promotion).
+/// A read of a dirty-only key (a locked miss that promotes the dirty table) racing an
+/// insert of a new key and reads on another thread. Every read must see its key's value
+/// whatever the order of the promotion, the pointer swap and the insert (which may have
+/// to rebuild the dirty table right after the promotion). Go's states: `RecentKeys::Off`
+/// (see `read_racing_reader_promotion` for the recent table's version).
 #[test]
 fn read_racing_promotion() {
     model("read_racing_promotion", |swap| {
@@ -172,13 +240,14 @@ fn read_racing_promotion() {
     });
 }
 
-/// Two reads of two dirty-only keys, each a miss that may promote: whichever promotes
-/// first, the other must find its key (in the new read table or, re-checked under the
-/// lock, in the dirty table).
+/// Two reads of two dirty-only keys, each a locked miss that may promote: whichever
+/// promotes first, the other must find its key (in the new read table or, re-checked
+/// under the lock, in the dirty table). Go's states: `RecentKeys::Off` (see
+/// `reads_racing_reader_promotion` for the recent table's version).
 #[test]
 fn reads_racing_promotion() {
     model("reads_racing_promotion", |swap| {
-        let map = new_map(Promotion::EveryMiss);
+        let map = new_map(Promotion::EveryMiss, RecentKeys::Off);
         map.insert(1, 10);
         map.insert(2, 20);
         let (m1, m2) = (map.clone(), map.clone());
@@ -202,10 +271,12 @@ fn reads_racing_promotion() {
 /// dirty table; if the rebuild wins, the store must see *expunged* and put the entry
 /// back into the dirty table under the lock. Either way key 1 must end up present with
 /// the stored value, through `get` and `iter`, and survive the next promotion and rebuild.
+/// Run with and without the recent table (the new key sets `amended` or fills a recent
+/// slot; the rebuild is the same).
 #[test]
 fn store_to_expunged_racing_rebuild() {
-    model("store_to_expunged_racing_rebuild", |swap| {
-        let map = map_with_key(Setup::Deleted, 10);
+    model_each_recent("store_to_expunged_racing_rebuild", |swap, recent| {
+        let map = map_with_key(Setup::Deleted(recent), 10);
         let (m1, m2) = (map.clone(), map.clone());
         let (new_key, (prev, seen)) = race(
             swap,
@@ -232,10 +303,11 @@ fn store_to_expunged_racing_rebuild() {
 // ----------------------------------------------------------------------- (c)
 
 /// `remove(1)` racing `get_or_insert(1, 12)`, with key 1 starting in `setup`
-/// (value 10 unless deleted). The results must match one of the two orders.
+/// (value 10 unless deleted). The results must match one of the two orders, and the map
+/// keeps working through another promotion and rebuild cycle afterwards.
 fn remove_racing_get_or_insert(setup: Setup, swap: bool) {
     let map = map_with_key(setup, 10);
-    let initially_present = !matches!(setup, Setup::Deleted);
+    let initially_present = !matches!(setup, Setup::Deleted(_));
     let (m1, m2) = (map.clone(), map.clone());
     let (removed, (got, inserted)) = race(
         swap,
@@ -268,15 +340,22 @@ fn remove_racing_get_or_insert(setup: Setup, swap: bool) {
             Some(other) => panic!("{setup:?}: remove returned {other}, never stored"),
         }
     }
+    // A new key (rebuilding the dirty table if the iteration in `contents` promoted, which
+    // expunges a deleted key 1), then key 1 stored again and everything promoted.
+    assert!(!map.insert(2, 20), "{setup:?}");
+    let prev = map.pin().insert(1, 13).copied();
+    assert_eq!(prev, after.first().map(|&(_, v)| v), "{setup:?}");
+    assert_eq!(contents(&map), [(1, 13), (2, 20)], "{setup:?}");
 }
 
 #[test]
 fn remove_racing_get_or_insert_read() {
-    model("remove_racing_get_or_insert_read", |swap| {
-        remove_racing_get_or_insert(Setup::Read, swap)
+    model_each_recent("remove_racing_get_or_insert_read", |swap, recent| {
+        remove_racing_get_or_insert(Setup::Read(recent), swap)
     });
 }
 
+/// Go's dirty-only key (`RecentKeys::Off`): both operations take the lock.
 #[test]
 fn remove_racing_get_or_insert_dirty_only() {
     model("remove_racing_get_or_insert_dirty_only", |swap| {
@@ -286,8 +365,8 @@ fn remove_racing_get_or_insert_dirty_only() {
 
 #[test]
 fn remove_racing_get_or_insert_deleted() {
-    model("remove_racing_get_or_insert_deleted", |swap| {
-        remove_racing_get_or_insert(Setup::Deleted, swap)
+    model_each_recent("remove_racing_get_or_insert_deleted", |swap, recent| {
+        remove_racing_get_or_insert(Setup::Deleted(recent), swap)
     });
 }
 
@@ -319,11 +398,13 @@ fn compare_exchange_race(setup: Setup, swap: bool) {
 
 #[test]
 fn compare_exchange_race_read() {
-    model("compare_exchange_race_read", |swap| {
-        compare_exchange_race(Setup::Read, swap)
+    model_each_recent("compare_exchange_race_read", |swap, recent| {
+        compare_exchange_race(Setup::Read(recent), swap)
     });
 }
 
+/// Go's dirty-only key (`RecentKeys::Off`): both calls miss under the lock, and the
+/// first miss promotes.
 #[test]
 fn compare_exchange_race_dirty_only() {
     model("compare_exchange_race_dirty_only", |swap| {
@@ -337,8 +418,8 @@ fn compare_exchange_race_dirty_only() {
 /// slot): exactly one inserts, and both return the winner's value.
 #[test]
 fn get_or_insert_race_deleted() {
-    model("get_or_insert_race_deleted", |swap| {
-        let map = map_with_key(Setup::Deleted, 10);
+    model_each_recent("get_or_insert_race_deleted", |swap, recent| {
+        let map = map_with_key(Setup::Deleted(recent), 10);
         let goi = |map: Arc<Map>, v: u64| {
             move || {
                 let m = map.pin();
@@ -361,8 +442,8 @@ fn get_or_insert_race_deleted() {
 /// absent and its value stays).
 #[test]
 fn clear_racing_insert() {
-    model("clear_racing_insert", |swap| {
-        let map = map_with_key(Setup::Read, 10);
+    model_each_recent("clear_racing_insert", |swap, recent| {
+        let map = map_with_key(Setup::Read(recent), 10);
         let (m1, m2) = (map.clone(), map.clone());
         let ((), prev) = race(
             swap,
@@ -381,13 +462,14 @@ fn clear_racing_insert() {
 }
 
 /// Iteration racing an insert of a new key that rebuilds the dirty table (expunging a
-/// deleted entry), with the iteration's own promotion: key 1, present for the whole
+/// deleted entry), with the iteration's own promotion (of an amended read table with
+/// `Off`, of a non-empty recent table with `Auto`): key 1, present for the whole
 /// iteration, is seen exactly once with its value; the deleted key 0 is never seen;
 /// the new key may or may not be.
 #[test]
 fn iter_racing_rebuild() {
-    model("iter_racing_rebuild", |swap| {
-        let map = new_map(Promotion::EveryMiss);
+    model_each_recent("iter_racing_rebuild", |swap, recent| {
+        let map = new_map(Promotion::EveryMiss, recent);
         map.insert(0, 0);
         map.insert(1, 10);
         assert_eq!(map.get_cloned(&1), Some(10)); // promotes both keys
@@ -417,8 +499,8 @@ fn iter_racing_rebuild() {
 /// clear, and `len` agrees with `iter` (every detached entry was counted once).
 #[test]
 fn clear_racing_new_key() {
-    model("clear_racing_new_key", |swap| {
-        let map = map_with_key(Setup::Read, 10);
+    model_each_recent("clear_racing_new_key", |swap, recent| {
+        let map = map_with_key(Setup::Read(recent), 10);
         let (m1, m2) = (map.clone(), map.clone());
         let ((), prev) = race(
             swap,
@@ -444,8 +526,8 @@ fn clear_racing_new_key() {
 /// the unexpunge path when it was expunged).
 #[test]
 fn remove_racing_rebuild() {
-    model("remove_racing_rebuild", |swap| {
-        let map = map_with_key(Setup::Read, 10);
+    model_each_recent("remove_racing_rebuild", |swap, recent| {
+        let map = map_with_key(Setup::Read(recent), 10);
         let (m1, m2) = (map.clone(), map.clone());
         let (removed, prev) = race(
             swap,
@@ -464,21 +546,278 @@ fn remove_racing_rebuild() {
 /// and the unexpunge race.
 #[test]
 fn store_to_expunged_racing_rebuild_and_read() {
-    model("store_to_expunged_racing_rebuild_and_read", |swap| {
-        let map = map_with_key(Setup::Deleted, 10);
-        let reader = {
-            let map = map.clone();
-            thread::spawn(move || map.pin().get(&1).copied())
-        };
+    model_each_recent(
+        "store_to_expunged_racing_rebuild_and_read",
+        |swap, recent| {
+            let map = map_with_key(Setup::Deleted(recent), 10);
+            let reader = {
+                let map = map.clone();
+                thread::spawn(move || map.pin().get(&1).copied())
+            };
+            let (m1, m2) = (map.clone(), map.clone());
+            let (new_key, prev) = race(
+                swap,
+                move || m1.pin().insert(2, 20).copied(),
+                move || m2.pin().insert(1, 11).copied(),
+            );
+            let seen = reader.join().unwrap();
+            assert_eq!((new_key, prev), (None, None));
+            assert!(seen.is_none() || seen == Some(11), "reader saw {seen:?}");
+            assert_eq!(contents(&map), [(1, 11), (2, 20)]);
+        },
+    );
+}
+
+// ------------------------------------------------------------------ recent table
+
+/// `n` distinct keys (from 1 up) whose hashes start their probe at the same slot of a
+/// recent table of `slots` slots, so that a lookup of one walks past the slots filled by
+/// the others (`RecentKeys::Auto` gives a read table of fewer than 64 entries 8 keys in
+/// 16 slots). Only makes the races more interesting: the models check the same outcomes
+/// whatever the slots.
+fn keys_sharing_a_slot(n: usize, slots: u64) -> Vec<u64> {
+    let hasher = BuildHasherDefault::<DefaultHasher>::default();
+    let home = |k: u64| hasher.hash_one(k) & (slots - 1);
+    let first = (1..).find(|&k| (1..).filter(|&j| home(j) == home(k)).take(n).count() == n);
+    let slot = home(first.unwrap());
+    (1..).filter(|&k| home(k) == slot).take(n).collect()
+}
+
+/// (a) Lock-free reads of new keys racing the inserts that put them into the recent
+/// table (`RecentKeys::Auto`, `DirtyLen` so that no read promotes). One thread inserts
+/// key 1, then key 2; the other reads key 2, then key 1, without the lock. Each read sees
+/// nothing or the value; a reader that saw key 2 must see key 1 (it was inserted before:
+/// message passing through the slot's Release/Acquire entry pointer, and the length
+/// stored before it); after the join both are found.
+#[test]
+fn get_racing_recent_insert() {
+    model("get_racing_recent_insert", |swap| {
+        let map = new_map(Promotion::DirtyLen, RecentKeys::Auto);
         let (m1, m2) = (map.clone(), map.clone());
-        let (new_key, prev) = race(
+        let ((first, second), (seen2, seen1)) = race(
             swap,
-            move || m1.pin().insert(2, 20).copied(),
-            move || m2.pin().insert(1, 11).copied(),
+            // `insert` returns whether it replaced a value.
+            move || (m1.insert(1, 10), m1.insert(2, 20)),
+            move || {
+                let m = m2.pin();
+                (m.get(&2).copied(), m.get(&1).copied())
+            },
         );
-        let seen = reader.join().unwrap();
-        assert_eq!((new_key, prev), (None, None));
-        assert!(seen.is_none() || seen == Some(11), "reader saw {seen:?}");
-        assert_eq!(contents(&map), [(1, 11), (2, 20)]);
+        assert_eq!((first, second), (false, false));
+        assert!(seen1.is_none() || seen1 == Some(10), "key 1: {seen1:?}");
+        assert!(seen2.is_none() || seen2 == Some(20), "key 2: {seen2:?}");
+        assert!(
+            seen2.is_none() || seen1.is_some(),
+            "saw key 2 but not key 1, inserted before it"
+        );
+        let stats = map.stats();
+        assert_eq!(
+            (stats.promotions, stats.recent_len, stats.slow_reads),
+            (0, 2, 0),
+            "both keys in the recent table, no read took the lock"
+        );
+        assert_eq!(map.get_cloned(&1), Some(10));
+        assert_eq!(map.get_cloned(&2), Some(20));
+        assert_eq!(contents(&map), [(1, 10), (2, 20)]);
+    });
+}
+
+/// (b) A lock-free read of an absent key racing an insert of a different new key into
+/// the recent table: the read always finds nothing (and never takes the lock). The
+/// absent key, the new key and a key already in the recent table share their first
+/// probe slot, so the read walks past the slot being filled.
+#[test]
+fn absent_get_racing_recent_insert() {
+    model("absent_get_racing_recent_insert", |swap| {
+        let keys = keys_sharing_a_slot(3, 16);
+        let (old, new, absent) = (keys[0], keys[1], keys[2]);
+        let map = new_map(Promotion::DirtyLen, RecentKeys::Auto);
+        map.insert(old, 1);
+        let (m1, m2) = (map.clone(), map.clone());
+        let (replaced, (missing, found)) = race(
+            swap,
+            move || m1.insert(new, 2),
+            move || {
+                let m = m2.pin();
+                (m.get(&absent).copied(), m.get(&old).copied())
+            },
+        );
+        assert!(!replaced);
+        assert_eq!(missing, None, "absent key {absent} found");
+        assert_eq!(found, Some(1), "key {old} of the recent table lost");
+        let stats = map.stats();
+        assert_eq!((stats.recent_len, stats.slow_reads), (2, 0));
+        assert_eq!(map.get_cloned(&absent), None);
+        let mut expected = [(old, 1), (new, 2)];
+        expected.sort_unstable();
+        assert_eq!(contents(&map), expected);
+    });
+}
+
+/// (c) A lock-free read racing the promotion triggered by a full recent table
+/// (`RecentKeys::AtMost(1)`): key 1 fills the recent table; the insert of key 2 finds it
+/// full and promotes the dirty table (key 2 included) under the lock. A read of key 1
+/// finds it in the old recent table or the new main table; a read of key 2 finds nothing
+/// (old table: not in its recent table, not amended) or the value (new table). The
+/// writer reads its own key back.
+fn get_racing_recent_full_promotion(key: u64, swap: bool) {
+    let map = new_map(Promotion::DirtyLen, at_most(1));
+    map.insert(1, 10);
+    assert_eq!(map.stats().recent_len, 1);
+    let (m1, m2) = (map.clone(), map.clone());
+    let ((inserted, own), seen) = race(
+        swap,
+        move || {
+            let m = m1.pin();
+            (m.insert(2, 20).is_none(), m.get(&2).copied())
+        },
+        move || m2.pin().get(&key).copied(),
+    );
+    assert_eq!((inserted, own), (true, Some(20)));
+    if key == 1 {
+        assert_eq!(seen, Some(10), "key 1 lost by the promotion");
+    } else {
+        assert!(seen.is_none() || seen == Some(20), "key 2: {seen:?}");
+    }
+    let stats = map.stats();
+    assert_eq!(
+        (
+            stats.promotions,
+            stats.recent_full_promotions,
+            stats.slow_reads
+        ),
+        (1, 1, 0),
+        "the full recent table promoted once; no read took the lock"
+    );
+    assert_eq!((stats.read_len, stats.recent_len), (2, 0));
+    assert_eq!(contents(&map), [(1, 10), (2, 20)]);
+    // The next new key rebuilds the dirty table and fills the new recent table.
+    assert!(!map.insert(3, 30));
+    assert_eq!(map.stats().recent_len, 1);
+    assert_eq!(contents(&map), [(1, 10), (2, 20), (3, 30)]);
+}
+
+#[test]
+fn get_racing_recent_full_promotion_first_key() {
+    model("get_racing_recent_full_promotion_first_key", |swap| {
+        get_racing_recent_full_promotion(1, swap)
+    });
+}
+
+#[test]
+fn get_racing_recent_full_promotion_second_key() {
+    model("get_racing_recent_full_promotion_second_key", |swap| {
+        get_racing_recent_full_promotion(2, swap)
+    });
+}
+
+/// (d) `remove(1)` racing `get_or_insert(1, 12)` with key 1 in the recent table: both
+/// work on the entry without the lock (the remove deletes it in place; the entry stays
+/// in the dirty table), then the iteration promotes and the follow-up rebuild expunges a
+/// deleted entry.
+#[test]
+fn remove_racing_get_or_insert_recent() {
+    model("remove_racing_get_or_insert_recent", |swap| {
+        remove_racing_get_or_insert(Setup::Recent, swap)
+    });
+}
+
+/// Two `compare_exchange` calls on a key of the recent table; with `EveryMiss` each
+/// lookup through the recent table also promotes (reader-driven promotion racing the
+/// other thread's CAS).
+#[test]
+fn compare_exchange_race_recent() {
+    model("compare_exchange_race_recent", |swap| {
+        compare_exchange_race(Setup::Recent, swap)
+    });
+}
+
+/// (e) Iteration racing an insert of a new key while the recent table holds key 3
+/// (`RecentKeys::Auto`): iteration must promote first, so it sees keys 1 (main table)
+/// and 3 (recent table) exactly once, and key 2 or not depending on the order of its
+/// promotion and the insert (which then lands in the old recent table, promoted with
+/// it, or rebuilds the dirty table and fills the new recent table).
+#[test]
+fn iter_racing_recent_insert() {
+    model("iter_racing_recent_insert", |swap| {
+        let map = new_map(Promotion::DirtyLen, RecentKeys::Auto);
+        map.insert(1, 10);
+        assert_eq!(map.pin().iter().count(), 1); // promotes key 1
+        map.insert(3, 30); // rebuild; key 3 in the recent table
+        let stats = map.stats();
+        assert_eq!((stats.read_len, stats.recent_len), (1, 1));
+        let (m1, m2) = (map.clone(), map.clone());
+        let (seen, prev) = race(
+            swap,
+            move || {
+                let m = m1.pin();
+                let mut seen: Vec<(u64, u64)> = m.iter().map(|(k, v)| (*k, *v)).collect();
+                seen.sort_unstable();
+                seen
+            },
+            move || m2.pin().insert(2, 20).copied(),
+        );
+        assert_eq!(prev, None);
+        assert!(
+            seen == [(1, 10), (3, 30)] || seen == [(1, 10), (2, 20), (3, 30)],
+            "iter saw {seen:?}"
+        );
+        assert_eq!(contents(&map), [(1, 10), (2, 20), (3, 30)]);
+    });
+}
+
+/// (f) Reader-driven promotion racing a new-key insert (`EveryMiss`, `Auto`): key 1 is
+/// in the recent table; a lock-free read of it counts a recent lookup and, with
+/// `EveryMiss`, takes the lock and promotes. The other thread inserts key 2 (into the
+/// old recent table, promoted with it, or, after the promotion, rebuilding the dirty
+/// table into the new one) and reads both keys back. The recent table's version of
+/// `read_racing_promotion`.
+#[test]
+fn read_racing_reader_promotion() {
+    model("read_racing_reader_promotion", |swap| {
+        let map = map_with_key(Setup::Recent, 10);
+        let (m1, m2) = (map.clone(), map.clone());
+        let (read, (inserted, reread, other)) = race(
+            swap,
+            move || m1.pin().get(&1).copied(),
+            move || {
+                let m = m2.pin();
+                let inserted = m.insert(2, 20).is_none();
+                (inserted, m.get(&2).copied(), m.get(&1).copied())
+            },
+        );
+        assert_eq!(read, Some(10), "the promoting read lost its key");
+        assert_eq!((inserted, reread, other), (true, Some(20), Some(10)));
+        let stats = map.stats();
+        assert!(stats.promotions >= 1, "no read promoted");
+        assert_eq!(stats.slow_reads, 0, "a read took the slow path");
+        assert_eq!(contents(&map), [(1, 10), (2, 20)]);
+    });
+}
+
+/// Two lock-free reads of two keys of the recent table, each promoting (`EveryMiss`):
+/// whichever promotes first, the other finds its key in the old recent table or the new
+/// main table. The recent table's version of `reads_racing_promotion`.
+#[test]
+fn reads_racing_reader_promotion() {
+    model("reads_racing_reader_promotion", |swap| {
+        let map = new_map(Promotion::EveryMiss, RecentKeys::Auto);
+        map.insert(1, 10);
+        map.insert(2, 20);
+        let (m1, m2) = (map.clone(), map.clone());
+        let (a, b) = race(
+            swap,
+            move || m1.pin().get(&1).copied(),
+            move || m2.pin().get(&2).copied(),
+        );
+        assert_eq!((a, b), (Some(10), Some(20)));
+        let stats = map.stats();
+        assert!(
+            (1..=2).contains(&stats.promotions),
+            "promotions: {}",
+            stats.promotions
+        );
+        assert_eq!(stats.slow_reads, 0);
+        assert_eq!(contents(&map), [(1, 10), (2, 20)]);
     });
 }

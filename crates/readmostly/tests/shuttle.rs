@@ -25,6 +25,13 @@
 //! threads of random operations checked for per-key linearizability, and a churn body
 //! that forces promotions, rebuilds, expunges and `clear`) that loom could not explore.
 //!
+//! The recent table ([`RecentKeys`]) changes where a new key lives before the next
+//! promotion. As in `tests/loom.rs`: the models of Go's states (a *dirty-only* key, the
+//! `amended` flag, locked misses) build their maps with [`RecentKeys::Off`]; the models
+//! whose race exists in both designs pick `Off`, `Auto` or `AtMost(1)` at random per
+//! schedule ([`any_recent`]); the recent-table models (section "recent table") run
+//! with `Auto` or `AtMost(1)`; and the two random bodies pick the setting at random too.
+//!
 //! `SHUTTLE_SEED=N` fixes the seed (printed by every model); a failure prints the
 //! schedule, which `shuttle::replay` reproduces.
 //!
@@ -36,11 +43,12 @@
 #![cfg(shuttle)]
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, DefaultHasher};
+use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Instant;
 
-use readmostly::{Promotion, SyncMap};
+use readmostly::{Promotion, RecentKeys, SyncMap};
 use shuttle::rand::{thread_rng, RngCore};
 use shuttle::scheduler::{PctScheduler, RandomScheduler};
 use shuttle::sync::atomic::{AtomicU64, Ordering::SeqCst};
@@ -49,13 +57,30 @@ use shuttle::{Config, Runner};
 
 type Map = SyncMap<u64, u64, BuildHasherDefault<DefaultHasher>>;
 
-fn new_map(promotion: Promotion) -> Arc<Map> {
+fn new_map(promotion: Promotion, recent: RecentKeys) -> Arc<Map> {
     Arc::new(
         SyncMap::builder()
             .hasher(BuildHasherDefault::default())
             .promotion(promotion)
+            .recent_keys(recent)
             .build(),
     )
+}
+
+/// `RecentKeys::AtMost(n)`.
+fn at_most(n: usize) -> RecentKeys {
+    RecentKeys::AtMost(NonZeroUsize::new(n).unwrap())
+}
+
+/// `Off`, `Auto` or `AtMost(1)`, picked by the schedule's random generator (so a failing
+/// schedule replays with the same setting), for the models whose race exists with and
+/// without the recent table. Assertion messages name the setting.
+fn any_recent() -> RecentKeys {
+    match thread_rng().next_u64() % 3 {
+        0 => RecentKeys::Off,
+        1 => RecentKeys::Auto,
+        _ => at_most(1),
+    }
 }
 
 fn env_or(name: &str, default: u64) -> u64 {
@@ -142,27 +167,50 @@ fn contents(map: &Map) -> Vec<(u64, u64)> {
     seen
 }
 
-/// Where the key under test sits before the race starts.
+/// Where the key under test sits before the race starts (see `tests/loom.rs`).
 #[derive(Clone, Copy, Debug)]
 enum Setup {
-    /// Present in the read table (inserted, then promoted by a read).
-    Read,
-    /// Present in the dirty table only (inserted, not yet promoted).
+    /// Present in the read table (inserted, then promoted by a read), in a map with the
+    /// given recent-table setting.
+    Read(RecentKeys),
+    /// Present in the dirty table only (inserted, not yet promoted), `amended` set: Go's
+    /// state, so the map has [`RecentKeys::Off`].
     DirtyOnly,
-    /// In the read table, *deleted* (inserted, promoted, removed).
-    Deleted,
+    /// In the dirty table and the read table's recent table ([`RecentKeys::Auto`]).
+    Recent,
+    /// In the read table, *deleted* (inserted, promoted, removed), in a map with the
+    /// given recent-table setting.
+    Deleted(RecentKeys),
+}
+
+impl Setup {
+    fn recent_keys(self) -> RecentKeys {
+        match self {
+            Setup::Read(recent) | Setup::Deleted(recent) => recent,
+            Setup::DirtyOnly => RecentKeys::Off,
+            Setup::Recent => RecentKeys::Auto,
+        }
+    }
 }
 
 /// A map (promoting on every miss) holding key 1 with `value` in the state `setup`.
 fn map_with_key(setup: Setup, value: u64) -> Arc<Map> {
-    let map = new_map(Promotion::EveryMiss);
+    let map = new_map(Promotion::EveryMiss, setup.recent_keys());
     assert!(!map.insert(1, value));
     match setup {
-        Setup::DirtyOnly => {}
-        Setup::Read | Setup::Deleted => {
+        Setup::DirtyOnly | Setup::Recent => {
+            let stats = map.stats();
+            let in_recent = usize::from(matches!(setup, Setup::Recent));
+            assert_eq!(
+                (stats.read_len, stats.recent_len, stats.dirty_len),
+                (0, in_recent, Some(1)),
+                "{setup:?}"
+            );
+        }
+        Setup::Read(_) | Setup::Deleted(_) => {
             assert_eq!(map.get_cloned(&1), Some(value)); // a miss: promotes at once
             assert_eq!(map.stats().promotions, 1);
-            if let Setup::Deleted = setup {
+            if let Setup::Deleted(_) = setup {
                 assert!(map.remove(&1));
             }
         }
@@ -172,6 +220,8 @@ fn map_with_key(setup: Setup, value: u64) -> Arc<Map> {
 
 // ----------------------------------------------------------- (a) read vs promotion
 
+/// A locked miss of a dirty-only key promoting, racing a new key (Go's states:
+/// `RecentKeys::Off`; `read_racing_reader_promotion` is the recent table's version).
 #[test]
 fn read_racing_promotion() {
     model("read_racing_promotion", || {
@@ -191,10 +241,12 @@ fn read_racing_promotion() {
     });
 }
 
+/// Three locked misses of dirty-only keys, each promoting (Go's states:
+/// `RecentKeys::Off`; `reads_racing_reader_promotion` is the recent table's version).
 #[test]
 fn reads_racing_promotion() {
     model("reads_racing_promotion", || {
-        let map = new_map(Promotion::EveryMiss);
+        let map = new_map(Promotion::EveryMiss, RecentKeys::Off);
         map.insert(1, 10);
         map.insert(2, 20);
         map.insert(3, 30);
@@ -217,7 +269,8 @@ fn reads_racing_promotion() {
 #[test]
 fn store_to_expunged_racing_rebuild() {
     model("store_to_expunged_racing_rebuild", || {
-        let map = map_with_key(Setup::Deleted, 10);
+        let setup = Setup::Deleted(any_recent());
+        let map = map_with_key(setup, 10);
         let (m1, m2) = (map.clone(), map.clone());
         let (new_key, (prev, seen)) = race(
             move || m1.pin().insert(2, 20).copied(),
@@ -227,21 +280,26 @@ fn store_to_expunged_racing_rebuild() {
                 (prev, m.get(&1).copied())
             },
         );
-        assert_eq!(new_key, None);
-        assert_eq!(prev, None, "key 1 was deleted");
-        assert_eq!(seen, Some(11), "a store is visible to its own thread");
-        assert_eq!(contents(&map), [(1, 11), (2, 20)]);
+        assert_eq!(new_key, None, "{setup:?}");
+        assert_eq!(prev, None, "{setup:?}: key 1 was deleted");
+        assert_eq!(
+            seen,
+            Some(11),
+            "{setup:?}: a store is visible to its own thread"
+        );
+        assert_eq!(contents(&map), [(1, 11), (2, 20)], "{setup:?}");
         // Another promotion + rebuild cycle must keep key 1 (it was put back correctly).
         assert!(!map.insert(3, 30));
-        assert_eq!(map.get_cloned(&3), Some(30));
-        assert_eq!(contents(&map), [(1, 11), (2, 20), (3, 30)]);
+        assert_eq!(map.get_cloned(&3), Some(30), "{setup:?}");
+        assert_eq!(contents(&map), [(1, 11), (2, 20), (3, 30)], "{setup:?}");
     });
 }
 
 #[test]
 fn store_to_expunged_racing_rebuild_and_read() {
     model("store_to_expunged_racing_rebuild_and_read", || {
-        let map = map_with_key(Setup::Deleted, 10);
+        let setup = Setup::Deleted(any_recent());
+        let map = map_with_key(setup, 10);
         let reader = {
             let map = map.clone();
             thread::spawn(move || map.pin().get(&1).copied())
@@ -252,33 +310,39 @@ fn store_to_expunged_racing_rebuild_and_read() {
             move || m2.pin().insert(1, 11).copied(),
         );
         let seen = reader.join().unwrap();
-        assert_eq!((new_key, prev), (None, None));
-        assert!(seen.is_none() || seen == Some(11), "reader saw {seen:?}");
-        assert_eq!(contents(&map), [(1, 11), (2, 20)]);
+        assert_eq!((new_key, prev), (None, None), "{setup:?}");
+        assert!(
+            seen.is_none() || seen == Some(11),
+            "{setup:?}: reader saw {seen:?}"
+        );
+        assert_eq!(contents(&map), [(1, 11), (2, 20)], "{setup:?}");
     });
 }
 
 #[test]
 fn remove_racing_rebuild() {
     model("remove_racing_rebuild", || {
-        let map = map_with_key(Setup::Read, 10);
+        let setup = Setup::Read(any_recent());
+        let map = map_with_key(setup, 10);
         let (m1, m2) = (map.clone(), map.clone());
         let (removed, prev) = race(
             move || m1.pin().remove(&1).copied(),
             move || m2.pin().insert(2, 20).copied(),
         );
-        assert_eq!((removed, prev), (Some(10), None));
-        assert_eq!(contents(&map), [(2, 20)]);
+        assert_eq!((removed, prev), (Some(10), None), "{setup:?}");
+        assert_eq!(contents(&map), [(2, 20)], "{setup:?}");
         assert!(!map.insert(1, 11));
-        assert_eq!(contents(&map), [(1, 11), (2, 20)]);
+        assert_eq!(contents(&map), [(1, 11), (2, 20)], "{setup:?}");
     });
 }
 
 // --------------------------------------------------- (c) remove vs get_or_insert
 
+/// `remove(1)` racing `get_or_insert(1, 12)` (see `tests/loom.rs`), then another
+/// promotion and rebuild cycle.
 fn remove_racing_get_or_insert(setup: Setup) {
     let map = map_with_key(setup, 10);
-    let initially_present = !matches!(setup, Setup::Deleted);
+    let initially_present = !matches!(setup, Setup::Deleted(_));
     let (m1, m2) = (map.clone(), map.clone());
     let (removed, (got, inserted)) = race(
         move || m1.pin().remove(&1).copied(),
@@ -306,15 +370,20 @@ fn remove_racing_get_or_insert(setup: Setup) {
             Some(other) => panic!("{setup:?}: remove returned {other}, never stored"),
         }
     }
+    assert!(!map.insert(2, 20), "{setup:?}");
+    let prev = map.pin().insert(1, 13).copied();
+    assert_eq!(prev, after.first().map(|&(_, v)| v), "{setup:?}");
+    assert_eq!(contents(&map), [(1, 13), (2, 20)], "{setup:?}");
 }
 
 #[test]
 fn remove_racing_get_or_insert_read() {
     model("remove_racing_get_or_insert_read", || {
-        remove_racing_get_or_insert(Setup::Read)
+        remove_racing_get_or_insert(Setup::Read(any_recent()))
     });
 }
 
+/// Go's dirty-only key (`RecentKeys::Off`): both operations take the lock.
 #[test]
 fn remove_racing_get_or_insert_dirty_only() {
     model("remove_racing_get_or_insert_dirty_only", || {
@@ -325,14 +394,15 @@ fn remove_racing_get_or_insert_dirty_only() {
 #[test]
 fn remove_racing_get_or_insert_deleted() {
     model("remove_racing_get_or_insert_deleted", || {
-        remove_racing_get_or_insert(Setup::Deleted)
+        remove_racing_get_or_insert(Setup::Deleted(any_recent()))
     });
 }
 
 #[test]
 fn get_or_insert_race_deleted() {
     model("get_or_insert_race_deleted", || {
-        let map = map_with_key(Setup::Deleted, 10);
+        let setup = Setup::Deleted(any_recent());
+        let map = map_with_key(setup, 10);
         let goi = |map: Arc<Map>, v: u64| {
             move || {
                 let m = map.pin();
@@ -344,9 +414,9 @@ fn get_or_insert_race_deleted() {
         let winner = match outcome {
             ((11, true), (11, false)) => 11,
             ((12, false), (12, true)) => 12,
-            outcome => panic!("not exactly one insert: {outcome:?}"),
+            outcome => panic!("{setup:?}: not exactly one insert: {outcome:?}"),
         };
-        assert_eq!(contents(&map), [(1, winner)]);
+        assert_eq!(contents(&map), [(1, winner)], "{setup:?}");
     });
 }
 
@@ -374,10 +444,11 @@ fn compare_exchange_race(setup: Setup) {
 #[test]
 fn compare_exchange_race_read() {
     model("compare_exchange_race_read", || {
-        compare_exchange_race(Setup::Read)
+        compare_exchange_race(Setup::Read(any_recent()))
     });
 }
 
+/// Go's dirty-only key (`RecentKeys::Off`): both calls miss under the lock.
 #[test]
 fn compare_exchange_race_dirty_only() {
     model("compare_exchange_race_dirty_only", || {
@@ -390,41 +461,46 @@ fn compare_exchange_race_dirty_only() {
 #[test]
 fn clear_racing_insert() {
     model("clear_racing_insert", || {
-        let map = map_with_key(Setup::Read, 10);
+        let setup = Setup::Read(any_recent());
+        let map = map_with_key(setup, 10);
         let (m1, m2) = (map.clone(), map.clone());
         let ((), prev) = race(move || m1.clear(), move || m2.pin().insert(1, 11).copied());
         match prev {
-            Some(10) => assert_eq!(contents(&map), [], "insert → clear"),
-            None => assert_eq!(contents(&map), [(1, 11)], "clear → insert"),
-            Some(other) => panic!("insert replaced {other}, never stored"),
+            Some(10) => assert_eq!(contents(&map), [], "{setup:?}: insert → clear"),
+            None => assert_eq!(contents(&map), [(1, 11)], "{setup:?}: clear → insert"),
+            Some(other) => panic!("{setup:?}: insert replaced {other}, never stored"),
         }
         assert!(!map.insert(2, 20));
-        assert_eq!(map.get_cloned(&2), Some(20));
+        assert_eq!(map.get_cloned(&2), Some(20), "{setup:?}");
     });
 }
 
 #[test]
 fn clear_racing_new_key() {
     model("clear_racing_new_key", || {
-        let map = map_with_key(Setup::Read, 10);
+        let setup = Setup::Read(any_recent());
+        let map = map_with_key(setup, 10);
         let (m1, m2) = (map.clone(), map.clone());
         let ((), prev) = race(move || m1.clear(), move || m2.pin().insert(2, 20).copied());
-        assert_eq!(prev, None);
+        assert_eq!(prev, None, "{setup:?}");
         let after = contents(&map);
         assert!(
             after.is_empty() || after == [(2, 20)],
-            "after clear: {after:?}"
+            "{setup:?}: after clear: {after:?}"
         );
         assert!(!map.insert(3, 30));
-        assert_eq!(map.get_cloned(&3), Some(30));
-        assert_eq!(map.get_cloned(&1), None);
+        assert_eq!(map.get_cloned(&3), Some(30), "{setup:?}");
+        assert_eq!(map.get_cloned(&1), None, "{setup:?}");
     });
 }
 
+/// Iteration (promoting an amended read table or a non-empty recent table) racing a new
+/// key that rebuilds the dirty table, expunging a deleted key.
 #[test]
 fn iter_racing_rebuild() {
     model("iter_racing_rebuild", || {
-        let map = new_map(Promotion::EveryMiss);
+        let recent = any_recent();
+        let map = new_map(Promotion::EveryMiss, recent);
         map.insert(0, 0);
         map.insert(1, 10);
         assert_eq!(map.get_cloned(&1), Some(10)); // promotes both keys
@@ -439,12 +515,229 @@ fn iter_racing_rebuild() {
             },
             move || m2.pin().insert(2, 20).copied(),
         );
-        assert_eq!(prev, None);
+        assert_eq!(prev, None, "{recent:?}");
         assert!(
             seen == [(1, 10)] || seen == [(1, 10), (2, 20)],
-            "iter saw {seen:?}"
+            "{recent:?}: iter saw {seen:?}"
+        );
+        assert_eq!(contents(&map), [(1, 10), (2, 20)], "{recent:?}");
+    });
+}
+
+// ------------------------------------------------------------------ recent table
+//
+// The races of the recent-table models in `tests/loom.rs` ((a)–(f)); see there for what
+// each one is about.
+
+/// `n` distinct keys (from 1 up) whose probes start at the same slot of a recent table
+/// of `slots` slots (see `tests/loom.rs`).
+fn keys_sharing_a_slot(n: usize, slots: u64) -> Vec<u64> {
+    let hasher = BuildHasherDefault::<DefaultHasher>::default();
+    let home = |k: u64| hasher.hash_one(k) & (slots - 1);
+    let first = (1..).find(|&k| (1..).filter(|&j| home(j) == home(k)).take(n).count() == n);
+    let slot = home(first.unwrap());
+    (1..).filter(|&k| home(k) == slot).take(n).collect()
+}
+
+/// (a) Lock-free reads of two new keys racing their inserts (key 1, then key 2); a read
+/// that saw key 2 must see key 1.
+#[test]
+fn get_racing_recent_insert() {
+    model("get_racing_recent_insert", || {
+        let map = new_map(Promotion::DirtyLen, RecentKeys::Auto);
+        let (m1, m2) = (map.clone(), map.clone());
+        let ((first, second), (seen2, seen1)) = race(
+            // `insert` returns whether it replaced a value.
+            move || (m1.insert(1, 10), m1.insert(2, 20)),
+            move || {
+                let m = m2.pin();
+                (m.get(&2).copied(), m.get(&1).copied())
+            },
+        );
+        assert_eq!((first, second), (false, false));
+        assert!(seen1.is_none() || seen1 == Some(10), "key 1: {seen1:?}");
+        assert!(seen2.is_none() || seen2 == Some(20), "key 2: {seen2:?}");
+        assert!(
+            seen2.is_none() || seen1.is_some(),
+            "saw key 2 but not key 1, inserted before it"
+        );
+        let stats = map.stats();
+        assert_eq!(
+            (stats.promotions, stats.recent_len, stats.slow_reads),
+            (0, 2, 0)
         );
         assert_eq!(contents(&map), [(1, 10), (2, 20)]);
+    });
+}
+
+/// (b) A read of an absent key racing an insert of another new key that shares its probe
+/// sequence: always absent, never locked.
+#[test]
+fn absent_get_racing_recent_insert() {
+    model("absent_get_racing_recent_insert", || {
+        let keys = keys_sharing_a_slot(3, 16);
+        let (old, new, absent) = (keys[0], keys[1], keys[2]);
+        let map = new_map(Promotion::DirtyLen, RecentKeys::Auto);
+        map.insert(old, 1);
+        let (m1, m2) = (map.clone(), map.clone());
+        let (replaced, (missing, found)) = race(
+            move || m1.insert(new, 2),
+            move || {
+                let m = m2.pin();
+                (m.get(&absent).copied(), m.get(&old).copied())
+            },
+        );
+        assert!(!replaced);
+        assert_eq!(missing, None, "absent key {absent} found");
+        assert_eq!(found, Some(1), "key {old} of the recent table lost");
+        let stats = map.stats();
+        assert_eq!((stats.recent_len, stats.slow_reads), (2, 0));
+        let mut expected = [(old, 1), (new, 2)];
+        expected.sort_unstable();
+        assert_eq!(contents(&map), expected);
+    });
+}
+
+/// (c) A read racing the promotion of a full recent table (`AtMost(1)`).
+fn get_racing_recent_full_promotion(key: u64) {
+    let map = new_map(Promotion::DirtyLen, at_most(1));
+    map.insert(1, 10);
+    assert_eq!(map.stats().recent_len, 1);
+    let (m1, m2) = (map.clone(), map.clone());
+    let ((inserted, own), seen) = race(
+        move || {
+            let m = m1.pin();
+            (m.insert(2, 20).is_none(), m.get(&2).copied())
+        },
+        move || m2.pin().get(&key).copied(),
+    );
+    assert_eq!((inserted, own), (true, Some(20)));
+    if key == 1 {
+        assert_eq!(seen, Some(10), "key 1 lost by the promotion");
+    } else {
+        assert!(seen.is_none() || seen == Some(20), "key 2: {seen:?}");
+    }
+    let stats = map.stats();
+    assert_eq!(
+        (
+            stats.promotions,
+            stats.recent_full_promotions,
+            stats.slow_reads
+        ),
+        (1, 1, 0)
+    );
+    assert_eq!((stats.read_len, stats.recent_len), (2, 0));
+    assert_eq!(contents(&map), [(1, 10), (2, 20)]);
+    assert!(!map.insert(3, 30));
+    assert_eq!(map.stats().recent_len, 1);
+    assert_eq!(contents(&map), [(1, 10), (2, 20), (3, 30)]);
+}
+
+#[test]
+fn get_racing_recent_full_promotion_first_key() {
+    model("get_racing_recent_full_promotion_first_key", || {
+        get_racing_recent_full_promotion(1)
+    });
+}
+
+#[test]
+fn get_racing_recent_full_promotion_second_key() {
+    model("get_racing_recent_full_promotion_second_key", || {
+        get_racing_recent_full_promotion(2)
+    });
+}
+
+/// (d) `remove` racing `get_or_insert` on a key of the recent table (both lock-free).
+#[test]
+fn remove_racing_get_or_insert_recent() {
+    model("remove_racing_get_or_insert_recent", || {
+        remove_racing_get_or_insert(Setup::Recent)
+    });
+}
+
+/// Two `compare_exchange` on a key of the recent table, each lookup promoting
+/// (`EveryMiss`).
+#[test]
+fn compare_exchange_race_recent() {
+    model("compare_exchange_race_recent", || {
+        compare_exchange_race(Setup::Recent)
+    });
+}
+
+/// (e) Iteration racing a new key while the recent table holds key 3: the iteration
+/// promotes first, so it sees keys 1 and 3, and key 2 or not.
+#[test]
+fn iter_racing_recent_insert() {
+    model("iter_racing_recent_insert", || {
+        let map = new_map(Promotion::DirtyLen, RecentKeys::Auto);
+        map.insert(1, 10);
+        assert_eq!(map.pin().iter().count(), 1); // promotes key 1
+        map.insert(3, 30); // rebuild; key 3 in the recent table
+        let stats = map.stats();
+        assert_eq!((stats.read_len, stats.recent_len), (1, 1));
+        let (m1, m2) = (map.clone(), map.clone());
+        let (seen, prev) = race(
+            move || {
+                let m = m1.pin();
+                let mut seen: Vec<(u64, u64)> = m.iter().map(|(k, v)| (*k, *v)).collect();
+                seen.sort_unstable();
+                seen
+            },
+            move || m2.pin().insert(2, 20).copied(),
+        );
+        assert_eq!(prev, None);
+        assert!(
+            seen == [(1, 10), (3, 30)] || seen == [(1, 10), (2, 20), (3, 30)],
+            "iter saw {seen:?}"
+        );
+        assert_eq!(contents(&map), [(1, 10), (2, 20), (3, 30)]);
+    });
+}
+
+/// (f) A lock-free read of a recent key that promotes (`EveryMiss`) racing a new key and
+/// reads on another thread.
+#[test]
+fn read_racing_reader_promotion() {
+    model("read_racing_reader_promotion", || {
+        let map = map_with_key(Setup::Recent, 10);
+        let (m1, m2) = (map.clone(), map.clone());
+        let (read, (inserted, reread, other)) = race(
+            move || m1.pin().get(&1).copied(),
+            move || {
+                let m = m2.pin();
+                let inserted = m.insert(2, 20).is_none();
+                (inserted, m.get(&2).copied(), m.get(&1).copied())
+            },
+        );
+        assert_eq!(read, Some(10), "the promoting read lost its key");
+        assert_eq!((inserted, reread, other), (true, Some(20), Some(10)));
+        let stats = map.stats();
+        assert!(stats.promotions >= 1, "no read promoted");
+        assert_eq!(stats.slow_reads, 0, "a read took the slow path");
+        assert_eq!(contents(&map), [(1, 10), (2, 20)]);
+    });
+}
+
+/// Three lock-free reads of three keys of the recent table, each promoting.
+#[test]
+fn reads_racing_reader_promotion() {
+    model("reads_racing_reader_promotion", || {
+        let map = new_map(Promotion::EveryMiss, RecentKeys::Auto);
+        map.insert(1, 10);
+        map.insert(2, 20);
+        map.insert(3, 30);
+        let (m1, m2, m3) = (map.clone(), map.clone(), map.clone());
+        let third = thread::spawn(move || m3.pin().get(&3).copied());
+        let (a, b) = race(
+            move || m1.pin().get(&1).copied(),
+            move || m2.pin().get(&2).copied(),
+        );
+        assert_eq!(
+            (a, b, third.join().unwrap()),
+            (Some(10), Some(20), Some(30))
+        );
+        assert_eq!(map.stats().slow_reads, 0);
+        assert_eq!(contents(&map), [(1, 10), (2, 20), (3, 30)]);
     });
 }
 
@@ -522,9 +815,10 @@ fn linearizations(ops: &[Event], done: u32, state: Option<u64>, finals: &mut Vec
 }
 
 /// Three threads, three random operations each on two keys (plus an occasional new key
-/// that forces a rebuild, or a read of a dirty-only key that promotes), from a random
-/// starting state per key. Every key's history must be linearizable, and the final
-/// contents must be one of its linearizations' final states.
+/// that forces a rebuild, or a read of a dirty-only or recent key that promotes), from a
+/// random starting state per key, with a random recent-table setting (`Off`, `Auto`,
+/// `AtMost(1)`). Every key's history must be linearizable, and the final contents must
+/// be one of its linearizations' final states.
 #[test]
 fn random_operations_linearizable() {
     const THREADS: u64 = 3;
@@ -537,8 +831,10 @@ fn random_operations_linearizable() {
             1 => Promotion::EveryMiss,
             _ => Promotion::AfterMisses(2.try_into().unwrap()),
         };
-        let map = new_map(promotion);
-        // Random starting state: absent, present, deleted, expunged, dirty-only.
+        let recent = any_recent();
+        let map = new_map(promotion, recent);
+        // Random starting state: absent, present, deleted, expunged, dirty-only (`Off`)
+        // or in the recent table (which `AtMost(1)` may find full and promote).
         let mut init = HashMap::new();
         for key in 0..KEYS {
             match rng.next_u64() % 5 {
@@ -560,7 +856,7 @@ fn random_operations_linearizable() {
                 }
                 _ => {
                     map.pin().iter().count();
-                    map.insert(key, 100 + key); // dirty-only
+                    map.insert(key, 100 + key); // dirty-only or in the recent table
                     init.insert(key, 100 + key);
                 }
             }
@@ -638,12 +934,13 @@ fn random_operations_linearizable() {
             linearizations(&ops, 0, init.get(&key).copied(), &mut finals);
             assert!(
                 !finals.is_empty(),
-                "key {key}: not linearizable from {:?}: {ops:#?}",
+                "key {key} ({promotion:?}, {recent:?}): not linearizable from {:?}: {ops:#?}",
                 init.get(&key)
             );
             assert!(
                 finals.contains(&after.get(&key).copied()),
-                "key {key}: final {:?} is not the end of a linearization ({finals:?}): {ops:#?}",
+                "key {key} ({promotion:?}, {recent:?}): final {:?} is not the end of a \
+                 linearization ({finals:?}): {ops:#?}",
                 after.get(&key)
             );
         }
@@ -652,11 +949,11 @@ fn random_operations_linearizable() {
 
 /// Churn on three threads over shared keys with `clear`, `retain` and iteration mixed
 /// in: values always belong to their key (`key * 1000 + n`), iteration never repeats a
-/// key, and the map is consistent afterwards.
+/// key, and the map is consistent afterwards. Random recent-table setting.
 #[test]
 fn churn_with_clear_and_retain() {
     model("churn_with_clear_and_retain", || {
-        let map = new_map(Promotion::AfterMisses(2.try_into().unwrap()));
+        let map = new_map(Promotion::AfterMisses(2.try_into().unwrap()), any_recent());
         for k in 0..4 {
             map.insert(k, k * 1000);
         }

@@ -100,7 +100,7 @@ impl<K, V> ReadTable<K, V> {
     /// Estimated bytes of this table (for the `retired_bytes` statistic).
     fn bytes(&self) -> u64 {
         table_bytes(self.table.capacity(), std::mem::size_of::<Self>())
-            + (self.recent.slots().len() * std::mem::size_of::<RecentSlot<K, V>>()) as u64
+            + std::mem::size_of_val(self.recent.slots()) as u64
     }
 
     fn new(table: HashTable<EntryPtr<K, V>>, recent: RecentKeys) -> *mut Self {
