@@ -80,13 +80,16 @@ impl Promotion {
 pub enum RecentKeys {
     /// No recent table: Go's behaviour.
     Off,
-    /// Up to an eighth of the read table's size, at least 8 (the default). Each new key
+    /// Up to an eighth of the read table's size, at least 8 (and at most 2^20; the
+    /// default). Each new key
     /// then pays for about eight entry copies of the rebuild that follows the promotion
     /// a full recent table triggers; the slots cost about 4 bytes per key.
     #[default]
     Auto,
-    /// Up to `n` keys per promotion (small values are useful in tests: they exercise
-    /// the promotion a full recent table triggers).
+    /// Up to `n` keys per promotion, at most 2^20 (larger values are clamped; the slots
+    /// cost 32–64 bytes per allowed key, allocated when the first key is added after a
+    /// promotion). Small values are useful in tests: they exercise the promotion a full
+    /// recent table triggers.
     AtMost(NonZeroUsize),
 }
 

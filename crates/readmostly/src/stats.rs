@@ -176,18 +176,14 @@ pub(crate) struct LockedCounters {
     pub(crate) retired_tables: u64,
     /// Estimated bytes of the retired read tables.
     pub(crate) retired_table_bytes: u64,
-    /// Estimated bytes of the published read table (added to `retired_table_bytes` when
-    /// it is replaced).
-    pub(crate) read_table_bytes: u64,
 }
 
 impl LockedCounters {
-    /// The published read table (of `bytes` estimated bytes) replaced the previous one,
-    /// which was retired.
+    /// A read table of `bytes` estimated bytes (measured when it was retired, recent
+    /// slots included) was replaced and retired.
     pub(crate) fn table_replaced(&mut self, bytes: u64) {
         self.retired_tables += 1;
-        self.retired_table_bytes += self.read_table_bytes;
-        self.read_table_bytes = bytes;
+        self.retired_table_bytes += bytes;
     }
 }
 

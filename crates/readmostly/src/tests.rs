@@ -279,3 +279,19 @@ fn recent_lookups_drive_promotion() {
     assert!(map.contains_key(&1));
     assert_eq!(map.stats().hits, 1);
 }
+
+#[test]
+#[cfg_attr(miri, ignore = "allocates 32 MiB of recent slots")]
+fn huge_recent_limit_is_clamped() {
+    let map: SyncMap<u64, u64> = SyncMap::builder()
+        .recent_keys(RecentKeys::AtMost(std::num::NonZeroUsize::MAX))
+        .build();
+    for k in 0..100 {
+        map.insert(k, k);
+    }
+    for k in 0..100 {
+        assert_eq!(map.get_cloned(&k), Some(k));
+    }
+    assert_eq!(map.get_cloned(&100), None);
+    assert_eq!(map.stats().recent_len, 100);
+}

@@ -263,7 +263,7 @@ fn setup(map: &SyncMap<u64, u64>, rng: &mut Rng, values: &mut u64) -> HashMap<u6
     let m = map.pin();
     for _ in 0..rng.below(8) {
         let key = rng.below(KEYS);
-        match rng.below(6) {
+        match rng.below(7) {
             0 | 1 => {
                 let v = fresh();
                 m.insert(key, v);
@@ -280,8 +280,12 @@ fn setup(map: &SyncMap<u64, u64>, rng: &mut Rng, values: &mut u64) -> HashMap<u6
             4 => {
                 m.insert(NOISE_BASE + rng.below(NOISE_KEYS), 0);
             }
-            // Iteration promotes the dirty table.
-            _ => assert_eq!(m.iter().count(), map.len()),
+            // Iteration (promotes the dirty table with `RecentKeys::Off`).
+            5 => assert_eq!(m.iter().count(), map.len()),
+            // An explicit promotion.
+            _ => {
+                map.promote();
+            }
         }
     }
     model

@@ -7,10 +7,10 @@
 //! ```
 //!
 //! Under `--cfg loom` the crate's `sync` shim swaps the read-table pointer, the entry
-//! slots, the `amended` flag and the dirty-table mutex for loom's, and reclamation is
-//! deferred to the map's drop, so loom explores every interleaving of the protocol's
-//! atomic operations (up to `LOOM_MAX_PREEMPTIONS` preemptions, read from the
-//! environment by `loom::model`).
+//! slots, the `amended` flag, the recent table's slot array, slots and length, and the
+//! dirty-table mutex for loom's, and reclamation is deferred to the map's drop, so loom
+//! explores every interleaving of the protocol's atomic operations (up to
+//! `LOOM_MAX_PREEMPTIONS` preemptions, read from the environment by `loom::model`).
 //!
 //! Each model builds its map inside the model, drives it into the state whose race it
 //! is about (promotion pending, entry deleted in the read table, dirty-only key, key in
@@ -31,8 +31,9 @@
 //!   [`model_each_recent`]);
 //! * the recent-table models (section "recent table") run with `Auto` or
 //!   `AtMost(1)`: lock-free reads of new and absent keys racing the insert that fills a
-//!   slot, the promotion a full recent table triggers, reader-driven promotion, lock-free
-//!   removal of a recent key, and iteration's promotion of a non-empty recent table.
+//!   slot (and allocates the slot array, on the first new key), the promotion a full
+//!   recent table triggers, reader-driven promotion, lock-free removal of a recent key,
+//!   and iteration walking the recent table while a slot is filled.
 //!
 //! The hasher is a fixed `DefaultHasher` so that every loom iteration hashes alike.
 //!
@@ -41,14 +42,15 @@
 //! no re-check of the read table in the slow paths, an unexpunged entry not put back
 //! into the dirty table, a lock-free store over *expunged*, a swap where a CAS is
 //! needed, a non-atomic expunge, `clear` not detaching dirty entries; for the recent
-//! table: a Relaxed publication of a slot's entry pointer, iteration not promoting a
-//! non-empty recent table, a full recent table neither promoting nor setting `amended`
-//! — each fail at least one model). The recent table's slots and length are loom
-//! atomics, so a too-weak ordering on them is caught (a reader that sees the second of
-//! two new keys must see the first). They cannot catch a too-weak ordering on memory
-//! loom does not track (the hash tables and boxed values are plain memory), nor
-//! reclamation bugs (the loom collector frees at drop): Miri and the sanitizers cover
-//! those.
+//! table: a Relaxed publication of a slot's entry pointer or of the slot array,
+//! iteration skipping the recent table, a full recent table neither promoting nor
+//! setting `amended` — each fail at least one model). The recent table's slot array
+//! pointer, slots and length are loom atomics, so a too-weak ordering on them is caught:
+//! loom reports an entry or a slot read without a happens-before edge to its creation,
+//! and a reader that sees the second of two new keys must see the first. They cannot
+//! catch a too-weak ordering on memory loom does not track (the hash tables and boxed
+//! values are plain memory), nor reclamation bugs (the loom collector frees at drop):
+//! Miri and the sanitizers cover those.
 #![cfg(loom)]
 
 use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
@@ -294,6 +296,7 @@ fn store_to_expunged_racing_rebuild() {
         assert_eq!(map.get_cloned(&2), Some(20));
         assert_eq!(contents(&map), [(1, 11), (2, 20)]);
         // Another promotion + rebuild cycle must keep key 1 (it was put back correctly).
+        map.promote();
         assert!(!map.insert(3, 30));
         assert_eq!(map.get_cloned(&3), Some(30));
         assert_eq!(contents(&map), [(1, 11), (2, 20), (3, 30)]);
@@ -340,8 +343,9 @@ fn remove_racing_get_or_insert(setup: Setup, swap: bool) {
             Some(other) => panic!("{setup:?}: remove returned {other}, never stored"),
         }
     }
-    // A new key (rebuilding the dirty table if the iteration in `contents` promoted, which
-    // expunges a deleted key 1), then key 1 stored again and everything promoted.
+    // A promotion, a new key (rebuilding the dirty table, which expunges a deleted key 1),
+    // then key 1 stored again (unexpunged if it was expunged).
+    map.promote();
     assert!(!map.insert(2, 20), "{setup:?}");
     let prev = map.pin().insert(1, 13).copied();
     assert_eq!(prev, after.first().map(|&(_, v)| v), "{setup:?}");
@@ -462,8 +466,10 @@ fn clear_racing_insert() {
 }
 
 /// Iteration racing an insert of a new key that rebuilds the dirty table (expunging a
-/// deleted entry), with the iteration's own promotion (of an amended read table with
-/// `Off`, of a non-empty recent table with `Auto`): key 1, present for the whole
+/// deleted entry). With `Off` the insert sets `amended` and an iteration that sees it
+/// promotes first; with the recent table on, the insert allocates the (new) read
+/// table's slot array and fills a slot, which the iteration walks after the main table
+/// (`AtMost(1)`: same, the table holds one key). Key 1, present for the whole
 /// iteration, is seen exactly once with its value; the deleted key 0 is never seen;
 /// the new key may or may not be.
 #[test]
@@ -713,8 +719,8 @@ fn get_racing_recent_full_promotion_second_key() {
 
 /// (d) `remove(1)` racing `get_or_insert(1, 12)` with key 1 in the recent table: both
 /// work on the entry without the lock (the remove deletes it in place; the entry stays
-/// in the dirty table), then the iteration promotes and the follow-up rebuild expunges a
-/// deleted entry.
+/// in the dirty table); afterwards a promotion and the follow-up rebuild expunge a
+/// deleted entry, and storing key 1 again unexpunges it.
 #[test]
 fn remove_racing_get_or_insert_recent() {
     model("remove_racing_get_or_insert_recent", |swap| {
@@ -733,16 +739,17 @@ fn compare_exchange_race_recent() {
 }
 
 /// (e) Iteration racing an insert of a new key while the recent table holds key 3
-/// (`RecentKeys::Auto`): iteration must promote first, so it sees keys 1 (main table)
-/// and 3 (recent table) exactly once, and key 2 or not depending on the order of its
-/// promotion and the insert (which then lands in the old recent table, promoted with
-/// it, or rebuilds the dirty table and fills the new recent table).
+/// (`RecentKeys::Auto`): the iteration walks the main table, then the recent table's
+/// slots without the lock, so it sees keys 1 (main table) and 3 (recent table) exactly
+/// once, and key 2 or not depending on whether its slot was filled before the walk read
+/// it. (`iter_racing_rebuild` covers the recent table's first key, which allocates the
+/// slot array.)
 #[test]
 fn iter_racing_recent_insert() {
     model("iter_racing_recent_insert", |swap| {
         let map = new_map(Promotion::DirtyLen, RecentKeys::Auto);
         map.insert(1, 10);
-        assert_eq!(map.pin().iter().count(), 1); // promotes key 1
+        assert!(map.promote()); // key 1 in the main table
         map.insert(3, 30); // rebuild; key 3 in the recent table
         let stats = map.stats();
         assert_eq!((stats.read_len, stats.recent_len), (1, 1));
@@ -763,6 +770,7 @@ fn iter_racing_recent_insert() {
             "iter saw {seen:?}"
         );
         assert_eq!(contents(&map), [(1, 10), (2, 20), (3, 30)]);
+        assert_eq!(map.stats().promotions, 1, "iteration promoted");
     });
 }
 

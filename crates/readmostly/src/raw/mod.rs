@@ -123,6 +123,9 @@ impl<K, V> ReadTable<K, V> {
     }
 }
 
+/// The most keys a recent table may hold (2^20: 32 MiB of slots).
+pub(crate) const MAX_RECENT: usize = 1 << 20;
+
 /// One slot of the recent table.
 struct RecentSlot<K, V> {
     /// The entry's hash (valid once `entry` is non-null).
@@ -167,12 +170,12 @@ impl<K, V> Recent<K, V> {
     fn new(policy: RecentKeys, read_len: usize) -> Self {
         let limit = match policy {
             RecentKeys::Off => 0,
+            RecentKeys::AtMost(n) => n.get().min(MAX_RECENT),
             // An eighth of the read table: a full recent table triggers a promotion and
             // then a rebuild copying `read_len` entries, so each new key pays for about
             // eight copies; the slots cost 16 bytes each, two to four per allowed key
             // (2–4 B per key of the map, once a key has been added).
-            RecentKeys::Auto => (read_len / 8).max(8),
-            RecentKeys::AtMost(n) => n.get(),
+            RecentKeys::Auto => (read_len / 8).clamp(8, MAX_RECENT),
         };
         let capacity = if limit == 0 {
             0
@@ -408,8 +411,6 @@ impl<K, V> RawMap<K, V> {
         count_hits: bool,
     ) -> Self {
         let read = ReadTable::new(HashTable::new(), recent);
-        // SAFETY: just allocated, not shared yet.
-        let read_table_bytes = unsafe { &*read }.bytes();
         RawMap {
             read: AtomicPtr::new(read),
             dirty: Mutex::new(Dirty {
@@ -417,10 +418,7 @@ impl<K, V> RawMap<K, V> {
                 misses: 0,
                 recent_lookups_base: 0,
                 expunged: Vec::new(),
-                counters: LockedCounters {
-                    read_table_bytes,
-                    ..LockedCounters::default()
-                },
+                counters: LockedCounters::default(),
             }),
             stripes: Stripes::new(stripes),
             promotion,
@@ -795,10 +793,11 @@ where
             return;
         };
         let new = ReadTable::new(table, self.map.recent);
-        // SAFETY: just allocated, not yet shared.
-        let bytes = unsafe { &*new }.bytes();
         // Release: publishes the new table and (through `mu`) its entries to readers.
         let old = self.map.read.swap(new, Release);
+        // SAFETY: `old` was published until now and is retired only below; we hold `mu`
+        // (no slot array can be added to it concurrently) and a guard.
+        let bytes = unsafe { &*old }.bytes();
         // SAFETY: `old` is no longer reachable from `read`; it came from `Box::into_raw`.
         // Dropping a `ReadTable` does not touch its entries.
         unsafe { self.guard.defer_retire(old, boxed::<ReadTable<K, V>>) };
@@ -1185,9 +1184,9 @@ where
         // AcqRel: Release publishes the empty table; Acquire pairs with the publication
         // of the old one, whose entries we walk below (also ordered by `mu`).
         let new = ReadTable::new(HashTable::new(), self.map.recent);
-        // SAFETY: just allocated, not yet shared.
-        let new_bytes = unsafe { &*new }.bytes();
         let old = self.map.read.swap(new, AcqRel);
+        // SAFETY: as in `promote_locked`.
+        let old_bytes = unsafe { &*old }.bytes();
         let mut removed = 0usize;
         let mut entries = 0u64;
         let mut detach = |e: EntryPtr<K, V>| {
@@ -1219,7 +1218,7 @@ where
         dirty.misses = 0;
         dirty.recent_lookups_base = self.map.stripes.recent_lookups();
         dirty.counters.retired_entries += entries;
-        dirty.counters.table_replaced(new_bytes);
+        dirty.counters.table_replaced(old_bytes);
         drop(dirty);
         // SAFETY: `old` is unpublished and came from `Box::into_raw`.
         unsafe { self.guard.defer_retire(old, boxed::<ReadTable<K, V>>) };
