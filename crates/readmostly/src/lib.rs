@@ -185,10 +185,11 @@
 //!
 //! # When not to use it
 //!
-//! * **New-key-heavy workloads.** Every new key takes the mutex, and every eighth of the
+//! * **New-key-heavy workloads.** Every new key takes the mutex, and every half of the
 //!   read table's size in new keys fills the recent table, promotes, and makes the next
-//!   new key copy the whole read table into a new dirty table (about eight entry copies
-//!   per new key, paid under the lock). Go's `sync.Map` drops from 94 to 2.4 Mops/s at
+//!   new key copy the whole read table into a new dirty table (about two entry copies
+//!   per new key, plus about two slot copies as the recent table doubles, all paid under
+//!   the lock). Go's `sync.Map` drops from 94 to 2.4 Mops/s at
 //!   16 threads when 10 % of operations insert or remove keys, mostly because every read
 //!   of a new or absent key then takes the mutex; the recent table removes that part
 //!   (no read takes the lock in `readmostly-bench`'s `churn10`), not the serialised

@@ -80,16 +80,16 @@ impl Promotion {
 pub enum RecentKeys {
     /// No recent table: Go's behaviour.
     Off,
-    /// Up to an eighth of the read table's size, at least 8 (and at most 2^20; the
-    /// default). Each new key
-    /// then pays for about eight entry copies of the rebuild that follows the promotion
-    /// a full recent table triggers; the slots cost about 4 bytes per key.
+    /// Up to half the read table's size, at least 8 and at most 2^20 (the default). The
+    /// slot array starts small when the first key is added after a promotion and doubles
+    /// as needed (16–32 bytes per recent key); each new key pays for about two entry
+    /// copies of the rebuild that follows the promotion a full recent table triggers,
+    /// plus about two slot copies for the doublings.
     #[default]
     Auto,
-    /// Up to `n` keys per promotion, at most 2^20 (larger values are clamped; the slots
-    /// cost 32–64 bytes per allowed key, allocated when the first key is added after a
-    /// promotion). Small values are useful in tests: they exercise the promotion a full
-    /// recent table triggers.
+    /// Up to `n` keys per promotion, at most 2^20 (larger values are clamped). Small
+    /// values are useful in tests: they exercise the promotion a full recent table
+    /// triggers.
     AtMost(NonZeroUsize),
 }
 

@@ -573,6 +573,37 @@ fn get_racing_recent_insert() {
     });
 }
 
+/// (g) Lock-free reads racing the growth of the recent table's slot array: with
+/// `AtMost(4)` the array starts with two slots (one key), so inserting key 2 doubles it,
+/// publishing a copy and retiring the old array. Key 1, present before the race, is found
+/// whichever array the reader loads; key 2 is found or not; no read takes the lock and
+/// nothing is promoted. A second doubling (key 3) follows the race.
+#[test]
+fn reads_racing_recent_growth() {
+    model("reads_racing_recent_growth", || {
+        let map = new_map(Promotion::DirtyLen, at_most(4));
+        map.insert(1, 10);
+        let (m1, m2) = (map.clone(), map.clone());
+        let (second, (seen2, seen1)) = race(
+            move || m1.insert(2, 20),
+            move || {
+                let m = m2.pin();
+                (m.get(&2).copied(), m.get(&1).copied())
+            },
+        );
+        assert!(!second);
+        assert_eq!(seen1, Some(10), "key 1 lost while the slot array grew");
+        assert!(seen2.is_none() || seen2 == Some(20), "key 2: {seen2:?}");
+        assert!(!map.insert(3, 30));
+        let stats = map.stats();
+        assert_eq!(
+            (stats.promotions, stats.recent_len, stats.slow_reads),
+            (0, 3, 0)
+        );
+        assert_eq!(contents(&map), [(1, 10), (2, 20), (3, 30)]);
+    });
+}
+
 /// (b) A read of an absent key racing an insert of another new key that shares its probe
 /// sequence: always absent, never locked.
 #[test]

@@ -123,7 +123,7 @@ impl<K, V> ReadTable<K, V> {
     }
 }
 
-/// The most keys a recent table may hold (2^20: 32 MiB of slots).
+/// The most keys a recent table may hold (2^20: at most 64 MiB of slots).
 pub(crate) const MAX_RECENT: usize = 1 << 20;
 
 /// One slot of the recent table.
@@ -134,32 +134,66 @@ struct RecentSlot<K, V> {
     entry: AtomicPtr<Entry<K, V>>,
 }
 
+/// A recent table's slot array: a power-of-two number of slots, at most half of them
+/// filled, so a probe always ends at an empty slot.
+struct SlotArray<K, V> {
+    slots: Box<[RecentSlot<K, V>]>,
+}
+
+impl<K, V> SlotArray<K, V> {
+    fn new(capacity: usize) -> Self {
+        SlotArray {
+            slots: (0..capacity)
+                .map(|_| RecentSlot {
+                    hash: AtomicU64::new(0),
+                    entry: AtomicPtr::new(std::ptr::null_mut()),
+                })
+                .collect(),
+        }
+    }
+
+    /// Fills the first empty slot of `hash`'s probe sequence. Caller holds `mu` (slots
+    /// are only filled under it) and keeps at least one slot empty.
+    fn insert(&self, e: *mut Entry<K, V>, hash: u64) {
+        let mask = self.slots.len() - 1;
+        let mut i = hash as usize & mask;
+        // Relaxed: slots are only filled under `mu`.
+        while !self.slots[i].entry.load(Relaxed).is_null() {
+            i = (i + 1) & mask;
+        }
+        // Relaxed: published by the Release store of the pointer below.
+        self.slots[i].hash.store(hash, Relaxed);
+        // Release: see `Recent::find`.
+        self.slots[i].entry.store(e, Release);
+    }
+}
+
 /// The recent table: entries added to the dirty table since the read table was
-/// published, readable without the lock. Open addressing with linear probing over a
-/// power-of-two number of slots, at most half of them used, so a probe always ends at an
-/// empty slot. The slot array is allocated by the first `push` (a read table to which no
-/// key is ever added costs nothing); slots are filled under `mu` and never emptied while
-/// the read table is published; the array is freed with its read table.
+/// published, readable without the lock. Open addressing with linear probing in a
+/// [`SlotArray`]. The array is allocated by the first `push` (a read table to which no
+/// key is ever added costs nothing) and doubled when half full, by copying the filled
+/// slots into a new array published in its place (the old one is retired); slots are
+/// filled under `mu` and never emptied while the read table is published. Once it holds
+/// `max_len` keys, the next new key promotes the dirty table instead.
 struct Recent<K, V> {
-    /// The first of `capacity` slots, or null until the first `push`. Set once, under
-    /// `mu`, with Release (see `slots`).
-    slots: AtomicPtr<RecentSlot<K, V>>,
-    /// Slots in the array: a power of two, or 0 when the recent table is off.
-    capacity: usize,
+    /// The current slot array, or null until the first `push`. Replaced under `mu`, with
+    /// Release (see `slots`).
+    array: AtomicPtr<SlotArray<K, V>>,
+    /// Slots of the first array: a power of two, or 0 when the recent table is off.
+    first_capacity: usize,
+    /// Most keys the table may hold.
+    max_len: usize,
     /// Filled slots. Written under `mu`.
     len: AtomicUsize,
-    /// Most slots that may be filled (at most half of `capacity`).
-    limit: usize,
 }
 
 impl<K, V> Drop for Recent<K, V> {
     fn drop(&mut self) {
         // Relaxed: `&mut self`, no other thread can access the table.
-        let slots = self.slots.load(Relaxed);
-        if !slots.is_null() {
-            let array = std::ptr::slice_from_raw_parts_mut(slots, self.capacity);
-            // SAFETY: `slots` came from `Box::into_raw` of a boxed slice of `capacity`
-            // slots in `push` and is freed only here, once.
+        let array = self.array.load(Relaxed);
+        if !array.is_null() {
+            // SAFETY: the current array came from `Box::into_raw` in `push` and is freed
+            // only here (replaced ones were retired when they were replaced).
             drop(unsafe { Box::from_raw(array) });
         }
     }
@@ -168,40 +202,43 @@ impl<K, V> Drop for Recent<K, V> {
 impl<K, V> Recent<K, V> {
     /// A recent table for a read table of `read_len` entries.
     fn new(policy: RecentKeys, read_len: usize) -> Self {
-        let limit = match policy {
-            RecentKeys::Off => 0,
-            RecentKeys::AtMost(n) => n.get().min(MAX_RECENT),
-            // An eighth of the read table: a full recent table triggers a promotion and
+        let (first, max_len) = match policy {
+            RecentKeys::Off => (0, 0),
+            RecentKeys::AtMost(n) => {
+                let n = n.get().min(MAX_RECENT);
+                // Start with two slots (one key) and double: small tables exercise growth.
+                (1_usize, n)
+            }
+            // Up to half the read table: a full recent table triggers a promotion and
             // then a rebuild copying `read_len` entries, so each new key pays for about
-            // eight copies; the slots cost 16 bytes each, two to four per allowed key
-            // (2–4 B per key of the map, once a key has been added).
-            RecentKeys::Auto => (read_len / 8).clamp(8, MAX_RECENT),
-        };
-        let capacity = if limit == 0 {
-            0
-        } else {
-            (limit * 2).next_power_of_two()
+            // two copies, plus about two for the doublings of the array on the way.
+            RecentKeys::Auto => (8, (read_len / 2).clamp(8, MAX_RECENT)),
         };
         Recent {
-            slots: AtomicPtr::new(std::ptr::null_mut()),
-            capacity,
+            array: AtomicPtr::new(std::ptr::null_mut()),
+            first_capacity: if first == 0 {
+                0
+            } else {
+                (first * 2).next_power_of_two()
+            },
+            max_len,
             len: AtomicUsize::new(0),
-            limit,
         }
     }
 
-    /// The slot array (empty until the first `push`).
+    /// The current slot array (empty until the first `push`). The slice stays valid
+    /// while the guard protecting the read table is held: replaced arrays are retired.
     #[inline]
     fn slots(&self) -> &[RecentSlot<K, V>] {
-        // Acquire: pairs with the Release store in `push`, so the slots' initialisation
-        // is visible.
-        let slots = self.slots.load(Acquire);
-        if slots.is_null() {
+        // Acquire: pairs with the Release stores in `push`, so the array's slots and
+        // their contents at publication are visible.
+        let array = self.array.load(Acquire);
+        if array.is_null() {
             return &[];
         }
-        // SAFETY: a non-null `slots` points to `capacity` initialised slots, allocated in
-        // `push` and freed only when `self` is dropped.
-        unsafe { std::slice::from_raw_parts(slots, self.capacity) }
+        // SAFETY: a non-null `array` was published by `push` and is freed only after it
+        // is replaced and retired (and the caller's guard is gone) or with `self`.
+        unsafe { &(*array).slots }
     }
 
     /// Finds `key`'s entry. Lock-free; callers hold a guard protecting the read table.
@@ -239,35 +276,43 @@ impl<K, V> Recent<K, V> {
     }
 
     /// Adds `e` (a new key's entry, just inserted into the dirty table). Returns `false`,
-    /// adding nothing, when the table is full or off. Caller holds `mu`.
-    fn push(&self, e: EntryPtr<K, V>, hash: u64) -> bool {
+    /// adding nothing, when the table is full or off. Caller holds `mu` and `guard`, through
+    /// which a replaced slot array is retired.
+    fn push(&self, e: EntryPtr<K, V>, hash: u64, guard: &impl Guard) -> bool {
         // Relaxed: only written under `mu`, which the caller holds.
         let len = self.len.load(Relaxed);
-        if len >= self.limit {
+        if len >= self.max_len {
             return false;
         }
-        if len == 0 {
-            let array: Box<[RecentSlot<K, V>]> = (0..self.capacity)
-                .map(|_| RecentSlot {
-                    hash: AtomicU64::new(0),
-                    entry: AtomicPtr::new(std::ptr::null_mut()),
-                })
-                .collect();
-            // Release: see `slots`. Set once: `len` only grows, under `mu`.
-            self.slots
-                .store(Box::into_raw(array).cast::<RecentSlot<K, V>>(), Release);
+        // Relaxed: only written under `mu`.
+        let old = self.array.load(Relaxed);
+        // SAFETY: a non-null array is live (retired only when replaced, below, under `mu`).
+        let capacity = NonNull::new(old).map_or(0, |a| unsafe { a.as_ref() }.slots.len());
+        if len + 1 > capacity / 2 {
+            let new = SlotArray::new((capacity * 2).max(self.first_capacity));
+            if let Some(old) = NonNull::new(old) {
+                // SAFETY: as above.
+                for slot in unsafe { old.as_ref() }.slots.iter() {
+                    // Relaxed: filled under `mu`, which we hold.
+                    let entry = slot.entry.load(Relaxed);
+                    if !entry.is_null() {
+                        // Relaxed: as above.
+                        new.insert(entry, slot.hash.load(Relaxed));
+                    }
+                }
+            }
+            // Release: see `slots`.
+            self.array.store(Box::into_raw(Box::new(new)), Release);
+            if !old.is_null() {
+                // SAFETY: `old` is no longer reachable from `array`; readers that loaded
+                // it hold guards, so seize frees it after them. It came from
+                // `Box::into_raw` and is retired once (it was replaced once).
+                unsafe { guard.defer_retire(old, boxed::<SlotArray<K, V>>) };
+            }
         }
-        let slots = self.slots();
-        let mask = slots.len() - 1;
-        let mut i = hash as usize & mask;
-        // Relaxed: slots are only filled under `mu`.
-        while !slots[i].entry.load(Relaxed).is_null() {
-            i = (i + 1) & mask;
-        }
-        // Relaxed: published by the Release store of the pointer below.
-        slots[i].hash.store(hash, Relaxed);
-        // Release: see `find`.
-        slots[i].entry.store(e.as_ptr(), Release);
+        // SAFETY: just published or checked above; only replaced under `mu`.
+        let array = unsafe { &*self.array.load(Relaxed) };
+        array.insert(e.as_ptr(), hash);
         // Relaxed: see `len`.
         self.len.store(len + 1, Relaxed);
         true
@@ -865,7 +910,7 @@ where
             e,
         );
         dirty.counters.new_keys += 1;
-        if read.recent.push(e, hash) {
+        if read.recent.push(e, hash, self.guard) {
             // Lock-free readers can find the key through the recent table.
         } else if self.map.recent != RecentKeys::Off {
             // The recent table is full: publish the dirty table (new key included) now,
