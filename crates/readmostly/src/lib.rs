@@ -116,12 +116,20 @@
 //!   value was never replaced touches the table and one heap block.
 //! * Overwrites of established keys: one compare-and-swap plus one allocation (the new
 //!   value is boxed so readers can keep the old one), retired through seize.
-//! * New keys: the mutex, and after each promotion an O(n) rebuild of the dirty table.
+//! * A lookup that misses the main table probes the recent table too, but only while keys
+//!   were added since the last promotion (an extra cache miss, no lock).
+//! * New keys: the mutex, a slot in the recent table (whose array doubles as it fills),
+//!   and after each promotion an O(n) rebuild of the dirty table — one promotion per half
+//!   the map's size in new keys, or when misses reach the dirty table's size.
+//! * Retired values, entries and tables are handed to seize in batches of 512 per thread
+//!   ([`Builder::retire_batch`]): each hand-over costs a process-wide memory barrier, so
+//!   smaller batches slow overwrite-heavy loads down, larger ones hold more memory.
 //! * A [`MapRef`] amortises the guard: pinning costs about as much as a lookup, so code
 //!   that does several operations in a row should pin once.
 //! * Memory: one heap block per key (40 bytes for `u64 → u64`) plus 9 bytes per slot of
 //!   the read table (and of the dirty table while one exists): about 50 bytes per key
-//!   requested from the allocator at steady state, measured by `tests/alloc.rs`.
+//!   requested from the allocator at steady state, measured by `tests/alloc.rs`. After a
+//!   bulk load, [`SyncMap::promote`] drops the dirty table until the next new key.
 //!
 //! See `BENCHMARKS.md` in the repository for measurements against `RwLock<HashMap>`,
 //! dashmap, papaya and scc.
