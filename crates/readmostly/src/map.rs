@@ -28,7 +28,8 @@ pub type DefaultHashBuilder = foldhash::fast::RandomState;
 /// table by one pointer swap, and later lookups of its keys hit the main table again.
 /// Misses answered by the recent table are counted per thread and the rule is checked
 /// every few of them (every one for [`EveryMiss`](Self::EveryMiss),
-/// every `min(n, 64)` for [`AfterMisses(n)`](Self::AfterMisses), every 64 for
+/// every `min(n, 64)` rounded up to a power of two for
+/// [`AfterMisses(n)`](Self::AfterMisses), every 64 for
 /// [`DirtyLen`](Self::DirtyLen)), so the count it sees may lag by that much per thread.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
@@ -54,13 +55,13 @@ impl Promotion {
         }
     }
 
-    /// Every how many recent-table hits (per counter stripe) the rule is checked. A
-    /// power of two or small, and at least one.
+    /// Every how many recent-table lookups (per counter stripe) the rule is checked: a
+    /// power of two (so the check is a mask, not a division), at least one.
     pub(crate) fn check_period(self) -> u64 {
         match self {
             Promotion::DirtyLen => 64,
             Promotion::EveryMiss => 1,
-            Promotion::AfterMisses(n) => (n.get() as u64).min(64),
+            Promotion::AfterMisses(n) => (n.get() as u64).min(64).next_power_of_two(),
         }
     }
 }

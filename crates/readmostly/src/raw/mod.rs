@@ -768,7 +768,7 @@ where
     #[inline]
     fn recent_lookup(&self) {
         let n = self.map.stripes.recent_lookup(self.thread());
-        if n % self.map.promotion.check_period() == 0 {
+        if n & (self.map.promotion.check_period() - 1) == 0 {
             self.promote_if_due();
         }
     }
