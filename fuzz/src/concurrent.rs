@@ -199,6 +199,7 @@ pub fn run(input: Input) {
     let map: Map = SyncMap::builder()
         .hasher(Fixed)
         .promotion(rule.promotion())
+        .recent_keys(rule.recent_keys())
         .build();
 
     // Setup, single-threaded (and checked like the differential target).

@@ -4,8 +4,8 @@
 //! Every public operation of `SyncMap` and `MapRef` is covered (one-call and pinned
 //! forms, `try_insert` with a capacity limit, `extend`, iteration with and without
 //! mutation in the loop body, `retain`, `clear`, `len`, `stats`, `Debug`), under every
-//! promotion rule and with a colliding hasher; `Promote` forces a promotion at any point
-//! (iteration promotes the dirty table when it holds new keys), and `Pinned` runs the
+//! promotion rule and recent-table setting and with a colliding hasher; `Promote` forces a
+//! promotion at any point (`SyncMap::promote`), and `Pinned` runs the
 //! next operations through one long-lived pin (nested pins included) and checks that a
 //! reference taken at its start still reads the same value at its end. Keys are strings
 //! (lookups go through `&str`) and values boxed, so AddressSanitizer (cargo-fuzz's
@@ -125,7 +125,8 @@ fn run_with<S: BuildHasher + Default>(
         None => {
             let mut builder = SyncMap::builder()
                 .hasher(hasher)
-                .promotion(rule.promotion());
+                .promotion(rule.promotion())
+                .recent_keys(rule.recent_keys());
             if let Some(n) = max_len {
                 builder = builder.max_len(usize::from(n % 32));
             }
@@ -345,8 +346,10 @@ impl<S: BuildHasher> Ctx<'_, S> {
             }
             Op::Promote => {
                 m.iter().next();
+                map.promote();
                 let stats = map.stats();
-                assert_eq!(stats.dirty_len, None, "iteration did not promote");
+                assert_eq!(stats.dirty_len, None, "promote() left a dirty table");
+                assert_eq!(stats.recent_len, 0, "promote() left recent keys");
                 assert!(stats.read_len >= self.model.len(), "{stats:?}");
                 assert_eq!(stats.len, self.model.len());
             }

@@ -5,7 +5,7 @@ use std::hash::{BuildHasher, DefaultHasher, Hasher};
 use std::num::NonZeroUsize;
 
 use arbitrary::Arbitrary;
-use readmostly::Promotion;
+use readmostly::{Promotion, RecentKeys};
 
 pub mod concurrent;
 pub mod differential;
@@ -27,6 +27,22 @@ impl Rule {
             Rule::AfterMisses(n) => {
                 Promotion::AfterMisses(NonZeroUsize::new(usize::from(n % 8) + 1).unwrap())
             }
+        }
+    }
+
+    /// The recent-table setting, derived from the rule so that the input format (and the
+    /// committed corpus) stays as it was: the default and a tiny table that fills and
+    /// grows all the time for `DirtyLen` and `EveryMiss`, all three for `AfterMisses`.
+    pub fn recent_keys(self) -> RecentKeys {
+        let choice = match self {
+            Rule::DirtyLen => 0,
+            Rule::EveryMiss => 2,
+            Rule::AfterMisses(n) => n / 8 % 3,
+        };
+        match choice {
+            0 => RecentKeys::Auto,
+            1 => RecentKeys::Off,
+            _ => RecentKeys::AtMost(NonZeroUsize::new(2).unwrap()),
         }
     }
 }

@@ -20,8 +20,8 @@
 //!
 //! Unlike loom these explore schedules by sampling, not exhaustively, so they scale to
 //! more threads and longer bodies: each model here runs `SHUTTLE_ITERS` schedules per
-//! scheduler (default 3,000; random, PCT depth 2 and PCT depth 3 — about 9,000 per
-//! model) against the same races as the loom models, and two extra bodies (three
+//! scheduler (3,000 when unset; `ci/shuttle.sh` sets 20,000: random, PCT depth 2 and PCT
+//! depth 3 — 60,000 per model) against the same races as the loom models, and two extra bodies (three
 //! threads of random operations checked for per-key linearizability, and a churn body
 //! that forces promotions, rebuilds, expunges and `clear`) that loom could not explore.
 //!
