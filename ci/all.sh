@@ -4,18 +4,20 @@
 # shuttle soak fuzz; pass a subset as arguments to run only those (e.g.
 # `bash ci/all.sh test loom`).
 #
-# Wall times measured on the 2-core development machine (shared with 2-3 other builds,
-# so pessimistic), cold target dirs as in a fresh CI clone, 2026-11-26/27:
-#   test.sh         3m42s  fmt + clippy + `cargo test --workspace --all-features` (builds the bench crate's peers)
-#   loom.sh         2m10s  2m06s build; 14 models x 2 starting orders: 0.2 s at LOOM_MAX_PREEMPTIONS=2, 3.3 s unbounded
-#   miri.sh        12m51s  16 seeds strict provenance + 8 seeds tree borrows, ~25-60 s per seed (MIRI_SEEDS, MIRI_TB_SEEDS)
-#   sanitizers.sh   3m49s  TSan build 1m20s + 5 runs of tests/stress.rs and tests/soak.rs (~9 s each, TSAN_RUNS);
-#                          ASan+LSan over every library test, all features: build 50 s + ~70 s of tests
-#   shuttle.sh     ~2m05s  1m24s build; 16 models x 3 schedulers x 20,000 schedules = 960,000 schedules in ~31 s
-#   soak.sh         1m13s  1m04s build; 4M-operation soak (8 threads) + short soak + pinned reader: ~9 s
-#   fuzz.sh        ~4m     cargo-fuzz install 1m21s (skipped when present), build ~1m, fuzz crate tests,
-#                          30 s per target (FUZZ_SECONDS): ~46,000 differential / ~29,000 concurrent executions
-#   total          ~30m    (CI cap: 90 min; budget for these checks: 45 min)
+# Wall times measured on the 2-core development machine (shared, so pessimistic), cold
+# target dirs as in a fresh CI clone, clean clone of d720015, 2026-11-27 (total 21m34s;
+# fuzz timed separately on the fixed HEAD):
+#   test.sh         3m06s  fmt + clippy + `cargo test --workspace --all-features` (builds the bench crate's peers)
+#   loom.sh         1m00s  build ~45 s; 24 models x 2 starting orders (several also under 3 recent-table
+#                          settings): 0.5 s at LOOM_MAX_PREEMPTIONS=2, ~9 s unbounded
+#   miri.sh         8m50s  16 seeds strict provenance + 8 seeds tree borrows (MIRI_SEEDS, MIRI_TB_SEEDS)
+#   sanitizers.sh   4m23s  TSan build + 5 runs of tests/stress.rs and tests/soak.rs (TSAN_RUNS);
+#                          ASan+LSan over every library test, all features
+#   shuttle.sh      1m31s  26 models x 3 schedulers x 20,000 schedules (~1.5 M schedules) in ~35 s
+#   soak.sh         1m14s  4M-operation soak (8 threads) + short soak + pinned reader
+#   fuzz.sh         1m32s  (+ ~1.5 min to install cargo-fuzz on a fresh machine) build, fuzz crate tests,
+#                          30 s per target (FUZZ_SECONDS): ~23,000 differential / ~11,000 concurrent executions
+#   total          ~23m    (CI cap: 90 min; budget for these checks: 45 min)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
