@@ -254,6 +254,16 @@ impl<K, V> Recent<K, V> {
         if self.len() == 0 {
             return None;
         }
+        self.probe(hash, key)
+    }
+
+    /// [`find`](Self::find) for a caller that has already seen a non-zero `len`.
+    #[inline]
+    fn probe<Q>(&self, hash: u64, key: &Q) -> Option<EntryPtr<K, V>>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Eq,
+    {
         // Empty if the first `push` is concurrent with us (then so is the key's insert).
         let slots = self.slots();
         let mask = slots.len().checked_sub(1)?;
@@ -743,7 +753,7 @@ where
         let counted = read.recent.len() > 0;
         if counted {
             // A miss of the main table that the recent table answers, either way.
-            let found = read.recent.find(hash, key);
+            let found = read.recent.probe(hash, key);
             self.recent_lookup();
             if let Some(e) = found {
                 return Some(self.entry(e));
