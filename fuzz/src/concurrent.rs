@@ -200,6 +200,7 @@ pub fn run(input: Input) {
         .hasher(Fixed)
         .promotion(rule.promotion())
         .recent_keys(rule.recent_keys())
+        .rebuild_step(rule.rebuild_step())
         .build();
 
     // Setup, single-threaded (and checked like the differential target).

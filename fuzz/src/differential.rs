@@ -126,7 +126,8 @@ fn run_with<S: BuildHasher + Default>(
             let mut builder = SyncMap::builder()
                 .hasher(hasher)
                 .promotion(rule.promotion())
-                .recent_keys(rule.recent_keys());
+                .recent_keys(rule.recent_keys())
+                .rebuild_step(rule.rebuild_step());
             if let Some(n) = max_len {
                 builder = builder.max_len(usize::from(n % 32));
             }

@@ -45,6 +45,18 @@ impl Rule {
             _ => RecentKeys::AtMost(NonZeroUsize::new(2).unwrap()),
         }
     }
+
+    /// The dirty-table rebuild step, derived from the rule like the recent-table setting:
+    /// one entry per locked operation (rebuilds half done most of the time) for
+    /// `DirtyLen` and half of the `AfterMisses` rules, the default otherwise.
+    pub fn rebuild_step(self) -> usize {
+        match self {
+            Rule::DirtyLen => 1,
+            Rule::EveryMiss => 256,
+            Rule::AfterMisses(n) if n / 24 % 2 == 0 => 1,
+            Rule::AfterMisses(_) => 256,
+        }
+    }
 }
 
 /// A deterministic hasher (runs reproduce exactly).

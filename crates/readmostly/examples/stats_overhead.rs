@@ -24,6 +24,7 @@ struct Args {
     rounds: usize,
     batch: bool,
     only: Option<bool>,
+    aa: bool,
 }
 
 fn parse() -> Result<Args, String> {
@@ -33,6 +34,7 @@ fn parse() -> Result<Args, String> {
         rounds: 41,
         batch: false,
         only: None,
+        aa: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -42,6 +44,7 @@ fn parse() -> Result<Args, String> {
             "--ops" => args.ops = num(&value("--ops")?)? as usize,
             "--rounds" => args.rounds = num(&value("--rounds")?)?.max(1) as usize,
             "--batch" => args.batch = true,
+            "--aa" => args.aa = true,
             "--only" => {
                 args.only = Some(match value("--only")?.as_str() {
                     "on" => true,
@@ -50,7 +53,7 @@ fn parse() -> Result<Args, String> {
                 })
             }
             "-h" | "--help" => return Err(
-                "usage: stats_overhead [--keys N] [--ops N] [--rounds N] [--batch] [--only on|off]"
+                "usage: stats_overhead [--keys N] [--ops N] [--rounds N] [--batch] [--aa] [--only on|off]"
                     .into(),
             ),
             other => return Err(format!("unknown argument {other} (try --help)")),
@@ -158,7 +161,9 @@ fn main() {
         return;
     }
 
-    let on = build(args.keys, true);
+    // `--aa`: both maps without hit statistics, to see what two separately allocated
+    // maps differ by when the code is the same (the method's own bias).
+    let on = build(args.keys, !args.aa);
     let off = build(args.keys, false);
     // Warm-up: one block each.
     run(&on, &keys, args.batch);

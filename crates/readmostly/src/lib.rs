@@ -51,9 +51,12 @@
 //! take the lock. Every lookup that misses the main table while the recent table is
 //! non-empty counts a *miss*; once misses reach the dirty table's size — or once the
 //! recent table is full — the dirty table becomes the read table by one pointer swap (a
-//! *promotion*, see [`Promotion`]). The next new key rebuilds the dirty table lazily by
-//! copying the read table's live entries, turning deleted entries into *expunged* ones
-//! that the next promotion drops for good. With [`RecentKeys::Off`] the map is Go's
+//! *promotion*, see [`Promotion`]). The next new key starts rebuilding the dirty table
+//! by copying the read table's live entries, turning deleted entries into *expunged*
+//! ones that the next promotion drops for good. Go copies the whole table in that one
+//! insert; here the copy advances a bounded step (256 entries by default, see
+//! [`Builder::rebuild_step`]) per operation that takes the lock, so no single insert
+//! pauses for the map's whole size. With [`RecentKeys::Off`] the map is Go's
 //! `sync.Map`: a lookup that misses the read table while the dirty table holds newer
 //! keys takes the lock.
 //!
@@ -120,7 +123,11 @@
 //!   were added since the last promotion (an extra cache miss, no lock).
 //! * New keys: the mutex, a slot in the recent table (whose array doubles as it fills),
 //!   and after each promotion an O(n) rebuild of the dirty table — one promotion per half
-//!   the map's size in new keys, or when misses reach the dirty table's size.
+//!   the map's size in new keys, or when misses reach the dirty table's size. The
+//!   rebuild's work is spread over the operations that follow, at most
+//!   [`Builder::rebuild_step`] entries each; [`Stats::longest_rebuild_step`] reports the
+//!   longest step. A promotion that comes before the rebuild is done (an explicit
+//!   [`SyncMap::promote`], or a rule that promotes after very few misses) finishes it.
 //! * Retired values, entries and tables are handed to seize in batches of 512 per thread
 //!   ([`Builder::retire_batch`]): each hand-over costs a process-wide memory barrier, so
 //!   smaller batches slow overwrite-heavy loads down, larger ones hold more memory.

@@ -10,6 +10,7 @@ use std::num::NonZeroUsize;
 use std::sync::Arc;
 
 use crate::raw::reclaim::{self, Guard, LocalGuard, OwnedGuard, DEFAULT_RETIRE_BATCH};
+use crate::raw::DEFAULT_REBUILD_STEP;
 use crate::raw::{RawIter, RawMap, RawRef};
 use crate::stats::{default_stripes, Stats};
 
@@ -137,6 +138,7 @@ pub struct Builder<K, V, S = DefaultHashBuilder> {
     promotion: Promotion,
     recent_keys: RecentKeys,
     retire_batch: usize,
+    rebuild_step: usize,
     max_len: Option<usize>,
     hit_statistics: bool,
     _marker: PhantomData<fn() -> (K, V)>,
@@ -166,6 +168,7 @@ impl<K, V> SyncMap<K, V> {
             promotion: Promotion::default(),
             recent_keys: RecentKeys::default(),
             retire_batch: DEFAULT_RETIRE_BATCH,
+            rebuild_step: DEFAULT_REBUILD_STEP,
             max_len: None,
             hit_statistics: true,
             _marker: PhantomData,
@@ -188,6 +191,7 @@ impl<K, V, S> Builder<K, V, S> {
             promotion: self.promotion,
             recent_keys: self.recent_keys,
             retire_batch: self.retire_batch,
+            rebuild_step: self.rebuild_step,
             max_len: self.max_len,
             hit_statistics: self.hit_statistics,
             _marker: PhantomData,
@@ -249,6 +253,35 @@ impl<K, V, S> Builder<K, V, S> {
         self
     }
 
+    /// How many read-table entries one operation copies into the dirty table while the
+    /// dirty table is being rebuilt (default 256; 0 counts as 1).
+    ///
+    /// After a promotion the map has no dirty table; the first new key creates it and
+    /// starts copying the read table's live entries into it (Go copies all of them at
+    /// once, under the lock, in that first insert). Here the copy advances by at most
+    /// `entries` per operation that takes the lock to add a key or to count a miss, so
+    /// no single operation pauses for the whole map. A promotion must finish the copy:
+    /// if one comes before enough such operations did (an explicit
+    /// [`SyncMap::promote`], or a rule that promotes after fewer misses than
+    /// `len / entries`), that promotion pays for the rest. `usize::MAX` copies everything
+    /// in one go, like Go. [`Stats::longest_rebuild_step`] reports the longest step taken.
+    ///
+    /// ```
+    /// let map: readmostly::SyncMap<u32, u32> =
+    ///     readmostly::SyncMap::builder().rebuild_step(100).build();
+    /// for k in 0..1_000 {
+    ///     map.insert(k, k);
+    /// }
+    /// map.promote();
+    /// map.insert(1_000, 0); // starts the rebuild: copies 100 of the 1,000 entries
+    /// assert_eq!(map.stats().longest_rebuild_step, 100);
+    /// assert_eq!(map.stats().dirty_len, Some(1_001)); // counts what is left to copy
+    /// ```
+    pub fn rebuild_step(mut self, entries: usize) -> Self {
+        self.rebuild_step = entries;
+        self
+    }
+
     /// Sets a capacity limit: [`SyncMap::try_insert`] refuses a new key once the map
     /// holds `max_len` keys (default: no limit). Other inserting methods ignore it.
     ///
@@ -295,6 +328,7 @@ impl<K, V, S> Builder<K, V, S> {
             self.promotion,
             self.recent_keys,
             self.retire_batch,
+            self.rebuild_step,
             self.hit_statistics,
         );
         map.max_len = self.max_len;
@@ -309,6 +343,7 @@ impl<K, V, S: fmt::Debug> fmt::Debug for Builder<K, V, S> {
             .field("promotion", &self.promotion)
             .field("recent_keys", &self.recent_keys)
             .field("retire_batch", &self.retire_batch)
+            .field("rebuild_step", &self.rebuild_step)
             .field("max_len", &self.max_len)
             .field("hit_statistics", &self.hit_statistics)
             .finish()
@@ -321,6 +356,7 @@ impl<K, V, S> SyncMap<K, V, S> {
         promotion: Promotion,
         recent_keys: RecentKeys,
         retire_batch: usize,
+        rebuild_step: usize,
         hit_statistics: bool,
     ) -> Self {
         let collector = Arc::new(reclaim::collector(retire_batch));
@@ -331,6 +367,7 @@ impl<K, V, S> SyncMap<K, V, S> {
                 collector,
                 default_stripes(),
                 hit_statistics,
+                rebuild_step,
             ),
             hasher,
             max_len: None,
@@ -358,6 +395,7 @@ impl<K, V, S> SyncMap<K, V, S> {
             Promotion::default(),
             RecentKeys::default(),
             DEFAULT_RETIRE_BATCH,
+            DEFAULT_REBUILD_STEP,
             true,
         )
     }
@@ -391,6 +429,16 @@ impl<K, V, S> SyncMap<K, V, S> {
     /// ```
     pub fn recent_keys(&self) -> RecentKeys {
         self.raw.recent_keys()
+    }
+
+    /// The rebuild step (see [`Builder::rebuild_step`]).
+    ///
+    /// ```
+    /// let map: readmostly::SyncMap<u8, u8> = readmostly::SyncMap::new();
+    /// assert_eq!(map.rebuild_step(), 256);
+    /// ```
+    pub fn rebuild_step(&self) -> usize {
+        self.raw.rebuild_step()
     }
 
     /// The capacity limit [`try_insert`](Self::try_insert) enforces, if any (see

@@ -29,6 +29,7 @@
 //! | `readmostly_read_len` | gauge | [`Stats::read_len`] |
 //! | `readmostly_recent_len` | gauge | [`Stats::recent_len`] |
 //! | `readmostly_dirty_len` | gauge | [`Stats::dirty_len`] (0 when there is no dirty table) |
+//! | `readmostly_longest_rebuild_step` | gauge | [`Stats::longest_rebuild_step`] (entries) |
 //! | `readmostly_miss_velocity` | gauge | [`MissReport::velocity`] (misses/s) |
 //! | `readmostly_miss_threshold` | gauge | [`MissReport::threshold`] |
 //! | `readmostly_miss_base_rate` | gauge | [`MissReport::base_rate`] |
@@ -78,11 +79,15 @@ pub fn record_stats(map: &str, stats: &Stats) {
     for (name, value) in counters {
         counter!(name, "map" => map.to_owned()).absolute(value);
     }
-    let gauges: [(&'static str, usize); 4] = [
+    let gauges: [(&'static str, usize); 5] = [
         ("readmostly_len", stats.len),
         ("readmostly_read_len", stats.read_len),
         ("readmostly_recent_len", stats.recent_len),
         ("readmostly_dirty_len", stats.dirty_len.unwrap_or(0)),
+        (
+            "readmostly_longest_rebuild_step",
+            usize::try_from(stats.longest_rebuild_step).unwrap_or(usize::MAX),
+        ),
     ];
     for (name, value) in gauges {
         gauge!(name, "map" => map.to_owned()).set(value as f64);

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use crate::map::{CapacityError, CompareExchangeError, DefaultHashBuilder, Promotion, RecentKeys};
 use crate::raw::reclaim::{self, Collector, Guard, LocalGuard, OwnedGuard, DEFAULT_RETIRE_BATCH};
+use crate::raw::DEFAULT_REBUILD_STEP;
 use crate::raw::{RawIter, RawMap, RawRef};
 use crate::stats::Stats;
 
@@ -187,6 +188,7 @@ pub struct ShardedBuilder<K, V, S = DefaultHashBuilder, R = ByHash> {
     promotion: Promotion,
     recent_keys: RecentKeys,
     retire_batch: usize,
+    rebuild_step: usize,
     max_len: Option<usize>,
     _marker: PhantomData<fn() -> (K, V)>,
 }
@@ -220,6 +222,7 @@ impl<K, V> ShardedMap<K, V> {
             promotion: Promotion::default(),
             recent_keys: RecentKeys::default(),
             retire_batch: DEFAULT_RETIRE_BATCH,
+            rebuild_step: DEFAULT_REBUILD_STEP,
             max_len: None,
             _marker: PhantomData,
         }
@@ -286,6 +289,7 @@ impl<K, V, S, R> ShardedBuilder<K, V, S, R> {
             promotion: self.promotion,
             recent_keys: self.recent_keys,
             retire_batch: self.retire_batch,
+            rebuild_step: self.rebuild_step,
             max_len: self.max_len,
             _marker: PhantomData,
         }
@@ -328,6 +332,19 @@ impl<K, V, S, R> ShardedBuilder<K, V, S, R> {
     /// ```
     pub fn retire_batch(mut self, objects: usize) -> Self {
         self.retire_batch = objects;
+        self
+    }
+
+    /// How many read-table entries one operation copies while a shard's dirty table is
+    /// rebuilt (default 256). See [`Builder::rebuild_step`](crate::Builder::rebuild_step).
+    ///
+    /// ```
+    /// let map: readmostly::ShardedMap<u8, u8> =
+    ///     readmostly::ShardedMap::builder().rebuild_step(usize::MAX).build(); // like Go
+    /// assert_eq!(map.rebuild_step(), usize::MAX);
+    /// ```
+    pub fn rebuild_step(mut self, entries: usize) -> Self {
+        self.rebuild_step = entries;
         self
     }
 
@@ -382,6 +399,7 @@ impl<K, V, S, R> ShardedBuilder<K, V, S, R> {
             promotion: self.promotion,
             recent_keys: self.recent_keys,
             retire_batch: self.retire_batch,
+            rebuild_step: self.rebuild_step,
             max_len: self.max_len,
             _marker: PhantomData,
         }
@@ -403,6 +421,7 @@ impl<K, V, S, R> ShardedBuilder<K, V, S, R> {
                     collector.clone(),
                     self.stripes,
                     true,
+                    self.rebuild_step,
                 ),
             })
             .collect();
@@ -426,6 +445,7 @@ impl<K, V, S: fmt::Debug, R: fmt::Debug> fmt::Debug for ShardedBuilder<K, V, S, 
             .field("promotion", &self.promotion)
             .field("recent_keys", &self.recent_keys)
             .field("retire_batch", &self.retire_batch)
+            .field("rebuild_step", &self.rebuild_step)
             .field("max_len", &self.max_len)
             .finish()
     }
@@ -477,6 +497,16 @@ impl<K, V, S, R> ShardedMap<K, V, S, R> {
     /// ```
     pub fn recent_keys(&self) -> RecentKeys {
         self.shards[0].raw.recent_keys()
+    }
+
+    /// Every shard's rebuild step (see [`ShardedBuilder::rebuild_step`]).
+    ///
+    /// ```
+    /// let map: readmostly::ShardedMap<u8, u8> = readmostly::ShardedMap::new();
+    /// assert_eq!(map.rebuild_step(), 256);
+    /// ```
+    pub fn rebuild_step(&self) -> usize {
+        self.shards[0].raw.rebuild_step()
     }
 
     /// The capacity limit [`try_insert`](Self::try_insert) enforces, if any.

@@ -167,6 +167,9 @@ pub(crate) struct LockedCounters {
     pub(crate) rebuilds: u64,
     pub(crate) rebuild_copied: u64,
     pub(crate) expunged: u64,
+    /// The most read-table entries one operation visited (copied or expunged) while
+    /// rebuilding the dirty table.
+    pub(crate) longest_rebuild_step: u64,
     pub(crate) new_keys: u64,
     /// Promotions forced by a full recent table.
     pub(crate) recent_full: u64,
@@ -258,6 +261,11 @@ pub struct Stats {
     pub rebuild_copied: u64,
     /// Deleted entries turned into expunged ones by rebuilds.
     pub expunged: u64,
+    /// The most read-table entries a single operation copied or expunged while
+    /// rebuilding the dirty table: the longest pause a rebuild caused, in entries. At
+    /// most [`Builder::rebuild_step`](crate::Builder::rebuild_step) unless a promotion
+    /// had to finish a rebuild (see there).
+    pub longest_rebuild_step: u64,
     /// Inserts of keys absent from both tables (each needs the lock and an entry).
     pub new_keys: u64,
     /// Values of present keys replaced (`insert` of a present key, successful
@@ -281,6 +289,8 @@ pub struct Stats {
     /// promotion; they are in the dirty table too).
     pub recent_len: usize,
     /// Entries in the dirty table, or `None` when there is none (right after a promotion).
+    /// While the table is being rebuilt, the read table's entries not copied yet are
+    /// counted too (the size the table will have).
     pub dirty_len: Option<usize>,
     /// Present keys (see [`SyncMap::len`](crate::SyncMap::len)).
     pub len: usize,
@@ -309,6 +319,7 @@ impl Stats {
             dirty_rebuilds: c.rebuilds,
             rebuild_copied: c.rebuild_copied,
             expunged: c.expunged,
+            longest_rebuild_step: c.longest_rebuild_step,
             new_keys: c.new_keys,
             overwrites: striped.overwrites,
             removes: striped.removes,
@@ -367,7 +378,8 @@ impl Stats {
             .wrapping_add(self.removes)
     }
 
-    /// Adds `other` into `self`: counters and sizes add up; `dirty_len` is the sum over
+    /// Adds `other` into `self`: counters and sizes add up (`longest_rebuild_step` takes
+    /// the larger); `dirty_len` is the sum over
     /// the maps that have a dirty table (`None` if neither has one).
     ///
     /// ```
@@ -389,6 +401,7 @@ impl Stats {
         self.dirty_rebuilds += other.dirty_rebuilds;
         self.rebuild_copied += other.rebuild_copied;
         self.expunged += other.expunged;
+        self.longest_rebuild_step = self.longest_rebuild_step.max(other.longest_rebuild_step);
         self.new_keys += other.new_keys;
         self.overwrites = self.overwrites.wrapping_add(other.overwrites);
         self.removes += other.removes;
@@ -482,8 +495,8 @@ impl fmt::Display for Stats {
         )?;
         writeln!(
             f,
-            "dirty rebuilds  {} ({} entries copied, {} expunged)",
-            self.dirty_rebuilds, self.rebuild_copied, self.expunged
+            "dirty rebuilds  {} ({} entries copied, {} expunged; longest step {} entries)",
+            self.dirty_rebuilds, self.rebuild_copied, self.expunged, self.longest_rebuild_step
         )?;
         write!(
             f,

@@ -18,6 +18,9 @@ fn maps<V>() -> Vec<SyncMap<u64, V>> {
         SyncMap::builder()
             .promotion(Promotion::AfterMisses(3.try_into().unwrap()))
             .build(),
+        // Dirty-table rebuilds one entry per locked operation: most operations run while
+        // a rebuild is half done.
+        SyncMap::builder().rebuild_step(1).build(),
     ]
 }
 
@@ -294,4 +297,102 @@ fn huge_recent_limit_is_clamped() {
     }
     assert_eq!(map.get_cloned(&100), None);
     assert_eq!(map.stats().recent_len, 100);
+}
+
+/// A rebuild in steps: keys the rebuild has not reached yet keep working through the read
+/// table, deleted ones are expunged when reached, a promotion finishes the copy, and a
+/// map dropped or cleared half-way frees every value exactly once.
+#[test]
+fn incremental_rebuild() {
+    for end in ["promote", "clear", "drop"] {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let made = AtomicUsize::new(0);
+        let value = |v: u64| {
+            made.fetch_add(1, Relaxed);
+            Counted(v, drops.clone())
+        };
+        // No recent table: filling the map promotes nothing, so the statistics below
+        // count this test's rebuild only.
+        let map: SyncMap<u64, Counted> = SyncMap::builder()
+            .recent_keys(RecentKeys::Off)
+            .rebuild_step(2)
+            .build();
+        // Enough keys that the steps below leave the rebuild unfinished.
+        let n = (N / 4).max(40);
+        for k in 0..n {
+            map.insert(k, value(k));
+        }
+        map.promote();
+        // Deleted before the rebuild starts: expunged when the rebuild reaches them.
+        for k in (0..n).step_by(3) {
+            assert!(map.remove(&k));
+        }
+        // The first new key starts the rebuild and copies two entries.
+        map.insert(n, value(n));
+        let s = map.stats();
+        // (The first rebuild, of the empty table, ran when the map was filled.)
+        assert_eq!((s.dirty_rebuilds, s.longest_rebuild_step), (2, 2));
+        assert_eq!(s.rebuild_copied + s.expunged, 2);
+        // What is left to copy counts, what was expunged does not.
+        assert_eq!(s.dirty_len, Some((n + 1 - s.expunged) as usize));
+        // Keys the rebuild has not visited: overwrite, delete, revive.
+        {
+            let m = map.pin();
+            for k in 0..n {
+                match k % 3 {
+                    0 => assert!(m.insert(k, value(k + 1000)).is_none()), // revived
+                    1 => assert_eq!(m.insert(k, value(k + 1000)).map(|v| v.0), Some(k)),
+                    _ => assert!(m.remove(&k).is_some()),
+                }
+            }
+        }
+        // A few more new keys advance the rebuild two entries each.
+        for k in n + 1..n + 4 {
+            map.insert(k, value(k));
+        }
+        let s = map.stats();
+        assert_eq!(s.longest_rebuild_step, 2);
+        assert!(s.rebuild_copied + s.expunged <= 8);
+        let expect = |k: u64| match k {
+            k if k >= n => Some(k),
+            k if k % 3 == 2 => None,
+            k => Some(k + 1000),
+        };
+        for k in 0..n + 4 {
+            assert_eq!(map.pin().get(&k).map(|v| v.0), expect(k), "key {k}");
+        }
+        assert_eq!(
+            map.len(),
+            (0..n + 4).filter(|&k| expect(k).is_some()).count()
+        );
+        match end {
+            "promote" => {
+                let before = map.stats();
+                let left = n - (before.rebuild_copied + before.expunged);
+                assert!(left > 2, "the rebuild is still in progress");
+                map.promote();
+                let s = map.stats();
+                assert_eq!(s.dirty_len, None);
+                // The promotion visited what was left of the table in one go.
+                assert_eq!(s.rebuild_copied + s.expunged, n);
+                assert_eq!(s.longest_rebuild_step, left);
+                for k in 0..n + 4 {
+                    assert_eq!(map.pin().get(&k).map(|v| v.0), expect(k), "key {k}");
+                }
+                drop(map);
+            }
+            "clear" => {
+                map.clear();
+                assert!(map.is_empty());
+                assert_eq!(map.pin().get(&(n + 1)).map(|v| v.0), None);
+                drop(map);
+            }
+            _ => drop(map),
+        }
+        assert_eq!(
+            drops.load(Relaxed),
+            made.load(Relaxed),
+            "{end}: every value freed once"
+        );
+    }
 }

@@ -17,7 +17,10 @@
 //! Each promotion rule runs with each recent-table setting ([`RecentKeys`]): the default
 //! `Auto` (new keys readable without the lock through the recent table), `Off` (Go's
 //! design: dirty-only keys, the `amended` flag, locked misses) and `AtMost(1)` (every
-//! second new key finds the recent table full and promotes at once).
+//! second new key finds the recent table full and promotes at once). With `Auto` and
+//! `Off` the dirty table is rebuilt one entry per locked operation
+//! ([`Builder::rebuild_step`](readmostly::Builder::rebuild_step) 1), so most histories
+//! run while a rebuild is half done; with `AtMost(1)` it is rebuilt at once.
 //!
 //! `LIN_HISTORIES=N` sets the number of histories per test, i.e. per promotion rule and
 //! recent-table setting (default 1500: nine tests take under twice the time of the
@@ -297,12 +300,22 @@ static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 /// Runs `histories` histories on maps with `promotion` and `recent`, and checks each.
 fn run(promotion: Promotion, recent: RecentKeys, histories: usize) {
+    // Rebuild the dirty table one entry per locked operation, so histories run against
+    // partly rebuilt dirty tables, except with the one-key recent table (rebuilt at once:
+    // the default step covers these small maps in one go).
+    let step = if recent == ONE_RECENT_KEY {
+        usize::MAX
+    } else {
+        1
+    };
     let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
     let seed = std::env::var("LIN_SEED")
         .ok()
         .map(|s| s.parse().expect("LIN_SEED must be a number"))
         .unwrap_or_else(|| RandomState::new().hash_one(0u8));
-    let context = format!("promotion {promotion:?}, recent keys {recent:?}, seed {seed}");
+    let context = format!(
+        "promotion {promotion:?}, recent keys {recent:?}, rebuild step {step}, seed {seed}"
+    );
     let mut main_rng = Rng::new(seed);
     let mut setup_values = 0u64;
     let mut overlapping = 0usize;
@@ -315,6 +328,7 @@ fn run(promotion: Promotion, recent: RecentKeys, histories: usize) {
                 SyncMap::builder()
                     .promotion(promotion)
                     .recent_keys(recent)
+                    .rebuild_step(step)
                     .build()
             })
             .collect();

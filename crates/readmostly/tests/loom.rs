@@ -861,3 +861,56 @@ fn reads_racing_reader_promotion() {
         assert_eq!(contents(&map), [(1, 10), (2, 20)]);
     });
 }
+
+// --------------------------------------------------------------- rebuild in steps
+
+/// A dirty-table rebuild in steps of one entry, half done. Keys 1 and 2 are in the read
+/// table, key 1 deleted; new key 3 started the rebuild, which visited one of the two
+/// entries (which one depends on the bucket order). One thread inserts new key 4, whose
+/// step visits the other entry (expunging key 1's, or copying key 2's); the other thread
+/// stores key 1 again (lock-free if its entry is still deleted, through the unexpunge
+/// path if the rebuild got there first) and removes key 2 (lock-free either way). Every
+/// order must end with {1: 11, 3: 30, 4: 40}, and the promotion that finishes the
+/// rebuild and the next rebuild must keep it. With `AtMost(1)` the insert of key 4
+/// finds the recent table full and promotes instead, finishing the rebuild under the
+/// other thread's feet.
+#[test]
+fn stores_racing_rebuild_step() {
+    model_each_recent("stores_racing_rebuild_step", |swap, recent| {
+        let map = Arc::new(
+            SyncMap::builder()
+                .hasher(BuildHasherDefault::default())
+                .promotion(Promotion::DirtyLen)
+                .recent_keys(recent)
+                .rebuild_step(1)
+                .build(),
+        );
+        assert!(!map.insert(1, 10));
+        assert!(!map.insert(2, 20));
+        map.promote();
+        assert!(map.remove(&1));
+        assert!(!map.insert(3, 30));
+        let s = map.stats();
+        assert_eq!(
+            (s.rebuild_copied + s.expunged, s.longest_rebuild_step),
+            (1, 1)
+        );
+        let (m1, m2) = (map.clone(), map.clone());
+        let (new_key, (prev1, removed2)) = race(
+            swap,
+            move || m1.pin().insert(4, 40).copied(),
+            move || {
+                let m = m2.pin();
+                (m.insert(1, 11).copied(), m.remove(&2).copied())
+            },
+        );
+        assert_eq!((new_key, prev1, removed2), (None, None, Some(20)));
+        assert_eq!(contents(&map), [(1, 11), (3, 30), (4, 40)]);
+        map.promote();
+        assert_eq!(map.stats().dirty_len, None);
+        assert_eq!(contents(&map), [(1, 11), (3, 30), (4, 40)]);
+        assert!(!map.insert(5, 50));
+        map.promote();
+        assert_eq!(contents(&map), [(1, 11), (3, 30), (4, 40), (5, 50)]);
+    });
+}

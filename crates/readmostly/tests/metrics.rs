@@ -162,6 +162,10 @@ fn prometheus_scrape_reports_map_statistics() {
         value(r#"readmostly_recent_len{map="orders"}"#),
         orders_stats.recent_len as f64
     );
+    assert_eq!(
+        value(r#"readmostly_longest_rebuild_step{map="orders"}"#),
+        orders_stats.longest_rebuild_step as f64
+    );
     assert!(
         body.contains("# TYPE readmostly_hits_total counter"),
         "{body}"

@@ -544,7 +544,19 @@ fn build<K: Hash + Eq, V>(promotion: Promotion, recent: u8) -> SyncMap<K, V> {
     SyncMap::builder()
         .promotion(promotion)
         .recent_keys(recent_keys(recent))
+        .rebuild_step(rebuild_step(recent))
         .build()
+}
+
+/// The rebuild step the models run with (paired with the recent-table setting): one
+/// entry per locked operation (partly rebuilt dirty tables most of the time), two, and
+/// the default.
+fn rebuild_step(choice: u8) -> usize {
+    match choice % 3 {
+        0 => 1,
+        1 => 2,
+        _ => readmostly::SyncMap::<u8, u8>::new().rebuild_step(),
+    }
 }
 
 /// The recent-table settings the models run with: the default, Go's behaviour, and a

@@ -57,12 +57,21 @@ use shuttle::{Config, Runner};
 
 type Map = SyncMap<u64, u64, BuildHasherDefault<DefaultHasher>>;
 
+/// A map for one schedule. Half the schedules (picked by the schedule's random
+/// generator) rebuild the dirty table one entry per locked operation, so that the races
+/// also run against half-done rebuilds; the others rebuild it at once (Go's way).
 fn new_map(promotion: Promotion, recent: RecentKeys) -> Arc<Map> {
+    let step = if thread_rng().next_u64() % 2 == 0 {
+        1
+    } else {
+        usize::MAX
+    };
     Arc::new(
         SyncMap::builder()
             .hasher(BuildHasherDefault::default())
             .promotion(promotion)
             .recent_keys(recent)
+            .rebuild_step(step)
             .build(),
     )
 }

@@ -9,7 +9,8 @@ use super::{BenchMap, Handle, Hasher, Value};
 
 /// `SyncMap<u64, V, S>` with the default promotion rule; `STATS = false` turns hit
 /// counting off (the `syncmap-nostats` map, which measures what statistics cost reads);
-/// `RECENT = false` turns the recent table off (the `syncmap-go` map: Go's design).
+/// `RECENT = false` turns the recent table off and rebuilds the dirty table in one go
+/// (the `syncmap-go` map: Go's design).
 pub struct SyncMapAdapter<V, S, const STATS: bool = true, const RECENT: bool = true> {
     pub(crate) map: SyncMap<u64, V, S>,
 }
@@ -31,15 +32,19 @@ impl<V: Value, S: Hasher, const STATS: bool, const RECENT: bool> BenchMap
 
     fn build(hasher: S) -> Self {
         SyncMapAdapter {
-            map: SyncMap::builder()
-                .hasher(hasher)
-                .hit_statistics(STATS)
-                .recent_keys(if RECENT {
-                    RecentKeys::Auto
-                } else {
-                    RecentKeys::Off
-                })
-                .build(),
+            map: if RECENT {
+                SyncMap::builder()
+                    .hasher(hasher)
+                    .hit_statistics(STATS)
+                    .build()
+            } else {
+                SyncMap::builder()
+                    .hasher(hasher)
+                    .hit_statistics(STATS)
+                    .recent_keys(RecentKeys::Off)
+                    .rebuild_step(usize::MAX)
+                    .build()
+            },
         }
     }
 

@@ -21,20 +21,30 @@
 //! * `dirty`: behind the mutex `mu`, an optional table of entry pointers that holds
 //!   every non-expunged entry of the read table plus the keys added since the last
 //!   promotion, the `misses` counter, and the list of entries expunged by the last rebuild.
+//!   The dirty table is rebuilt from the read table (Go's lazy copy) *incrementally*:
+//!   the first new key after a promotion creates it empty and starts a [`Rebuild`]
+//!   cursor over the read table's buckets; that operation and every later one that
+//!   takes `mu` to insert a new key or count a miss copies (or expunges) at most
+//!   `rebuild_step` more entries, and a promotion finishes whatever is left. So the
+//!   longest pause an operation sees is bounded by the step, not by the map's size
+//!   (except a promotion that arrives before the rebuild is done).
 //! * [`Entry`]: shared by both tables; see [`entry`] for its state machine.
 //!
 //! # Invariants (all under `mu`)
 //!
 //! 1. `read.amended` ⇒ `dirty.table.is_some()`, and so does a non-empty recent table.
 //! 6. Every entry in the recent table is in the dirty table (it was inserted into both
-//!    at once, is never expunged — only rebuilds expunge, and they run while the recent
-//!    table is empty — and a dirty-only key is detached only when it is in no read-side
-//!    table). Entries of the dirty table that are in neither read-side table exist only
+//!    at once, is never expunged — only rebuilds expunge, they start while the recent
+//!    table is empty and visit only the main table — and a dirty-only key is detached
+//!    only when it is in no read-side table). Entries of the dirty table that are in neither read-side table exist only
 //!    while `read.amended` is set.
-//! 2. When `dirty.table` is `Some`, every entry of the read table is either in the
-//!    dirty table or expunged, and the expunged ones are exactly `dirty.expunged`.
-//! 3. When `dirty.table` is `None`, the read table holds no expunged entry and
-//!    `dirty.expunged` is empty.
+//! 2. When `dirty.table` is `Some`, every entry of the read table is in the dirty
+//!    table, or expunged (the expunged ones are exactly `dirty.expunged`), or not yet
+//!    visited by the rebuild (`dirty.rebuild`: buckets at or after its cursor); an
+//!    unvisited entry is not expunged and in no other table. A promotion finishes the
+//!    rebuild before it publishes the dirty table.
+//! 3. When `dirty.table` is `None`, the read table holds no expunged entry,
+//!    `dirty.expunged` is empty and no rebuild is in progress.
 //! 4. The dirty table never holds an expunged entry.
 //! 5. An entry reachable from no table is expunged, and is retired exactly once: by
 //!    the promotion that drops the read table holding it, by `remove` of a dirty-only
@@ -84,6 +94,10 @@ use crate::stats::{table_bytes, LockedCounters, Stats, Stripes};
 use crate::sync::{lock, AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Mutex, MutexGuard};
 
 type EntryPtr<K, V> = NonNull<Entry<K, V>>;
+
+/// Default for `Builder::rebuild_step`: read-table entries one operation copies into the
+/// dirty table while it is being rebuilt (a few microseconds of work).
+pub(crate) const DEFAULT_REBUILD_STEP: usize = 256;
 
 /// The read table: an immutable hash table plus the insert-only recent table.
 struct ReadTable<K, V> {
@@ -347,7 +361,31 @@ struct Dirty<K, V> {
     recent_lookups_base: u64,
     /// Entries expunged by the last rebuild (still in the read table, not in `table`).
     expunged: Vec<EntryPtr<K, V>>,
+    /// The rebuild of `table` from the read table, while it is in progress.
+    rebuild: Option<Rebuild>,
     counters: LockedCounters,
+}
+
+/// Progress of an incremental rebuild of the dirty table from the published read table
+/// (invariant 2). The read table is immutable and replaced only under `mu` by a
+/// promotion (which finishes the rebuild first) or `clear` (which abandons it), so a
+/// bucket index stays meaningful across lock releases.
+#[derive(Debug, Clone, Copy)]
+struct Rebuild {
+    /// The first bucket of the read table's hash table not visited yet.
+    next_bucket: usize,
+    /// Entries visited so far (copied or expunged).
+    visited: usize,
+}
+
+impl<K, V> Dirty<K, V> {
+    /// The dirty table's size once its rebuild (if any) is finished: entries copied so
+    /// far plus the read table's entries not visited yet. `None` without a dirty table.
+    fn len(&self, read: &ReadTable<K, V>) -> Option<usize> {
+        let copied = self.table.as_ref()?.len();
+        let unvisited = self.rebuild.map_or(0, |r| read.table.len() - r.visited);
+        Some(copied + unvisited)
+    }
 }
 
 /// Finds `key` in a table of entry pointers.
@@ -440,6 +478,9 @@ pub(crate) struct RawMap<K, V> {
     promotion: Promotion,
     /// How large each read table's recent table is.
     recent: RecentKeys,
+    /// How many read-table entries one operation visits at most while the dirty table
+    /// is being rebuilt (at least 1).
+    rebuild_step: usize,
     /// Whether lock-free lookups count hits (the only statistic on the read path).
     count_hits: bool,
     /// Declared last: dropped after `Drop::drop` freed the live structures; the last map
@@ -464,6 +505,7 @@ impl<K, V> RawMap<K, V> {
         collector: Arc<Collector>,
         stripes: usize,
         count_hits: bool,
+        rebuild_step: usize,
     ) -> Self {
         let read = ReadTable::new(HashTable::new(), recent);
         RawMap {
@@ -473,11 +515,13 @@ impl<K, V> RawMap<K, V> {
                 misses: 0,
                 recent_lookups_base: 0,
                 expunged: Vec::new(),
+                rebuild: None,
                 counters: LockedCounters::default(),
             }),
             stripes: Stripes::new(stripes),
             promotion,
             recent,
+            rebuild_step: rebuild_step.max(1),
             count_hits,
             collector,
         }
@@ -489,6 +533,10 @@ impl<K, V> RawMap<K, V> {
 
     pub(crate) fn recent_keys(&self) -> RecentKeys {
         self.recent
+    }
+
+    pub(crate) fn rebuild_step(&self) -> usize {
+        self.rebuild_step
     }
 
     /// Present keys (approximate while writers run).
@@ -536,7 +584,18 @@ impl<K, V> Drop for RawMap<K, V> {
         let mut dirty = self.lock();
         match dirty.table.take() {
             Some(table) => {
-                // Invariant 2: read entries are in the dirty table or in `expunged`.
+                // Invariant 2: read entries are in the dirty table, in `expunged`, or
+                // not yet visited by the rebuild (and then in the read table only).
+                if let Some(r) = dirty.rebuild.take() {
+                    // SAFETY: `read` is the live published table; we have exclusive access.
+                    let read = unsafe { &*read };
+                    for i in r.next_bucket..read.table.num_buckets() {
+                        if let Some(&e) = read.table.get_bucket(i) {
+                            // SAFETY: live, in no other table, and visited once here.
+                            unsafe { free_entry(e) };
+                        }
+                    }
+                }
                 // Check the list first: an entry on it that was unexpunged since is in
                 // the dirty table and is freed there.
                 for e in std::mem::take(&mut dirty.expunged) {
@@ -787,7 +846,9 @@ where
     #[inline(never)]
     fn promote_if_due(&self) {
         let mut dirty = self.map.lock();
-        let Some(len) = dirty.table.as_ref().map(HashTable::len) else {
+        let read = self.read();
+        self.rebuild_step_locked(&mut dirty, read, self.map.rebuild_step);
+        let Some(len) = dirty.len(read) else {
             return;
         };
         let recent = self
@@ -832,7 +893,9 @@ where
     fn miss_locked(&self, dirty: &mut Dirty<K, V>) {
         dirty.misses += 1;
         dirty.counters.misses += 1;
-        let Some(len) = dirty.table.as_ref().map(HashTable::len) else {
+        let read = self.read();
+        self.rebuild_step_locked(dirty, read, self.map.rebuild_step);
+        let Some(len) = dirty.len(read) else {
             return;
         };
         if self.map.promotion.should_promote(dirty.misses, len) {
@@ -844,6 +907,9 @@ where
     #[cold]
     #[inline(never)]
     fn promote_locked(&self, dirty: &mut Dirty<K, V>) {
+        // Invariant 2: the dirty table must hold every live read entry before it replaces
+        // the read table.
+        self.rebuild_step_locked(dirty, self.read(), usize::MAX);
         let Some(table) = dirty.table.take() else {
             return;
         };
@@ -876,29 +942,77 @@ where
         self.guard.flush();
     }
 
-    /// Builds the dirty table from the read table if there is none (the lazy copy),
-    /// expunging deleted entries on the way.
+    /// Starts rebuilding the dirty table from the read table if there is none (Go's
+    /// lazy copy, done in steps), then takes one step.
     #[cold]
     #[inline(never)]
-    fn rebuild_dirty_locked(&self, dirty: &mut Dirty<K, V>, read: &ReadTable<K, V>) {
-        if dirty.table.is_some() {
-            return;
-        }
+    fn start_rebuild_locked(&self, dirty: &mut Dirty<K, V>, read: &ReadTable<K, V>) {
         debug_assert!(dirty.expunged.is_empty(), "invariant 3");
+        debug_assert!(dirty.rebuild.is_none(), "invariant 3");
         debug_assert!(read.recent.len() == 0, "invariants 1 and 6");
-        let mut table = HashTable::with_capacity(read.table.len());
-        for &e in read.table.iter() {
-            // SAFETY: entries of the published read table are live (invariant 5).
-            if unsafe { e.as_ref() }.try_expunge_locked(self.guard) {
-                dirty.expunged.push(e);
-            } else {
-                insert_entry(&mut table, e);
-            }
-        }
+        dirty.table = Some(HashTable::with_capacity(read.table.len()));
+        dirty.rebuild = Some(Rebuild {
+            next_bucket: 0,
+            visited: 0,
+        });
         dirty.counters.rebuilds += 1;
-        dirty.counters.rebuild_copied += table.len() as u64;
-        dirty.counters.expunged += dirty.expunged.len() as u64;
-        dirty.table = Some(table);
+        self.rebuild_step_locked(dirty, read, self.map.rebuild_step);
+    }
+
+    /// If a rebuild is in progress, visits up to `budget` more entries of the read table
+    /// (and at most 16 × `budget` buckets, so a sparse table cannot make a step long),
+    /// copying each into the dirty table or expunging it if deleted.
+    fn rebuild_step_locked(&self, dirty: &mut Dirty<K, V>, read: &ReadTable<K, V>, budget: usize) {
+        let Some(mut cursor) = dirty.rebuild else {
+            return;
+        };
+        self.rebuild_step_cold(dirty, read, budget, &mut cursor);
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn rebuild_step_cold(
+        &self,
+        dirty: &mut Dirty<K, V>,
+        read: &ReadTable<K, V>,
+        budget: usize,
+        cursor: &mut Rebuild,
+    ) {
+        let Dirty {
+            table,
+            expunged,
+            counters,
+            rebuild,
+            ..
+        } = dirty;
+        let table = table
+            .as_mut()
+            .expect("invariant 3: a rebuild implies a dirty table");
+        let buckets = read.table.num_buckets();
+        let last = cursor
+            .next_bucket
+            .saturating_add(budget.saturating_mul(16))
+            .min(buckets);
+        let (mut copied, mut newly_expunged) = (0usize, 0usize);
+        while copied + newly_expunged < budget && cursor.next_bucket < last {
+            if let Some(&e) = read.table.get_bucket(cursor.next_bucket) {
+                // SAFETY: entries of the published read table are live (invariant 5).
+                if unsafe { e.as_ref() }.try_expunge_locked(self.guard) {
+                    expunged.push(e);
+                    newly_expunged += 1;
+                } else {
+                    insert_entry(table, e);
+                    copied += 1;
+                }
+            }
+            cursor.next_bucket += 1;
+        }
+        let visited = copied + newly_expunged;
+        cursor.visited += visited;
+        counters.rebuild_copied += copied as u64;
+        counters.expunged += newly_expunged as u64;
+        counters.longest_rebuild_step = counters.longest_rebuild_step.max(visited as u64);
+        *rebuild = (cursor.next_bucket < buckets).then_some(*cursor);
     }
 
     /// Adds a new entry to the dirty table (rebuilding it first if needed).
@@ -910,13 +1024,17 @@ where
         key: K,
         value: V,
     ) -> *mut V {
-        self.rebuild_dirty_locked(dirty, read);
+        if dirty.table.is_none() {
+            self.start_rebuild_locked(dirty, read);
+        } else {
+            self.rebuild_step_locked(dirty, read, self.map.rebuild_step);
+        }
         let (e, p) = Entry::alloc(hash, key, value);
         insert_entry(
             dirty
                 .table
                 .as_mut()
-                .expect("the dirty table was just rebuilt if missing"),
+                .expect("the dirty table was just created if missing"),
             e,
         );
         dirty.counters.new_keys += 1;
@@ -1257,8 +1375,17 @@ where
         };
         match dirty.table.take() {
             Some(table) => {
-                // Invariant 2. Entries still expunged are in the old read table only;
-                // check them before detaching the dirty ones (which expunges those).
+                // Invariant 2. Entries the rebuild has not visited are in the old read
+                // table only.
+                if let Some(r) = dirty.rebuild.take() {
+                    // SAFETY: `old` was published; we hold a guard, so it is live.
+                    let old = unsafe { &*old };
+                    (r.next_bucket..old.table.num_buckets())
+                        .filter_map(|i| old.table.get_bucket(i).copied())
+                        .for_each(&mut detach);
+                }
+                // Entries still expunged are in the old read table only; check them
+                // before detaching the dirty ones (which expunges those).
                 for e in std::mem::take(&mut dirty.expunged) {
                     // SAFETY: live until retired (invariant 5).
                     if unsafe { e.as_ref() }.is_expunged(self.guard) {
@@ -1289,7 +1416,7 @@ where
             dirty.counters,
             read.table.len(),
             read.recent.len(),
-            dirty.table.as_ref().map(HashTable::len),
+            dirty.len(read),
             std::mem::size_of::<V>(),
             std::mem::size_of::<Entry<K, V>>(),
         )
