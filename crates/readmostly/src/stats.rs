@@ -266,6 +266,9 @@ pub struct Stats {
     /// most [`Builder::rebuild_step`](crate::Builder::rebuild_step) unless a promotion
     /// had to finish a rebuild (see there).
     pub longest_rebuild_step: u64,
+    /// Read-table entries the rebuild in progress has not visited yet (0 when no
+    /// rebuild is in progress).
+    pub rebuild_pending: usize,
     /// Inserts of keys absent from both tables (each needs the lock and an entry).
     pub new_keys: u64,
     /// Values of present keys replaced (`insert` of a present key, successful
@@ -320,6 +323,7 @@ impl Stats {
             rebuild_copied: c.rebuild_copied,
             expunged: c.expunged,
             longest_rebuild_step: c.longest_rebuild_step,
+            rebuild_pending: 0,
             new_keys: c.new_keys,
             overwrites: striped.overwrites,
             removes: striped.removes,
@@ -402,6 +406,7 @@ impl Stats {
         self.rebuild_copied += other.rebuild_copied;
         self.expunged += other.expunged;
         self.longest_rebuild_step = self.longest_rebuild_step.max(other.longest_rebuild_step);
+        self.rebuild_pending += other.rebuild_pending;
         self.new_keys += other.new_keys;
         self.overwrites = self.overwrites.wrapping_add(other.overwrites);
         self.removes += other.removes;
@@ -495,8 +500,12 @@ impl fmt::Display for Stats {
         )?;
         writeln!(
             f,
-            "dirty rebuilds  {} ({} entries copied, {} expunged; longest step {} entries)",
-            self.dirty_rebuilds, self.rebuild_copied, self.expunged, self.longest_rebuild_step
+            "dirty rebuilds  {} ({} entries copied, {} expunged; longest step {} entries, {} to go)",
+            self.dirty_rebuilds,
+            self.rebuild_copied,
+            self.expunged,
+            self.longest_rebuild_step,
+            self.rebuild_pending
         )?;
         write!(
             f,

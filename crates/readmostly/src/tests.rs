@@ -335,6 +335,7 @@ fn incremental_rebuild() {
         assert_eq!(s.rebuild_copied + s.expunged, 2);
         // What is left to copy counts, what was expunged does not.
         assert_eq!(s.dirty_len, Some((n + 1 - s.expunged) as usize));
+        assert_eq!(s.rebuild_pending, n as usize - 2);
         // Keys the rebuild has not visited: overwrite, delete, revive.
         {
             let m = map.pin();
@@ -372,7 +373,7 @@ fn incremental_rebuild() {
                 assert!(left > 2, "the rebuild is still in progress");
                 map.promote();
                 let s = map.stats();
-                assert_eq!(s.dirty_len, None);
+                assert_eq!((s.dirty_len, s.rebuild_pending), (None, 0));
                 // The promotion visited what was left of the table in one go.
                 assert_eq!(s.rebuild_copied + s.expunged, n);
                 assert_eq!(s.longest_rebuild_step, left);

@@ -1411,7 +1411,7 @@ where
     pub(crate) fn stats(&self) -> Stats {
         let dirty = self.map.lock();
         let read = self.read();
-        Stats::from_parts(
+        let mut stats = Stats::from_parts(
             self.map.stripes.totals(),
             dirty.counters,
             read.table.len(),
@@ -1419,6 +1419,8 @@ where
             dirty.len(read),
             std::mem::size_of::<V>(),
             std::mem::size_of::<Entry<K, V>>(),
-        )
+        );
+        stats.rebuild_pending = dirty.rebuild.map_or(0, |r| read.table.len() - r.visited);
+        stats
     }
 }

@@ -1,0 +1,157 @@
+//! The longest pause a write sees because of the dirty-table rebuild, with the rebuild
+//! done in one go (Go's way, `rebuild_step(usize::MAX)`) and in bounded steps (the
+//! default, 256 entries).
+//!
+//! ```text
+//! cargo run --release -p readmostly --example rebuild_pause                 # 64 Ki and 1 Mi keys
+//! cargo run --release -p readmostly --example rebuild_pause -- --keys 4Mi --cycles 3
+//! ```
+//!
+//! Each cycle: promote a map of `keys` keys (a third of them deleted, so the rebuild has
+//! entries to expunge too), then insert new keys one at a time, timing each insert, until
+//! the rebuild the first one started has finished (`Stats::rebuild_pending` is 0). Reports, per setting, the
+//! slowest insert, the 99.9th percentile, the mean, and the longest step in entries from
+//! `Stats::longest_rebuild_step`. Single-threaded: what is measured is the work one
+//! operation does while holding the lock, which every other writer (and, with
+//! `RecentKeys::Off`, every reader of a new key) waits for.
+
+use std::time::Instant;
+
+use readmostly::SyncMap;
+
+struct Args {
+    keys: Vec<u64>,
+    cycles: usize,
+}
+
+fn parse() -> Result<Args, String> {
+    let mut args = Args {
+        keys: vec![1 << 16, 1 << 20],
+        cycles: 5,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
+        match flag.as_str() {
+            "--keys" => {
+                args.keys = value("--keys")?
+                    .split(',')
+                    .map(count)
+                    .collect::<Result<_, _>>()?
+            }
+            "--cycles" => args.cycles = count(&value("--cycles")?)?.max(1) as usize,
+            "-h" | "--help" => {
+                return Err("usage: rebuild_pause [--keys N[,N...]] [--cycles N]".into())
+            }
+            other => return Err(format!("unknown argument {other} (try --help)")),
+        }
+    }
+    if args.keys.contains(&0) {
+        return Err("--keys must be positive".into());
+    }
+    Ok(args)
+}
+
+/// `65536`, `64Ki`, `1Mi`.
+fn count(s: &str) -> Result<u64, String> {
+    let (digits, scale) = match s.strip_suffix("Ki") {
+        Some(d) => (d, 1 << 10),
+        None => match s.strip_suffix("Mi") {
+            Some(d) => (d, 1 << 20),
+            None => (s, 1),
+        },
+    };
+    digits
+        .replace('_', "")
+        .parse::<u64>()
+        .map(|n| n * scale)
+        .map_err(|_| format!("not a count: {s}"))
+}
+
+struct Outcome {
+    worst_ns: u64,
+    p999_ns: u64,
+    mean_ns: f64,
+    inserts: usize,
+    longest_step: u64,
+}
+
+fn measure(keys: u64, step: usize, cycles: usize) -> Outcome {
+    let map: SyncMap<u64, u64> = SyncMap::builder().rebuild_step(step).build();
+    for k in 0..keys {
+        map.insert(k, k);
+    }
+    // Let the rebuild the bulk load left half done finish in steps, so that the
+    // promotion below does not finish it in one go (`longest_rebuild_step` keeps the
+    // maximum over the map's life).
+    let mut next = keys;
+    while map.stats().rebuild_pending > 0 {
+        map.insert(next, next);
+        next += 1;
+    }
+    let mut times = Vec::new();
+    for cycle in 0..cycles as u64 {
+        // Bring back the third deleted last cycle, delete another third: the next
+        // rebuild expunges as well as copies.
+        for k in (0..keys).filter(|k| k % 3 == (cycle + 2) % 3) {
+            map.insert(k, k);
+        }
+        for k in (0..keys).filter(|k| k % 3 == cycle % 3) {
+            map.remove(&k);
+        }
+        map.promote();
+        // New keys, timed one by one, until the rebuild they start has finished.
+        loop {
+            let start = Instant::now();
+            map.insert(next, next);
+            times.push(start.elapsed().as_nanos() as u64);
+            next += 1;
+            if map.stats().rebuild_pending == 0 {
+                break;
+            }
+        }
+    }
+    let longest_step = map.stats().longest_rebuild_step;
+    let inserts = times.len();
+    let mean_ns = times.iter().sum::<u64>() as f64 / inserts as f64;
+    times.sort_unstable();
+    Outcome {
+        worst_ns: *times.last().unwrap_or(&0),
+        p999_ns: times[(inserts * 999 / 1000).min(inserts - 1)],
+        mean_ns,
+        inserts,
+        longest_step,
+    }
+}
+
+fn main() {
+    let args = match parse() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("rebuild_pause: {e}");
+            std::process::exit(2);
+        }
+    };
+    println!(
+        "{:>9} {:>12} {:>9} {:>12} {:>12} {:>10} {:>14}",
+        "keys", "step", "inserts", "worst", "p99.9", "mean", "longest step"
+    );
+    for &keys in &args.keys {
+        for step in [usize::MAX, 256] {
+            let o = measure(keys, step, args.cycles);
+            let step = if step == usize::MAX {
+                "all (Go)".to_string()
+            } else {
+                step.to_string()
+            };
+            println!(
+                "{keys:>9} {step:>12} {:>9} {:>9.1} µs {:>9.1} µs {:>7.0} ns {:>8} entries",
+                o.inserts,
+                o.worst_ns as f64 / 1e3,
+                o.p999_ns as f64 / 1e3,
+                o.mean_ns,
+                o.longest_step
+            );
+        }
+    }
+}
