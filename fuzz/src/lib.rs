@@ -52,9 +52,9 @@ impl Rule {
     pub fn rebuild_step(self) -> usize {
         match self {
             Rule::DirtyLen => 1,
-            Rule::EveryMiss => 256,
+            Rule::EveryMiss => 64,
             Rule::AfterMisses(n) if n / 24 % 2 == 0 => 1,
-            Rule::AfterMisses(_) => 256,
+            Rule::AfterMisses(_) => 64,
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The longest pause a write sees because of the dirty-table rebuild, with the rebuild
 //! done in one go (Go's way, `rebuild_step(usize::MAX)`) and in bounded steps (the
-//! default, 256 entries).
+//! default, 64 entries).
 //!
 //! ```text
 //! cargo run --release -p readmostly --example rebuild_pause                 # 64 Ki and 1 Mi keys
@@ -137,7 +137,7 @@ fn main() {
         "keys", "step", "inserts", "worst", "p99.9", "mean", "longest step"
     );
     for &keys in &args.keys {
-        for step in [usize::MAX, 256] {
+        for step in [usize::MAX, SyncMap::<u8, u8>::new().rebuild_step()] {
             let o = measure(keys, step, args.cycles);
             let step = if step == usize::MAX {
                 "all (Go)".to_string()

@@ -54,7 +54,7 @@
 //! *promotion*, see [`Promotion`]). The next new key starts rebuilding the dirty table
 //! by copying the read table's live entries, turning deleted entries into *expunged*
 //! ones that the next promotion drops for good. Go copies the whole table in that one
-//! insert; here the copy advances a bounded step (256 entries by default, see
+//! insert; here the copy advances a bounded step (64 entries by default, see
 //! [`Builder::rebuild_step`]) per operation that takes the lock, so no single insert
 //! pauses for the map's whole size. With [`RecentKeys::Off`] the map is Go's
 //! `sync.Map`: a lookup that misses the read table while the dirty table holds newer

@@ -336,7 +336,7 @@ impl<K, V, S, R> ShardedBuilder<K, V, S, R> {
     }
 
     /// How many read-table entries one operation copies while a shard's dirty table is
-    /// rebuilt (default 256). See [`Builder::rebuild_step`](crate::Builder::rebuild_step).
+    /// rebuilt (default 64). See [`Builder::rebuild_step`](crate::Builder::rebuild_step).
     ///
     /// ```
     /// let map: readmostly::ShardedMap<u8, u8> =
@@ -503,7 +503,7 @@ impl<K, V, S, R> ShardedMap<K, V, S, R> {
     ///
     /// ```
     /// let map: readmostly::ShardedMap<u8, u8> = readmostly::ShardedMap::new();
-    /// assert_eq!(map.rebuild_step(), 256);
+    /// assert_eq!(map.rebuild_step(), 64);
     /// ```
     pub fn rebuild_step(&self) -> usize {
         self.shards[0].raw.rebuild_step()

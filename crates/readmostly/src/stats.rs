@@ -240,7 +240,9 @@ pub struct Stats {
     /// Lookups that missed the main hash table and consulted the read table's recent
     /// table (keys added since the last promotion) without the lock, whether they found
     /// the key there or not. They count towards the promotion rule like
-    /// [`misses`](Self::misses). Approximate under concurrency, like `hits`.
+    /// [`misses`](Self::misses) (a quarter of a miss each under the default
+    /// [`Promotion::DirtyLen`](crate::Promotion::DirtyLen)). Approximate under
+    /// concurrency, like `hits`.
     pub recent_lookups: u64,
     /// Operations that missed the read table and consulted the dirty table under the
     /// lock (the seed's `misses`: lookups, and `get_or_insert`/`remove` of keys only the

@@ -283,6 +283,34 @@ fn recent_lookups_drive_promotion() {
     assert_eq!(map.stats().hits, 1);
 }
 
+/// With the default rule, lookups the recent table answers count a quarter of a miss
+/// each: the dirty table (`len` entries) is promoted after `4 × len` of them, checked
+/// every 64 per thread.
+#[test]
+fn recent_lookups_count_a_quarter_under_dirty_len() {
+    let map: SyncMap<u64, u64> = SyncMap::new();
+    let n = 100u64;
+    for k in 0..n {
+        map.insert(k, k);
+    }
+    map.promote();
+    map.insert(n, n); // dirty table: n + 1 entries; key n in the recent table
+    let dirty = map.stats().dirty_len.unwrap() as u64;
+    let before = map.stats().promotions;
+    // Absent keys: each lookup misses the main table and probes the recent table.
+    let mut lookups = 0;
+    while map.stats().promotions == before {
+        assert!(!map.contains_key(&(1_000_000 + lookups)));
+        lookups += 1;
+        assert!(
+            lookups <= 8 * dirty,
+            "no promotion after {lookups} recent lookups"
+        );
+    }
+    // Promoted at the first check (every 64) at or past 4 × the dirty table's size.
+    assert_eq!(lookups, (4 * dirty).div_ceil(64) * 64);
+}
+
 #[test]
 #[cfg_attr(miri, ignore = "allocates 32 MiB of recent slots")]
 fn huge_recent_limit_is_clamped() {

@@ -97,7 +97,7 @@ type EntryPtr<K, V> = NonNull<Entry<K, V>>;
 
 /// Default for `Builder::rebuild_step`: read-table entries one operation copies into the
 /// dirty table while it is being rebuilt (a few microseconds of work).
-pub(crate) const DEFAULT_REBUILD_STEP: usize = 256;
+pub(crate) const DEFAULT_REBUILD_STEP: usize = 64;
 
 /// The read table: an immutable hash table plus the insert-only recent table.
 struct ReadTable<K, V> {
@@ -856,6 +856,7 @@ where
             .stripes
             .recent_lookups()
             .wrapping_sub(dirty.recent_lookups_base);
+        let recent = self.map.promotion.weigh_recent_lookups(recent);
         let misses = dirty
             .misses
             .saturating_add(usize::try_from(recent).unwrap_or(usize::MAX));
