@@ -63,9 +63,13 @@ impl Promotion {
     /// For [`DirtyLen`](Self::DirtyLen), a quarter each: the rule balances the cost of the
     /// rebuild a promotion brings (about one entry copy per dirty entry) against what the
     /// misses cost, and a lookup the recent table answers costs one extra probe of a small
-    /// array, not a lock: roughly a quarter of an entry copy. Counting them in full made
-    /// churning maps promote (and rebuild) about four times as often as the probes cost.
-    /// The explicit rules count every lookup as a miss.
+    /// array, not a lock. Counted in full they made churning maps promote and rebuild
+    /// far more often (churn10 in `readmostly-bench` at 2 threads: ~80 promotions a second
+    /// against one at a quarter, and about twice the throughput). The price:
+    /// deleted entries and recent slots wait longer for the rebuild that drops them — a
+    /// sliding window of keys (`tests/soak.rs`) holds about a third more memory per live
+    /// key (~450 bytes against ~330, tables and garbage included). The explicit rules
+    /// count every lookup as a miss.
     pub(crate) fn weigh_recent_lookups(self, recent: u64) -> u64 {
         match self {
             Promotion::DirtyLen => recent / 4,
