@@ -36,7 +36,8 @@
 //! 6. Every entry in the recent table is in the dirty table (it was inserted into both
 //!    at once, is never expunged — only rebuilds expunge, they start while the recent
 //!    table is empty and visit only the main table — and a dirty-only key is detached
-//!    only when it is in no read-side table). Entries of the dirty table that are in neither read-side table exist only
+//!    only when it is in no read-side table). Entries of the dirty table that are in
+//!    neither read-side table exist only
 //!    while `read.amended` is set.
 //! 2. When `dirty.table` is `Some`, every entry of the read table is in the dirty
 //!    table, or expunged (the expunged ones are exactly `dirty.expunged`), or not yet
@@ -964,10 +965,9 @@ where
     /// (and at most 16 × `budget` buckets, so a sparse table cannot make a step long),
     /// copying each into the dirty table or expunging it if deleted.
     fn rebuild_step_locked(&self, dirty: &mut Dirty<K, V>, read: &ReadTable<K, V>, budget: usize) {
-        let Some(mut cursor) = dirty.rebuild else {
-            return;
-        };
-        self.rebuild_step_cold(dirty, read, budget, &mut cursor);
+        if let Some(cursor) = dirty.rebuild {
+            self.rebuild_step_cold(dirty, read, budget, cursor);
+        }
     }
 
     #[cold]
@@ -977,7 +977,7 @@ where
         dirty: &mut Dirty<K, V>,
         read: &ReadTable<K, V>,
         budget: usize,
-        cursor: &mut Rebuild,
+        mut cursor: Rebuild,
     ) {
         let Dirty {
             table,
@@ -1013,7 +1013,7 @@ where
         counters.rebuild_copied += copied as u64;
         counters.expunged += newly_expunged as u64;
         counters.longest_rebuild_step = counters.longest_rebuild_step.max(visited as u64);
-        *rebuild = (cursor.next_bucket < buckets).then_some(*cursor);
+        *rebuild = (cursor.next_bucket < buckets).then_some(cursor);
     }
 
     /// Adds a new entry to the dirty table (rebuilding it first if needed).
