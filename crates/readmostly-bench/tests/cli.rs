@@ -396,7 +396,10 @@ fn advise_recommends_with_reasons() {
     assert!(o.status.success(), "{}", stderr(&o));
     let text = stdout(&o);
     assert!(text.contains("Recommendation: Use "), "{text}");
-    assert!(text.contains("new-key rate is high"), "{text}");
+    // The new-key rate is a reason whichever map wins (the wording depends on whether a
+    // readmostly map or a peer came out ahead, which this tiny noisy run cannot fix).
+    assert!(text.contains("new-key rate is"), "{text}");
+    assert!(text.contains("2.5 % of operations"), "{text}");
     for m in ["syncmap", "scc-hashmap", "dashmap"] {
         assert!(text.contains(m));
     }
