@@ -60,6 +60,20 @@ fn bump(counter: &AtomicU64) -> u64 {
     n
 }
 
+/// A stripe's hit counter (a std atomic even under loom, like every statistic).
+pub(crate) type HitCounter = AtomicU64;
+
+/// Counts a read answered from the read table on a counter from
+/// [`Stripes::hit_counter`].
+///
+/// A plain load + store rather than `fetch_add`: a locked read-modify-write costs as much
+/// as a quarter of a cached lookup. Two threads that share a stripe can lose an
+/// increment, so the hit count is approximate (exact with one thread per stripe).
+#[inline]
+pub(crate) fn count_hit(counter: &HitCounter) {
+    bump(counter);
+}
+
 impl Stripes {
     /// `n` stripes, rounded up to a power of two (at least one).
     pub(crate) fn new(n: usize) -> Self {
@@ -81,14 +95,11 @@ impl Stripes {
         unsafe { self.stripes.get_unchecked(i) }
     }
 
-    /// Counts a read answered from the read table.
-    ///
-    /// A plain load + store rather than `fetch_add`: a locked read-modify-write costs as
-    /// much as a quarter of a cached lookup. Two threads that share a stripe can lose an
-    /// increment, so the hit count is approximate (exact with one thread per stripe).
+    /// The hit counter of `thread`'s stripe, for [`count_hit`]: a handle looks it up once
+    /// and then counts each hit with one increment.
     #[inline]
-    pub(crate) fn hit(&self, thread: usize) {
-        bump(&self.stripe(thread).hits);
+    pub(crate) fn hit_counter(&self, thread: usize) -> &HitCounter {
+        &self.stripe(thread).hits
     }
 
     /// Counts a lookup that consulted the recent table; returns the stripe's new count

@@ -425,3 +425,34 @@ fn incremental_rebuild() {
         );
     }
 }
+
+#[test]
+fn hits_count_through_long_lived_and_per_call_handles() {
+    for counted in [true, false] {
+        let map: SyncMap<u64, u64> = SyncMap::builder().hit_statistics(counted).build();
+        for k in 0..8 {
+            map.insert(k, k);
+        }
+        map.promote();
+        let base = map.stats().hits;
+        // A handle looks its thread's counter up once and then counts every hit on it.
+        let m = map.pin();
+        for k in 0..100 {
+            assert_eq!(m.get(&(k % 8)), Some(&(k % 8)));
+        }
+        // Counted as they happen, not when the handle drops.
+        assert_eq!(map.stats().hits - base, if counted { 100 } else { 0 });
+        drop(m);
+        let owned = map.pin_owned();
+        for k in 0..10 {
+            // 8 and 9 are absent: answered by the read table too, as nothing was added.
+            assert_eq!(owned.contains_key(&k), k < 8);
+        }
+        drop(owned);
+        for k in 0..50 {
+            assert_eq!(map.get_cloned(&(k % 8)), Some(k % 8));
+        }
+        let expected = if counted { 100 + 10 + 50 } else { 0 };
+        assert_eq!(map.stats().hits - base, expected, "counted: {counted}");
+    }
+}

@@ -60,22 +60,26 @@ pub(crate) fn expunged<V>() -> *mut V {
 
 /// A key and its value slot. See the module docs for the state machine.
 ///
-/// `repr(C)`: the reclaimer of the inline value finds the entry from the value's address.
+/// `repr(C)`: the reclaimer of the inline value finds the entry from the value's address,
+/// and the fields a lookup reads (key, slot, inline value) come first and together, so
+/// they share a cache line more often: with 16-byte-aligned blocks, a `u64 → u64` lookup
+/// reads bytes 0..24 of the block, which cross a line boundary for one block in four
+/// (bytes 8..40 with the hash first: one in two).
 #[repr(C)]
 pub(crate) struct Entry<K, V> {
-    /// The key's hash under the map's hasher, so tables can be rebuilt and resized
-    /// without calling user `Hash` code (and without any chance of it panicking).
-    pub(crate) hash: u64,
     /// The key. Immutable for the entry's lifetime.
     pub(crate) key: K,
     /// The value slot: present / deleted / expunged.
     value: AtomicPtr<V>,
-    /// Owners of the allocation (see "Inline first value"): starts at 2. A std atomic even
-    /// under loom and shuttle: it is only touched by reclaimers, which they do not model.
-    owners: AtomicUsize,
     /// The first value. Initialised at allocation; dropped in place (once) by
     /// [`reclaim_inline`] or by the map's `Drop`, never by the entry's own drop.
     inline: UnsafeCell<MaybeUninit<V>>,
+    /// The key's hash under the map's hasher, so tables can be rebuilt and resized
+    /// without calling user `Hash` code (and without any chance of it panicking).
+    pub(crate) hash: u64,
+    /// Owners of the allocation (see "Inline first value"): starts at 2. A std atomic even
+    /// under loom and shuttle: it is only touched by reclaimers, which they do not model.
+    owners: AtomicUsize,
 }
 
 /// What a [`Entry::try_load_or_store`] attempt did.

@@ -91,7 +91,7 @@ use hashbrown::HashTable;
 use self::entry::{is_value, reclaim_entry, reclaim_inline_value, Entry, LoadOrStore};
 use self::reclaim::{boxed, Collector, Guard};
 use crate::map::{Promotion, RecentKeys};
-use crate::stats::{table_bytes, LockedCounters, Stats, Stripes};
+use crate::stats::{count_hit, table_bytes, HitCounter, LockedCounters, Stats, Stripes};
 use crate::sync::{lock, AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Mutex, MutexGuard};
 
 type EntryPtr<K, V> = NonNull<Entry<K, V>>;
@@ -557,11 +557,42 @@ impl<K, V> RawMap<K, V> {
     /// public types only ever pair a map with a guard of its own collector).
     #[inline]
     pub(crate) fn bind<'a, G: Guard>(&'a self, guard: &'a G) -> RawRef<'a, K, V, G> {
+        self.check_collector(guard);
+        RawRef {
+            map: self,
+            guard,
+            hits: self.hit_counter(guard),
+        }
+    }
+
+    /// Pairs a guard of this map's collector with the map for a handle that serves many
+    /// operations: the collector check and the hit-counter lookup happen once, here.
+    #[inline]
+    pub(crate) fn pin_with<G: Guard>(&self, guard: G) -> Pinned<'_, K, V, G> {
+        self.check_collector(&guard);
+        Pinned {
+            map: self,
+            hits: self.hit_counter(&guard),
+            guard,
+        }
+    }
+
+    /// Panics unless `guard` comes from this map's collector (what every `unsafe` block
+    /// that relies on the guard's protection assumes).
+    #[inline]
+    fn check_collector<G: Guard>(&self, guard: &G) {
         assert!(
             std::ptr::eq(guard.collector(), &*self.collector),
             "guard from another collector"
         );
-        RawRef { map: self, guard }
+    }
+
+    /// The counter that hits through `guard` go to: its thread's stripe, or `None` if
+    /// the map does not count hits.
+    #[inline]
+    pub(crate) fn hit_counter<G: Guard>(&self, guard: &G) -> Option<&HitCounter> {
+        self.count_hits
+            .then(|| self.stripes.hit_counter(guard.thread_id()))
     }
 
     fn lock(&self) -> MutexGuard<'_, Dirty<K, V>> {
@@ -632,6 +663,28 @@ impl<K, V> Drop for RawMap<K, V> {
 pub(crate) struct RawRef<'a, K, V, G> {
     map: &'a RawMap<K, V>,
     guard: &'a G,
+    /// The hit counter of the guard's thread stripe; `None` when hits are not counted.
+    hits: Option<&'a HitCounter>,
+}
+
+/// A guard checked once against its map (by [`RawMap::pin_with`]), with the map and its
+/// thread's hit counter: [`Pinned::raw`] binds them per operation at no cost.
+pub(crate) struct Pinned<'m, K, V, G> {
+    map: &'m RawMap<K, V>,
+    guard: G,
+    hits: Option<&'m HitCounter>,
+}
+
+impl<K, V, G: Guard> Pinned<'_, K, V, G> {
+    /// The map bound to our guard.
+    #[inline]
+    pub(crate) fn raw(&self) -> RawRef<'_, K, V, G> {
+        RawRef {
+            map: self.map,
+            guard: &self.guard,
+            hits: self.hits,
+        }
+    }
 }
 
 /// Iterator over the read table snapshot taken by [`RawRef::iter`]: the main table's
@@ -793,8 +846,8 @@ where
     /// Counts a lookup answered from the read table (unless disabled).
     #[inline]
     fn hit(&self) {
-        if self.map.count_hits {
-            self.map.stripes.hit(self.thread());
+        if let Some(counter) = self.hits {
+            count_hit(counter);
         }
     }
 
