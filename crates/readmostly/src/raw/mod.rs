@@ -852,7 +852,7 @@ where
     }
 
     /// The entry for `key` (in any state), consulting the dirty table on a read miss.
-    #[inline]
+    #[inline(always)]
     fn find_entry<Q>(&self, hash: u64, key: &Q) -> Option<&'a Entry<K, V>>
     where
         K: Borrow<Q>,
@@ -863,6 +863,22 @@ where
             self.hit();
             return Some(e);
         }
+        self.find_entry_miss(read, hash, key)
+    }
+
+    /// [`find_entry`](Self::find_entry) after a miss of the main table: out of line, so
+    /// that the hit path inlined into every caller stays small.
+    #[inline(never)]
+    fn find_entry_miss<Q>(
+        &self,
+        read: &'a ReadTable<K, V>,
+        hash: u64,
+        key: &Q,
+    ) -> Option<&'a Entry<K, V>>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Eq,
+    {
         let counted = read.recent.len() > 0;
         if counted {
             // A miss of the main table that the recent table answers, either way.
@@ -1127,6 +1143,7 @@ where
 
     // ---------------------------------------------------------------- operations
 
+    #[inline(always)]
     pub(crate) fn get<Q>(&self, hash: u64, key: &Q) -> Option<&'a V>
     where
         K: Borrow<Q>,
