@@ -173,8 +173,10 @@
 //! * [`SyncMap::stats`] / [`ShardedMap::stats`] return [`Stats`]: lock-free hits, slow
 //!   reads, misses, promotions, dirty rebuilds and the entries they copied, expunged
 //!   entries, new keys, overwrites, removes, table sizes and retired memory. Counters on
-//!   the hot paths are striped per thread (approximate while writers run); the read path
-//!   does no more than it did without them. `Display` prints a one-screen summary.
+//!   the hot paths are striped per thread (approximate while writers run); a read
+//!   answered by the read table adds one increment of its thread's stripe (looked up
+//!   once per handle; [`Builder::hit_statistics`] turns it off). `Display` prints a
+//!   one-screen summary.
 //! * [`monitor::MissVelocityMonitor`] implements the seed's miss-velocity alert (misses
 //!   per second over 10 s sampled every 5 s; `WARN` at `base × (1 + 0.3 × write_ratio) +
 //!   120`, `CRIT` at 1.5×, base learned as the P95 of steady state), and
