@@ -538,7 +538,7 @@ where
     pub fn pin(&self) -> MapRef<'_, K, V, S, LocalGuard<'_>> {
         MapRef {
             map: self,
-            pinned: self.raw.pin_with(self.raw.collector().enter()),
+            pinned: self.raw.pin(),
         }
     }
 
@@ -558,7 +558,7 @@ where
     pub fn pin_owned(&self) -> MapRef<'_, K, V, S, OwnedGuard<'_>> {
         MapRef {
             map: self,
-            pinned: self.raw.pin_with(self.raw.collector().enter_owned()),
+            pinned: self.raw.pin_owned(),
         }
     }
 

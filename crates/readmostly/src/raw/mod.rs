@@ -89,7 +89,7 @@ use std::sync::Arc;
 use hashbrown::HashTable;
 
 use self::entry::{is_value, reclaim_entry, reclaim_inline_value, Entry, LoadOrStore};
-use self::reclaim::{boxed, Collector, Guard};
+use self::reclaim::{boxed, Collector, Guard, LocalGuard, OwnedGuard};
 use crate::map::{Promotion, RecentKeys};
 use crate::stats::{count_hit, table_bytes, HitCounter, LockedCounters, Stats, Stripes};
 use crate::sync::{lock, AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Mutex, MutexGuard};
@@ -565,11 +565,24 @@ impl<K, V> RawMap<K, V> {
         }
     }
 
-    /// Pairs a guard of this map's collector with the map for a handle that serves many
-    /// operations: the collector check and the hit-counter lookup happen once, here.
+    /// Enters this map's collector for a handle that serves many operations; the
+    /// hit-counter lookup happens once, here.
     #[inline]
-    pub(crate) fn pin_with<G: Guard>(&self, guard: G) -> Pinned<'_, K, V, G> {
-        self.check_collector(&guard);
+    pub(crate) fn pin(&self) -> Pinned<'_, K, V, LocalGuard<'_>> {
+        // Our own collector's guard: no check needed.
+        self.pinned(self.collector.enter())
+    }
+
+    /// Like [`pin`](Self::pin), with a guard that is `Send` and `Sync`.
+    #[inline]
+    pub(crate) fn pin_owned(&self) -> Pinned<'_, K, V, OwnedGuard<'_>> {
+        self.pinned(self.collector.enter_owned())
+    }
+
+    /// Pairs `guard`, which the caller took from this map's collector, with the map.
+    #[inline]
+    fn pinned<'m, G: Guard>(&'m self, guard: G) -> Pinned<'m, K, V, G> {
+        debug_assert!(std::ptr::eq(guard.collector(), &*self.collector));
         Pinned {
             map: self,
             hits: self.hit_counter(&guard),
@@ -667,8 +680,9 @@ pub(crate) struct RawRef<'a, K, V, G> {
     hits: Option<&'a HitCounter>,
 }
 
-/// A guard checked once against its map (by [`RawMap::pin_with`]), with the map and its
-/// thread's hit counter: [`Pinned::raw`] binds them per operation at no cost.
+/// A guard of its map's collector (from [`RawMap::pin`] or [`RawMap::pin_owned`]), with
+/// the map and its thread's hit counter: [`Pinned::raw`] binds them per operation at no
+/// cost.
 pub(crate) struct Pinned<'m, K, V, G> {
     map: &'m RawMap<K, V>,
     guard: G,
