@@ -52,10 +52,9 @@ pub trait Router<Q: ?Sized>: private::Sealed {
 /// Routes each key by its hash (the default): keys spread evenly over the shards.
 ///
 /// The shard is taken from bits 32 and up of the key's hash. The tables inside each
-/// shard (hashbrown) use the low bits for the bucket index and the top 7 bits as the
-/// control tag, so bits 32..48 are independent of both for any table smaller than 2³²
-/// buckets: all keys of one shard still spread over its whole table and keep distinct
-/// tags. (Routing by the low bits would leave each shard's table using only a
+/// shard use the low bits for the bucket index and the top 7 bits as the slot tag, so
+/// bits 32..48 are independent of both for any table smaller than 2³² buckets: all keys
+/// of one shard still spread over its whole table and keep distinct tags. (Routing by the low bits would leave each shard's table using only a
 /// `1 / shards` slice of its buckets' index bits.)
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ByHash;

@@ -201,26 +201,6 @@ impl LockedCounters {
     }
 }
 
-/// Estimated heap bytes of a hashbrown table of pointers with `capacity` (buckets of one
-/// pointer plus one control byte, a group of trailing control bytes), plus `header`
-/// bytes for the box that holds it.
-pub(crate) fn table_bytes(capacity: usize, header: usize) -> u64 {
-    const GROUP: usize = 16;
-    let buckets = if capacity == 0 {
-        0
-    } else if capacity < 8 {
-        (capacity + 1).next_power_of_two()
-    } else {
-        (capacity.saturating_mul(8) / 7).next_power_of_two()
-    };
-    let data = if buckets == 0 {
-        0
-    } else {
-        buckets * (std::mem::size_of::<usize>() + 1) + GROUP
-    };
-    (data + header) as u64
-}
-
 /// A snapshot of a map's statistics, from [`SyncMap::stats`](crate::SyncMap::stats) or
 /// [`ShardedMap::stats`](crate::ShardedMap::stats).
 ///

@@ -23,7 +23,7 @@
 //!   promotion, the `misses` counter, and the list of entries expunged by the last rebuild.
 //!   The dirty table is rebuilt from the read table (Go's lazy copy) *incrementally*:
 //!   the first new key after a promotion creates it empty and starts a [`Rebuild`]
-//!   cursor over the read table's buckets; that operation and every later one that
+//!   cursor over the read table's slots; that operation and every later one that
 //!   takes `mu` to insert a new key or count a miss copies (or expunges) at most
 //!   `rebuild_step` more entries, and a promotion finishes whatever is left. So the
 //!   longest pause an operation sees is bounded by the step, not by the map's size
@@ -41,7 +41,7 @@
 //!    while `read.amended` is set.
 //! 2. When `dirty.table` is `Some`, every entry of the read table is in the dirty
 //!    table, or expunged (the expunged ones are exactly `dirty.expunged`), or not yet
-//!    visited by the rebuild (`dirty.rebuild`: buckets at or after its cursor); an
+//!    visited by the rebuild (`dirty.rebuild`: slots at or after its cursor); an
 //!    unvisited entry is not expunged and in no other table. A promotion finishes the
 //!    rebuild before it publishes the dirty table.
 //! 3. When `dirty.table` is `None`, the read table holds no expunged entry,
@@ -80,18 +80,18 @@
 
 mod entry;
 pub(crate) mod reclaim;
+mod table;
 
 use std::borrow::Borrow;
 use std::ptr::NonNull;
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 use std::sync::Arc;
 
-use hashbrown::HashTable;
-
 use self::entry::{is_value, reclaim_entry, reclaim_inline_value, Entry, LoadOrStore};
 use self::reclaim::{boxed, Collector, Guard, LocalGuard, OwnedGuard};
+use self::table::Table;
 use crate::map::{Promotion, RecentKeys};
-use crate::stats::{count_hit, table_bytes, HitCounter, LockedCounters, Stats, Stripes};
+use crate::stats::{count_hit, HitCounter, LockedCounters, Stats, Stripes};
 use crate::sync::{lock, AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Mutex, MutexGuard};
 
 type EntryPtr<K, V> = NonNull<Entry<K, V>>;
@@ -103,7 +103,7 @@ pub(crate) const DEFAULT_REBUILD_STEP: usize = 64;
 /// The read table: an immutable hash table plus the insert-only recent table.
 struct ReadTable<K, V> {
     /// Entry pointers, keyed by `Entry::hash`. Never modified after publication.
-    table: HashTable<EntryPtr<K, V>>,
+    table: Table<EntryPtr<K, V>>,
     /// Entries of keys added since this table was published (see [`Recent`]).
     recent: Recent<K, V>,
     /// Whether the dirty table holds keys that neither `table` nor `recent` holds. Set
@@ -114,11 +114,11 @@ struct ReadTable<K, V> {
 impl<K, V> ReadTable<K, V> {
     /// Estimated bytes of this table (for the `retired_bytes` statistic).
     fn bytes(&self) -> u64 {
-        table_bytes(self.table.capacity(), std::mem::size_of::<Self>())
+        (self.table.heap_bytes() + std::mem::size_of::<Self>()) as u64
             + std::mem::size_of_val(self.recent.slots()) as u64
     }
 
-    fn new(table: HashTable<EntryPtr<K, V>>, recent: RecentKeys) -> *mut Self {
+    fn new(table: Table<EntryPtr<K, V>>, recent: RecentKeys) -> *mut Self {
         let recent = Recent::new(recent, table.len());
         Box::into_raw(Box::new(ReadTable {
             table,
@@ -354,7 +354,7 @@ impl<K, V> Recent<K, V> {
 /// State protected by `mu`.
 struct Dirty<K, V> {
     /// The dirty table; `None` right after a promotion until the next new key.
-    table: Option<HashTable<EntryPtr<K, V>>>,
+    table: Option<Table<EntryPtr<K, V>>>,
     /// Lookups that consulted the dirty table since the last promotion.
     misses: usize,
     /// The striped recent-table hit total at the last promotion (misses answered by the
@@ -370,11 +370,11 @@ struct Dirty<K, V> {
 /// Progress of an incremental rebuild of the dirty table from the published read table
 /// (invariant 2). The read table is immutable and replaced only under `mu` by a
 /// promotion (which finishes the rebuild first) or `clear` (which abandons it), so a
-/// bucket index stays meaningful across lock releases.
+/// slot index stays meaningful across lock releases.
 #[derive(Debug, Clone, Copy)]
 struct Rebuild {
-    /// The first bucket of the read table's hash table not visited yet.
-    next_bucket: usize,
+    /// The first slot of the read table's hash table not visited yet.
+    next_slot: usize,
     /// Entries visited so far (copied or expunged).
     visited: usize,
 }
@@ -391,7 +391,7 @@ impl<K, V> Dirty<K, V> {
 
 /// Finds `key` in a table of entry pointers.
 #[inline]
-fn find<K, V, Q>(table: &HashTable<EntryPtr<K, V>>, hash: u64, key: &Q) -> Option<EntryPtr<K, V>>
+fn find<K, V, Q>(table: &Table<EntryPtr<K, V>>, hash: u64, key: &Q) -> Option<EntryPtr<K, V>>
 where
     K: Borrow<Q>,
     Q: ?Sized + Eq,
@@ -403,7 +403,7 @@ where
     table.find(hash, |e| entry(e).key.borrow() == key).copied()
 }
 
-fn insert_entry<K, V>(table: &mut HashTable<EntryPtr<K, V>>, e: EntryPtr<K, V>) {
+fn insert_entry<K, V>(table: &mut Table<EntryPtr<K, V>>, e: EntryPtr<K, V>) {
     // SAFETY: as in `find`: `e` and the entries in `table` are live (caller holds `mu`).
     let hash = unsafe { e.as_ref() }.hash;
     // SAFETY: as above.
@@ -508,7 +508,7 @@ impl<K, V> RawMap<K, V> {
         count_hits: bool,
         rebuild_step: usize,
     ) -> Self {
-        let read = ReadTable::new(HashTable::new(), recent);
+        let read = ReadTable::new(Table::new(), recent);
         RawMap {
             read: AtomicPtr::new(read),
             dirty: Mutex::new(Dirty {
@@ -634,8 +634,8 @@ impl<K, V> Drop for RawMap<K, V> {
                 if let Some(r) = dirty.rebuild.take() {
                     // SAFETY: `read` is the live published table; we have exclusive access.
                     let read = unsafe { &*read };
-                    for i in r.next_bucket..read.table.num_buckets() {
-                        if let Some(&e) = read.table.get_bucket(i) {
+                    for i in r.next_slot..read.table.num_slots() {
+                        if let Some(&e) = read.table.get_slot(i) {
                             // SAFETY: live, in no other table, and visited once here.
                             unsafe { free_entry(e) };
                         }
@@ -652,7 +652,7 @@ impl<K, V> Drop for RawMap<K, V> {
                         unsafe { free_entry(e) };
                     }
                 }
-                for e in table {
+                for &e in table.iter() {
                     // SAFETY: each dirty entry appears once in the dirty table.
                     unsafe { free_entry(e) };
                 }
@@ -704,7 +704,7 @@ impl<K, V, G: Guard> Pinned<'_, K, V, G> {
 /// Iterator over the read table snapshot taken by [`RawRef::iter`]: the main table's
 /// entries, then the recent table's (a key is in one or the other, never both).
 pub(crate) struct RawIter<'g, K, V, G> {
-    entries: hashbrown::hash_table::Iter<'g, EntryPtr<K, V>>,
+    entries: table::Iter<'g, EntryPtr<K, V>>,
     recent: std::slice::Iter<'g, RecentSlot<K, V>>,
     guard: &'g G,
 }
@@ -783,7 +783,7 @@ where
     #[inline]
     fn find_in<Q>(
         &self,
-        table: &HashTable<EntryPtr<K, V>>,
+        table: &Table<EntryPtr<K, V>>,
         hash: u64,
         key: &Q,
     ) -> Option<&'a Entry<K, V>>
@@ -1035,9 +1035,9 @@ where
         debug_assert!(dirty.expunged.is_empty(), "invariant 3");
         debug_assert!(dirty.rebuild.is_none(), "invariant 3");
         debug_assert!(read.recent.len() == 0, "invariants 1 and 6");
-        dirty.table = Some(HashTable::with_capacity(read.table.len()));
+        dirty.table = Some(Table::with_capacity(read.table.len()));
         dirty.rebuild = Some(Rebuild {
-            next_bucket: 0,
+            next_slot: 0,
             visited: 0,
         });
         dirty.counters.rebuilds += 1;
@@ -1045,7 +1045,7 @@ where
     }
 
     /// If a rebuild is in progress, visits up to `budget` more entries of the read table
-    /// (and at most 16 × `budget` buckets, so a sparse table cannot make a step long),
+    /// (and at most 16 × `budget` slots, so a sparse table cannot make a step long),
     /// copying each into the dirty table or expunging it if deleted.
     fn rebuild_step_locked(&self, dirty: &mut Dirty<K, V>, read: &ReadTable<K, V>, budget: usize) {
         if let Some(cursor) = dirty.rebuild {
@@ -1072,14 +1072,14 @@ where
         let table = table
             .as_mut()
             .expect("invariant 3: a rebuild implies a dirty table");
-        let buckets = read.table.num_buckets();
+        let slots = read.table.num_slots();
         let last = cursor
-            .next_bucket
+            .next_slot
             .saturating_add(budget.saturating_mul(16))
-            .min(buckets);
+            .min(slots);
         let (mut copied, mut newly_expunged) = (0usize, 0usize);
-        while copied + newly_expunged < budget && cursor.next_bucket < last {
-            if let Some(&e) = read.table.get_bucket(cursor.next_bucket) {
+        while copied + newly_expunged < budget && cursor.next_slot < last {
+            if let Some(&e) = read.table.get_slot(cursor.next_slot) {
                 // SAFETY: entries of the published read table are live (invariant 5).
                 if unsafe { e.as_ref() }.try_expunge_locked(self.guard) {
                     expunged.push(e);
@@ -1089,14 +1089,14 @@ where
                     copied += 1;
                 }
             }
-            cursor.next_bucket += 1;
+            cursor.next_slot += 1;
         }
         let visited = copied + newly_expunged;
         cursor.visited += visited;
         counters.rebuild_copied += copied as u64;
         counters.expunged += newly_expunged as u64;
         counters.longest_rebuild_step = counters.longest_rebuild_step.max(visited as u64);
-        *rebuild = (cursor.next_bucket < buckets).then_some(cursor);
+        *rebuild = (cursor.next_slot < slots).then_some(cursor);
     }
 
     /// Adds a new entry to the dirty table (rebuilding it first if needed).
@@ -1304,9 +1304,7 @@ where
         }
         let detached = dirty.table.as_mut().and_then(|t| {
             // SAFETY: as in `find`.
-            t.find_entry(hash, |e| unsafe { e.as_ref() }.key.borrow() == key)
-                .ok()
-                .map(|o| o.remove().0)
+            t.remove(hash, |e| unsafe { e.as_ref() }.key.borrow() == key)
         });
         self.miss_locked(&mut dirty);
         let e = detached?;
@@ -1441,7 +1439,7 @@ where
         let mut dirty = self.map.lock();
         // AcqRel: Release publishes the empty table; Acquire pairs with the publication
         // of the old one, whose entries we walk below (also ordered by `mu`).
-        let new = ReadTable::new(HashTable::new(), self.map.recent);
+        let new = ReadTable::new(Table::new(), self.map.recent);
         let old = self.map.read.swap(new, AcqRel);
         // SAFETY: as in `promote_locked`.
         let old_bytes = unsafe { &*old }.bytes();
@@ -1465,8 +1463,8 @@ where
                 if let Some(r) = dirty.rebuild.take() {
                     // SAFETY: `old` was published; we hold a guard, so it is live.
                     let old = unsafe { &*old };
-                    (r.next_bucket..old.table.num_buckets())
-                        .filter_map(|i| old.table.get_bucket(i).copied())
+                    (r.next_slot..old.table.num_slots())
+                        .filter_map(|i| old.table.get_slot(i).copied())
                         .for_each(&mut detach);
                 }
                 // Entries still expunged are in the old read table only; check them
@@ -1477,7 +1475,7 @@ where
                         detach(e);
                     }
                 }
-                table.into_iter().for_each(&mut detach);
+                table.iter().copied().for_each(&mut detach);
             }
             // SAFETY: `old` was published; we hold a guard, so it is live.
             None => unsafe { &*old }.table.iter().copied().for_each(&mut detach),

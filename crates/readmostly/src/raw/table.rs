@@ -1,0 +1,417 @@
+//! The hash table behind the read and dirty tables: entry pointers in 64-byte buckets of
+//! seven slots, so that a lookup reads one cache line of table (tags and pointers side by
+//! side) before it reads the entry. A Swiss table (hashbrown) keeps its control bytes and
+//! its buckets in separate arrays: two cache lines per lookup.
+//!
+//! Layout: a power-of-two number of buckets, each `#[repr(C, align(64))]` with
+//!
+//! * `tags[0..7]`: one byte per slot, `0` for an empty slot, otherwise the top seven bits
+//!   of the item's hash with the high bit set (so never `0`);
+//! * `tags[7]`: the bucket's *overflow count*: how many stored items probed past this
+//!   bucket because it was full when they were inserted (saturating at 255, after which
+//!   it is never decremented);
+//! * `slots`: seven `Option<T>` (for `T = NonNull<_>`, eight bytes each).
+//!
+//! An item's home bucket is `hash & mask`; insertion probes linearly from there to the
+//! first bucket with an empty slot, incrementing the overflow count of every full bucket
+//! it passes. A lookup compares the searched tag with all seven tags at once (SWAR on one
+//! `u64`), checks the candidates, and stops at the first bucket whose overflow count is
+//! zero: no item whose probe passed through it lies further on. Removal clears the slot
+//! and decrements the overflow counts along the removed item's probe path. (The scheme
+//! is the one of Facebook's F14 tables; the code here is ours.)
+//!
+//! At most [`LOAD`] of the seven slots per bucket are used on average before the table
+//! doubles, which is about hashbrown's 7/8 maximum load. Only safe code: the tables are
+//! read lock-free only while immutable (the published read table), and mutated only
+//! under the map's mutex (the dirty table), so no atomics are needed here.
+
+use std::fmt;
+
+/// Slots per bucket.
+const SLOTS: usize = 7;
+/// Items per bucket, on average, before the table grows (6 / 7 ≈ 86 % of slots).
+const LOAD: usize = 6;
+/// One in each byte.
+const LO: u64 = 0x0101_0101_0101_0101;
+/// The low seven bits of each byte.
+const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+/// The high bit of each of the seven tag bytes (byte 7 is the overflow count).
+const TAG_HIGH: u64 = 0x0080_8080_8080_8080;
+
+/// The tag of a hash: its top seven bits, high bit set.
+#[inline]
+fn tag(hash: u64) -> u8 {
+    (hash >> 57) as u8 | 0x80
+}
+
+/// High bit set in each of the seven tag bytes of `x` that is zero; exact (no false
+/// positives from borrows, unlike the shorter `(x - LO) & !x` trick).
+#[inline]
+fn zero_tags(x: u64) -> u64 {
+    !(((x & LOW7) + LOW7) | x | LOW7) & TAG_HIGH
+}
+
+/// Candidate slots for a lookup: high bit set in each of the seven tag bytes of `x` that
+/// is zero, and possibly in a byte just above a zero byte that is 1 (a borrow: the short
+/// trick's false positive). Lookups check candidates lowest first and compare keys, so a
+/// false positive can only cost a key comparison after a tag collision below it; never
+/// use this to find empty slots.
+#[inline]
+fn candidate_tags(x: u64) -> u64 {
+    x.wrapping_sub(LO) & !x & TAG_HIGH
+}
+
+/// Slot index of the lowest bit set in a [`zero_tags`] mask.
+#[inline]
+fn first_slot(mask: u64) -> usize {
+    (mask.trailing_zeros() / 8) as usize
+}
+
+#[repr(C, align(64))]
+#[derive(Clone, Copy)]
+struct Bucket<T> {
+    tags: [u8; 8],
+    slots: [Option<T>; SLOTS],
+}
+
+impl<T: Copy> Bucket<T> {
+    const EMPTY: Self = Bucket {
+        tags: [0; 8],
+        slots: [None; SLOTS],
+    };
+
+    #[inline]
+    fn tag_word(&self) -> u64 {
+        u64::from_le_bytes(self.tags)
+    }
+
+    #[inline]
+    fn overflow(&self) -> u8 {
+        self.tags[SLOTS]
+    }
+}
+
+// A bucket of pointers is one cache line.
+const _: () = assert!(std::mem::size_of::<Bucket<std::ptr::NonNull<u8>>>() == 64);
+
+/// A hash table of `Copy` items (entry pointers) whose hashes the caller supplies: on
+/// insert and lookup, and through a closure when the table grows.
+pub(crate) struct Table<T> {
+    buckets: Box<[Bucket<T>]>,
+    /// `buckets.len() - 1`.
+    mask: usize,
+    len: usize,
+}
+
+impl<T: Copy> Table<T> {
+    /// An empty table (one bucket: lookups need no emptiness check).
+    pub(crate) fn new() -> Self {
+        Self::with_capacity(0)
+    }
+
+    /// A table that holds `capacity` items without growing.
+    pub(crate) fn with_capacity(capacity: usize) -> Self {
+        let buckets = capacity.div_ceil(LOAD).max(1).next_power_of_two();
+        Table {
+            buckets: vec![Bucket::EMPTY; buckets].into_boxed_slice(),
+            mask: buckets - 1,
+            len: 0,
+        }
+    }
+
+    /// Items stored.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Items the table holds before it grows.
+    pub(crate) fn capacity(&self) -> usize {
+        self.buckets.len() * LOAD
+    }
+
+    /// Heap bytes of the bucket array.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        std::mem::size_of_val::<[Bucket<T>]>(&self.buckets)
+    }
+
+    /// The item with hash `hash` for which `eq` holds.
+    #[inline]
+    pub(crate) fn find(&self, hash: u64, mut eq: impl FnMut(&T) -> bool) -> Option<&T> {
+        let wanted = u64::from(tag(hash)) * LO;
+        let mut i = hash as usize & self.mask;
+        loop {
+            let bucket = &self.buckets[i];
+            let mut matches = candidate_tags(bucket.tag_word() ^ wanted);
+            while matches != 0 {
+                if let Some(item) = &bucket.slots[first_slot(matches)] {
+                    if eq(item) {
+                        return Some(item);
+                    }
+                }
+                matches &= matches - 1;
+            }
+            if bucket.overflow() == 0 {
+                return None;
+            }
+            i = (i + 1) & self.mask;
+        }
+    }
+
+    /// Where the item with hash `hash` for which `eq` holds is: (bucket, slot).
+    fn position(&self, hash: u64, mut eq: impl FnMut(&T) -> bool) -> Option<(usize, usize)> {
+        let wanted = u64::from(tag(hash)) * LO;
+        let mut i = hash as usize & self.mask;
+        loop {
+            let bucket = &self.buckets[i];
+            let mut matches = candidate_tags(bucket.tag_word() ^ wanted);
+            while matches != 0 {
+                let slot = first_slot(matches);
+                if bucket.slots[slot].as_ref().is_some_and(&mut eq) {
+                    return Some((i, slot));
+                }
+                matches &= matches - 1;
+            }
+            if bucket.overflow() == 0 {
+                return None;
+            }
+            i = (i + 1) & self.mask;
+        }
+    }
+
+    /// Inserts an item the table does not hold (the caller checked), growing the table
+    /// (rehashing every item through `hasher`) if it is at capacity.
+    pub(crate) fn insert_unique(&mut self, hash: u64, item: T, hasher: impl Fn(&T) -> u64) {
+        if self.len == self.capacity() {
+            self.grow(hasher);
+        }
+        self.place(hash, item);
+        self.len += 1;
+    }
+
+    /// Puts `item` into the first free slot on its probe path. The table has a free slot
+    /// (`len < capacity <= 7 × buckets`).
+    fn place(&mut self, hash: u64, item: T) {
+        let mut i = hash as usize & self.mask;
+        loop {
+            let bucket = &mut self.buckets[i];
+            let free = zero_tags(bucket.tag_word());
+            if free != 0 {
+                let slot = first_slot(free);
+                bucket.tags[slot] = tag(hash);
+                bucket.slots[slot] = Some(item);
+                return;
+            }
+            bucket.tags[SLOTS] = bucket.tags[SLOTS].saturating_add(1);
+            i = (i + 1) & self.mask;
+        }
+    }
+
+    fn grow(&mut self, hasher: impl Fn(&T) -> u64) {
+        let mut bigger = Self::with_capacity(self.capacity() * 2);
+        for &item in self.iter() {
+            bigger.place(hasher(&item), item);
+        }
+        bigger.len = self.len;
+        *self = bigger;
+    }
+
+    /// Removes and returns the item with hash `hash` for which `eq` holds.
+    pub(crate) fn remove(&mut self, hash: u64, eq: impl FnMut(&T) -> bool) -> Option<T> {
+        let (at, slot) = self.position(hash, eq)?;
+        let mut i = hash as usize & self.mask;
+        while i != at {
+            let overflow = &mut self.buckets[i].tags[SLOTS];
+            // A saturated count no longer knows how many items passed: it stays.
+            if *overflow != u8::MAX {
+                *overflow -= 1;
+            }
+            i = (i + 1) & self.mask;
+        }
+        let bucket = &mut self.buckets[at];
+        bucket.tags[slot] = 0;
+        self.len -= 1;
+        bucket.slots[slot].take()
+    }
+
+    /// Every item, in slot order.
+    pub(crate) fn iter(&self) -> Iter<'_, T> {
+        Iter {
+            buckets: self.buckets.iter(),
+            slots: [].iter(),
+        }
+    }
+
+    /// Number of slots: the range of [`get_slot`](Self::get_slot)'s index. Stable while
+    /// the table is not mutated (the read table never is).
+    pub(crate) fn num_slots(&self) -> usize {
+        self.buckets.len() * SLOTS
+    }
+
+    /// The item in slot `index` (`< num_slots()`), if that slot is full.
+    pub(crate) fn get_slot(&self, index: usize) -> Option<&T> {
+        self.buckets[index / SLOTS].slots[index % SLOTS].as_ref()
+    }
+}
+
+impl<T> fmt::Debug for Table<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Table")
+            .field("len", &self.len)
+            .field("buckets", &self.buckets.len())
+            .finish()
+    }
+}
+
+/// Iterator over a [`Table`]'s items.
+pub(crate) struct Iter<'a, T> {
+    buckets: std::slice::Iter<'a, Bucket<T>>,
+    slots: std::slice::Iter<'a, Option<T>>,
+}
+
+impl<'a, T> Iterator for Iter<'a, T> {
+    type Item = &'a T;
+
+    fn next(&mut self) -> Option<&'a T> {
+        loop {
+            for slot in self.slots.by_ref() {
+                if let Some(item) = slot {
+                    return Some(item);
+                }
+            }
+            self.slots = self.buckets.next()?.slots.iter();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn zero_tags_is_exact() {
+        // Every byte value in every tag position, next to bytes that cause borrows in the
+        // shorter trick.
+        for b in 0..=255u64 {
+            for pos in 0..8 {
+                for filler in [0x00, 0x01, 0x80, 0xff] {
+                    let mut word = filler * LO;
+                    word &= !(0xff << (pos * 8));
+                    word |= b << (pos * 8);
+                    let got = zero_tags(word);
+                    let want = (0..SLOTS)
+                        .filter(|&p| (word >> (p * 8)) & 0xff == 0)
+                        .fold(0, |m, p| m | 0x80 << (p * 8));
+                    assert_eq!(got, want, "word {word:#018x}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn candidate_tags_never_miss_a_zero_tag() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..100_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // Bytes drawn from {0, 1, 0x7f, 0x80, 0xff, random}, to provoke borrows.
+            let word = (0..8).fold(0u64, |w, p| {
+                let b = match (x >> (p * 5)) & 7 {
+                    0 | 1 => 0,
+                    2 => 1,
+                    3 => 0x7f,
+                    4 => 0x80,
+                    5 => 0xff,
+                    _ => (x >> (p * 8)) & 0xff,
+                };
+                w | b << (p * 8)
+            });
+            let exact = zero_tags(word);
+            assert_eq!(candidate_tags(word) & exact, exact, "word {word:#018x}");
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Insert(u16),
+        Remove(u16),
+        Find(u16),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            3 => any::<u16>().prop_map(Op::Insert),
+            2 => any::<u16>().prop_map(Op::Remove),
+            2 => any::<u16>().prop_map(Op::Find),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(if cfg!(miri) { 4 } else { 256 }))]
+
+        /// Against `HashMap` with hashes that collide a lot (few distinct home buckets
+        /// and tags), so probing, overflow counts and their saturation are exercised.
+        #[test]
+        fn behaves_like_a_map(
+            ops in prop::collection::vec(op(), 1..600),
+            bits in 0u32..6,
+            capacity in 0usize..40,
+        ) {
+            // The item is the key; its hash keeps `bits` low bits and a tag from the key.
+            let hash = move |k: u16| -> u64 {
+                (u64::from(k) & ((1 << bits) - 1)) | (u64::from(k % 3) << 57)
+            };
+            let mut table: Table<u16> = Table::with_capacity(capacity);
+            let mut model = HashMap::new();
+            for op in ops {
+                match op {
+                    Op::Insert(k) => {
+                        if model.insert(k, ()).is_none() {
+                            table.insert_unique(hash(k), k, |&k| hash(k));
+                        }
+                    }
+                    Op::Remove(k) => {
+                        let got = table.remove(hash(k), |&x| x == k);
+                        prop_assert_eq!(got, model.remove(&k).map(|()| k));
+                    }
+                    Op::Find(k) => {
+                        let got = table.find(hash(k), |&x| x == k).copied();
+                        prop_assert_eq!(got, model.contains_key(&k).then_some(k));
+                    }
+                }
+                prop_assert_eq!(table.len(), model.len());
+            }
+            let mut all: Vec<u16> = table.iter().copied().collect();
+            all.sort_unstable();
+            let mut want: Vec<u16> = model.keys().copied().collect();
+            want.sort_unstable();
+            prop_assert_eq!(&all, &want);
+            let by_slot = (0..table.num_slots()).filter_map(|i| table.get_slot(i)).count();
+            prop_assert_eq!(by_slot, want.len());
+            for k in want {
+                prop_assert_eq!(table.find(hash(k), |&x| x == k), Some(&k));
+            }
+        }
+    }
+
+    #[test]
+    fn saturated_overflow_counts_stay_correct() {
+        // 300 items with one home bucket: its overflow count saturates at 255; removing
+        // them all must still leave every remaining item findable at each step.
+        let hash = |k: u32| u64::from(k % 2) << 57;
+        let mut table: Table<u32> = Table::new();
+        for k in 0..300 {
+            table.insert_unique(hash(k), k, |&k| hash(k));
+        }
+        for k in 0..300 {
+            assert_eq!(table.remove(hash(k), |&x| x == k), Some(k));
+            for j in (k + 1..300).step_by(37) {
+                assert_eq!(table.find(hash(j), |&x| x == j), Some(&j));
+            }
+        }
+        assert_eq!(table.len(), 0);
+        assert_eq!(table.iter().count(), 0);
+    }
+}
