@@ -273,10 +273,8 @@ impl<'a, T> Iterator for Iter<'a, T> {
 
     fn next(&mut self) -> Option<&'a T> {
         loop {
-            for slot in self.slots.by_ref() {
-                if let Some(item) = slot {
-                    return Some(item);
-                }
+            if let Some(item) = self.slots.by_ref().flatten().next() {
+                return Some(item);
             }
             self.slots = self.buckets.next()?.slots.iter();
         }
