@@ -136,32 +136,20 @@ impl<T: Copy> Table<T> {
 
     /// The item with hash `hash` for which `eq` holds.
     #[inline]
-    pub(crate) fn find(&self, hash: u64, mut eq: impl FnMut(&T) -> bool) -> Option<&T> {
-        let wanted = u64::from(tag(hash)) * LO;
-        let mut i = hash as usize & self.mask;
-        loop {
-            let bucket = &self.buckets[i];
-            let mut matches = candidate_tags(bucket.tag_word() ^ wanted);
-            while matches != 0 {
-                if let Some(item) = &bucket.slots[first_slot(matches)] {
-                    if eq(item) {
-                        return Some(item);
-                    }
-                }
-                matches &= matches - 1;
-            }
-            if bucket.overflow() == 0 {
-                return None;
-            }
-            i = (i + 1) & self.mask;
-        }
+    pub(crate) fn find(&self, hash: u64, eq: impl FnMut(&T) -> bool) -> Option<&T> {
+        let (at, slot) = self.position(hash, eq)?;
+        self.buckets[at].slots[slot].as_ref()
     }
 
     /// Where the item with hash `hash` for which `eq` holds is: (bucket, slot).
+    #[inline]
     fn position(&self, hash: u64, mut eq: impl FnMut(&T) -> bool) -> Option<(usize, usize)> {
         let wanted = u64::from(tag(hash)) * LO;
         let mut i = hash as usize & self.mask;
-        loop {
+        // Visit each bucket at most once: overflow counts can be non-zero all the way
+        // round (two items displaced past each other's home buckets, everything else
+        // removed), and a lookup of an absent key would then never stop.
+        for _ in 0..self.buckets.len() {
             let bucket = &self.buckets[i];
             let mut matches = candidate_tags(bucket.tag_word() ^ wanted);
             while matches != 0 {
@@ -176,6 +164,7 @@ impl<T: Copy> Table<T> {
             }
             i = (i + 1) & self.mask;
         }
+        None
     }
 
     /// Inserts an item the table does not hold (the caller checked), growing the table
@@ -393,6 +382,39 @@ mod tests {
                 prop_assert_eq!(table.find(hash(k), |&x| x == k), Some(&k));
             }
         }
+    }
+
+    #[test]
+    fn overflow_counts_all_the_way_round_end_a_lookup() {
+        // Two buckets. Item 100 (home 0) is displaced into bucket 1 while bucket 0 is
+        // full; bucket 0 is emptied; item 200 (home 1) is displaced into bucket 0 while
+        // bucket 1 is full; bucket 1's other items are removed. Both overflow counts are
+        // now 1, so probing alone would go round forever for an absent key.
+        let hash = |k: u32| u64::from(k >= 150 || (20..30).contains(&k)) | u64::from(k % 5) << 57;
+        let mut table: Table<u32> = Table::with_capacity(12);
+        let insert = |t: &mut Table<u32>, k| t.insert_unique(hash(k), k, |&k| hash(k));
+        for k in 0..7 {
+            insert(&mut table, k);
+        }
+        insert(&mut table, 100);
+        for k in 0..7 {
+            assert_eq!(table.remove(hash(k), |&x| x == k), Some(k));
+        }
+        for k in 20..26 {
+            insert(&mut table, k);
+        }
+        insert(&mut table, 200);
+        for k in 20..26 {
+            assert_eq!(table.remove(hash(k), |&x| x == k), Some(k));
+        }
+        assert_eq!(table.buckets.len(), 2, "no growth on the way");
+        assert!(table.buckets.iter().all(|b| b.overflow() == 1));
+        for absent in [1, 21, 160] {
+            assert_eq!(table.find(hash(absent), |&x| x == absent), None);
+            assert_eq!(table.remove(hash(absent), |&x| x == absent), None);
+        }
+        assert_eq!(table.find(hash(100), |&x| x == 100), Some(&100));
+        assert_eq!(table.find(hash(200), |&x| x == 200), Some(&200));
     }
 
     #[test]
