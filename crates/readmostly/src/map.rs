@@ -322,9 +322,9 @@ impl<K, V, S> Builder<K, V, S> {
     /// each lookup it answers from the read table then costs one increment of that
     /// counter (two instructions, no shared write, no atomic read-modify-write).
     /// `readmostly-bench` measures the cost as the difference between its `syncmap`
-    /// and `syncmap-nostats` maps, the `stats_overhead` example as an interleaved A/B. With `false`,
-    /// `hits` stays 0; every other statistic is still kept (they are counted off the
-    /// read path).
+    /// and `syncmap-nostats` maps, the `stats_overhead` example as an interleaved A/B.
+    /// With `false`, `hits` stays 0; every other statistic is still kept (they are
+    /// counted off the read path).
     ///
     /// ```
     /// let map: readmostly::SyncMap<u8, u8> =
