@@ -355,15 +355,19 @@ fn incremental_rebuild() {
         for k in (0..n).step_by(3) {
             assert!(map.remove(&k));
         }
-        // The first new key starts the rebuild and copies two entries.
+        // The first new key starts the rebuild and visits at most two entries (fewer if
+        // the first 32 slots of the read table hold fewer: a step scans at most
+        // 16 × `rebuild_step` slots; rare, but it happens).
         map.insert(n, value(n));
         let s = map.stats();
         // (The first rebuild, of the empty table, ran when the map was filled.)
-        assert_eq!((s.dirty_rebuilds, s.longest_rebuild_step), (2, 2));
-        assert_eq!(s.rebuild_copied + s.expunged, 2);
+        assert_eq!(s.dirty_rebuilds, 2, "{s:?}");
+        assert!(s.longest_rebuild_step <= 2, "{s:?}");
+        let visited = s.rebuild_copied + s.expunged;
+        assert_eq!(visited, s.longest_rebuild_step, "{s:?}");
         // What is left to copy counts, what was expunged does not.
         assert_eq!(s.dirty_len, Some((n + 1 - s.expunged) as usize));
-        assert_eq!(s.rebuild_pending, n as usize - 2);
+        assert_eq!(s.rebuild_pending, (n - visited) as usize);
         // Keys the rebuild has not visited: overwrite, delete, revive.
         {
             let m = map.pin();
