@@ -16,6 +16,7 @@ set -uo pipefail
 BIN=${BIN:-device-bin/readmostly-bench}
 OUT=${OUT:-bench-out}
 BUDGET_S=${BUDGET_S:-480}
+THREADS=${THREADS:-1,2,4,8,16}
 mkdir -p "$OUT"
 start=$(date +%s)
 log() { echo "[$(($(date +%s) - start)) s] $*" | tee -a "$OUT/log.txt"; }
@@ -40,7 +41,7 @@ step() {
 
 # 1. The §3 ratio targets: read path (per call and batched), overwrites, churn.
 step targets -m syncmap,syncmap-batch,sharded,scc-hashindex,scc-hashmap,dashmap,frozen-std,papaya \
-    -w read100,read99,read95,write50,churn10 -t 1,2,4,8,16 --duration 1s
+    -w read100,read99,read95,write50,churn10 -t "$THREADS" --duration 1s
 # 2. Churn in steady state (issue 5: ShardedMap vs scc HashMap; issue 6: SyncMap vs dashmap).
 step churn -m syncmap,syncmap-go,sharded,dashmap,scc-hashmap -w churn10,multi-tenant,insert-after-promote \
     -t 16 --duration 2s
@@ -48,3 +49,7 @@ step churn -m syncmap,syncmap-go,sharded,dashmap,scc-hashmap -w churn10,multi-te
 step all16 -m syncmap,syncmap-batch,sharded,dashmap,scc-hashindex,scc-hashmap,papaya,frozen-std \
     -w all -t 16
 log "done"
+# The device tool returns at most 8 files: pack everything into one archive when asked.
+if [[ -n ${PACK:-} ]]; then
+    tar czf "$PACK" -C "$(dirname "$OUT")" "$(basename "$OUT")" && echo "packed into $PACK"
+fi
