@@ -77,6 +77,18 @@ impl Promotion {
         }
     }
 
+    /// How many more recent-table lookups make the rule promote, given the misses
+    /// counted so far (recent lookups already weighed in) and the dirty table's length:
+    /// the inverse of [`weigh_recent_lookups`](Self::weigh_recent_lookups), so that
+    /// readers can tell without the lock when the rule is worth checking.
+    pub(crate) fn recent_lookups_until_due(self, misses: usize, dirty_len: usize) -> u64 {
+        match self {
+            Promotion::DirtyLen => (dirty_len.saturating_sub(misses) as u64).saturating_mul(4),
+            Promotion::EveryMiss => 0,
+            Promotion::AfterMisses(n) => n.get().saturating_sub(misses) as u64,
+        }
+    }
+
     /// Every how many recent-table lookups (per counter stripe) the rule is checked: a
     /// power of two (so the check is a mask, not a division), at least one.
     pub(crate) fn check_period(self) -> u64 {
@@ -397,12 +409,13 @@ impl<K, V, S> SyncMap<K, V, S> {
         }
     }
 
+    /// The key's hash as the tables use it (the hasher's output, mixed: see `spread`).
     #[inline]
     fn hash<Q: ?Sized + Hash>(&self, key: &Q) -> u64
     where
         S: BuildHasher,
     {
-        self.hasher.hash_one(key)
+        crate::raw::spread(self.hasher.hash_one(key))
     }
 
     /// An empty map hashing keys with `hasher`.

@@ -51,11 +51,13 @@ pub trait Router<Q: ?Sized>: private::Sealed {
 
 /// Routes each key by its hash (the default): keys spread evenly over the shards.
 ///
-/// The shard is taken from bits 32 and up of the key's hash. The tables inside each
+/// The shard is taken from bits 32 and up of the key's hash (the hasher's output after
+/// the map mixes it, so every bit depends on the whole key). The tables inside each
 /// shard use the low bits for the bucket index and the top 7 bits as the slot tag, so
 /// bits 32..48 are independent of both for any table smaller than 2³² buckets: all keys
-/// of one shard still spread over its whole table and keep distinct tags. (Routing by the low bits would leave each shard's table using only a
-/// `1 / shards` slice of its buckets' index bits.)
+/// of one shard still spread over its whole table and keep distinct tags. (Routing by
+/// the low bits would leave each shard's table using only a `1 / shards` slice of its
+/// buckets' index bits.)
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ByHash;
 
@@ -607,7 +609,17 @@ where
         Q: ?Sized + Hash + Eq,
         R: Router<Q>,
     {
-        self.index(key, self.hasher.hash_one(key))
+        self.index(key, self.hash(key))
+    }
+
+    /// The key's hash as routing and the shards' tables use it (the hasher's output,
+    /// mixed: see `spread`).
+    #[inline]
+    fn hash<Q: ?Sized + Hash>(&self, key: &Q) -> u64
+    where
+        S: BuildHasher,
+    {
+        crate::raw::spread(self.hasher.hash_one(key))
     }
 
     #[inline]
@@ -894,7 +906,7 @@ where
         Q: ?Sized + Hash + Eq,
         R: Router<Q>,
     {
-        let hash = self.map.hasher.hash_one(key);
+        let hash = self.map.hash(key);
         self.shard(key, hash).get(hash, key)
     }
 
@@ -926,7 +938,7 @@ where
     where
         R: Router<K>,
     {
-        let hash = self.map.hasher.hash_one(&key);
+        let hash = self.map.hash(&key);
         self.shard(&key, hash).insert(hash, key, value)
     }
 
@@ -968,7 +980,7 @@ where
     where
         R: Router<K>,
     {
-        let hash = self.map.hasher.hash_one(&key);
+        let hash = self.map.hash(&key);
         self.shard(&key, hash).get_or_insert(hash, key, value)
     }
 
@@ -985,7 +997,7 @@ where
     where
         R: Router<K>,
     {
-        let hash = self.map.hasher.hash_one(&key);
+        let hash = self.map.hash(&key);
         self.shard(&key, hash).get_or_insert_with(hash, key, make)
     }
 
@@ -1004,7 +1016,7 @@ where
         Q: ?Sized + Hash + Eq,
         R: Router<Q>,
     {
-        let hash = self.map.hasher.hash_one(key);
+        let hash = self.map.hash(key);
         self.shard(key, hash).remove(hash, key)
     }
 
@@ -1031,7 +1043,7 @@ where
         R: Router<Q>,
         V: PartialEq,
     {
-        let hash = self.map.hasher.hash_one(key);
+        let hash = self.map.hash(key);
         self.shard(key, hash)
             .compare_exchange(hash, key, current, new)
             .map_err(|(current, new)| CompareExchangeError { current, new })
@@ -1053,7 +1065,7 @@ where
         Q: ?Sized + Hash + Eq,
         R: Router<Q>,
     {
-        let hash = self.map.hasher.hash_one(key);
+        let hash = self.map.hash(key);
         self.shard(key, hash).remove_if(hash, key, predicate)
     }
 

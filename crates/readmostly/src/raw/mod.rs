@@ -82,6 +82,8 @@ mod entry;
 pub(crate) mod reclaim;
 mod table;
 
+pub(crate) use self::table::spread;
+
 use std::borrow::Borrow;
 use std::ptr::NonNull;
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
@@ -96,6 +98,23 @@ use crate::sync::{lock, AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Mutex, Mu
 
 type EntryPtr<K, V> = NonNull<Entry<K, V>>;
 
+/// Keeps a frequently written `T` on cache lines of its own (128 bytes: x86's
+/// adjacent-line prefetcher pairs lines), away from the read-mostly fields that every
+/// lookup loads. Without it the mutex word and the dirty state shared a line with the
+/// `read` pointer, and the recent table's length shared one with the main table's
+/// header, so every new key and every lock acquisition made every reader miss.
+#[repr(align(128))]
+struct CacheAligned<T>(T);
+
+impl<T> std::ops::Deref for CacheAligned<T> {
+    type Target = T;
+
+    #[inline]
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
 /// Default for `Builder::rebuild_step`: read-table entries one operation copies into the
 /// dirty table while it is being rebuilt (a few microseconds of work).
 pub(crate) const DEFAULT_REBUILD_STEP: usize = 64;
@@ -104,8 +123,9 @@ pub(crate) const DEFAULT_REBUILD_STEP: usize = 64;
 struct ReadTable<K, V> {
     /// Entry pointers, keyed by `Entry::hash`. Never modified after publication.
     table: Table<EntryPtr<K, V>>,
-    /// Entries of keys added since this table was published (see [`Recent`]).
-    recent: Recent<K, V>,
+    /// Entries of keys added since this table was published (see [`Recent`]). Its
+    /// length changes with every new key: on its own lines.
+    recent: CacheAligned<Recent<K, V>>,
     /// Whether the dirty table holds keys that neither `table` nor `recent` holds. Set
     /// (never cleared) under `mu`; a promotion publishes a new table with the flag clear.
     amended: AtomicBool,
@@ -119,7 +139,7 @@ impl<K, V> ReadTable<K, V> {
     }
 
     fn new(table: Table<EntryPtr<K, V>>, recent: RecentKeys) -> *mut Self {
-        let recent = Recent::new(recent, table.len());
+        let recent = CacheAligned(Recent::new(recent, table.len()));
         Box::into_raw(Box::new(ReadTable {
             table,
             recent,
@@ -465,6 +485,21 @@ impl<V> Drop for Pending<V> {
     }
 }
 
+/// When readers whose lookups the recent table answered should check the promotion
+/// rule (which needs the lock). Both counters are heuristics, not part of the protocol:
+/// a stale value only makes a reader take the lock for nothing or a promotion come a
+/// little later, and the rule itself is always evaluated under `mu`. Relaxed throughout.
+#[derive(Debug)]
+struct PromotionClock {
+    /// Recent-table lookups, counted in whole check periods: a thread adds the period
+    /// each time its stripe's count crosses a multiple of it (so it lags the stripes'
+    /// sum by less than a period per thread).
+    ticks: std::sync::atomic::AtomicU64,
+    /// The value of `ticks` at which the rule would promote if nothing else changed;
+    /// `u64::MAX` while there is no dirty table. Written under `mu`.
+    due: std::sync::atomic::AtomicU64,
+}
+
 /// One read/dirty map. Used through a [`RawRef`], which pairs it with a guard of its
 /// collector. Several maps may share a collector (the shards of a `ShardedMap`), so that
 /// one guard protects them all. Hashing is the caller's job: every operation takes the
@@ -472,10 +507,14 @@ impl<V> Drop for Pending<V> {
 pub(crate) struct RawMap<K, V> {
     /// The published read table. Never null.
     read: AtomicPtr<ReadTable<K, V>>,
-    /// `mu` and the state it protects.
-    dirty: Mutex<Dirty<K, V>>,
+    /// `mu` and the state it protects, on their own cache lines: the rest of the struct is
+    /// read by every lookup.
+    dirty: CacheAligned<Mutex<Dirty<K, V>>>,
     /// Striped hit and length counters.
     stripes: Stripes,
+    /// When a reader should take the lock to check the promotion rule. Written by
+    /// readers every check period: on its own cache lines.
+    clock: CacheAligned<PromotionClock>,
     promotion: Promotion,
     /// How large each read table's recent table is.
     recent: RecentKeys,
@@ -511,15 +550,19 @@ impl<K, V> RawMap<K, V> {
         let read = ReadTable::new(Table::new(), recent);
         RawMap {
             read: AtomicPtr::new(read),
-            dirty: Mutex::new(Dirty {
+            dirty: CacheAligned(Mutex::new(Dirty {
                 table: None,
                 misses: 0,
                 recent_lookups_base: 0,
                 expunged: Vec::new(),
                 rebuild: None,
                 counters: LockedCounters::default(),
-            }),
+            })),
             stripes: Stripes::new(stripes),
+            clock: CacheAligned(PromotionClock {
+                ticks: std::sync::atomic::AtomicU64::new(0),
+                due: std::sync::atomic::AtomicU64::new(u64::MAX),
+            }),
             promotion,
             recent,
             rebuild_step: rebuild_step.max(1),
@@ -915,15 +958,32 @@ where
     }
 
     /// Counts a miss of the main table answered (found or absent) by the recent table;
-    /// every so often (per thread) takes the lock to apply the promotion rule, so that
-    /// keys read often leave the recent table for the main one and lookups of absent keys
-    /// stop probing it.
+    /// every so often (per thread) advances the promotion clock, and once the clock says
+    /// the rule may be met, takes the lock to apply it, so that keys read often leave the
+    /// recent table for the main one and lookups of absent keys stop probing it. (Taking
+    /// the lock at every check made these checks a large share of all lock acquisitions
+    /// under key churn.)
     #[inline]
     fn recent_lookup(&self) {
         let n = self.map.stripes.recent_lookup(self.thread());
-        if n & (self.map.promotion.check_period() - 1) == 0 {
-            self.promote_if_due();
+        let period = self.map.promotion.check_period();
+        if n & (period - 1) == 0 {
+            let clock = &self.map.clock;
+            // Relaxed: see `PromotionClock`.
+            let ticks = clock.ticks.fetch_add(period, Relaxed).wrapping_add(period);
+            if ticks >= clock.due.load(Relaxed) {
+                self.promote_if_due();
+            }
         }
+    }
+
+    /// Sets when readers should next check the promotion rule: after `until_due` more
+    /// recent-table lookups (`u64::MAX`: not before the state changes under `mu`).
+    fn set_promotion_due_locked(&self, until_due: u64) {
+        let clock = &self.map.clock;
+        // Relaxed: see `PromotionClock`.
+        let due = clock.ticks.load(Relaxed).saturating_add(until_due);
+        clock.due.store(due, Relaxed);
     }
 
     #[cold]
@@ -946,6 +1006,8 @@ where
             .saturating_add(usize::try_from(recent).unwrap_or(usize::MAX));
         if self.map.promotion.should_promote(misses, len) {
             self.promote_locked(&mut dirty);
+        } else {
+            self.set_promotion_due_locked(self.map.promotion.recent_lookups_until_due(misses, len));
         }
     }
 
@@ -1020,6 +1082,7 @@ where
         }
         dirty.misses = 0;
         dirty.recent_lookups_base = self.map.stripes.recent_lookups();
+        self.map.clock.due.store(u64::MAX, Relaxed); // no dirty table, nothing to promote
         dirty.counters.promotions += 1;
         // A replaced table can be large: hand our batch of retired objects to the
         // collector now instead of waiting for the batch to fill up (which, with rare
@@ -1040,6 +1103,13 @@ where
             next_slot: 0,
             visited: 0,
         });
+        // The first time the rule could be met. Later new keys only push it further
+        // away; a reader that finds it stale recomputes it under the lock.
+        self.set_promotion_due_locked(
+            self.map
+                .promotion
+                .recent_lookups_until_due(dirty.misses, read.table.len()),
+        );
         dirty.counters.rebuilds += 1;
         self.rebuild_step_locked(dirty, read, self.map.rebuild_step);
     }
@@ -1482,6 +1552,7 @@ where
         }
         dirty.misses = 0;
         dirty.recent_lookups_base = self.map.stripes.recent_lookups();
+        self.map.clock.due.store(u64::MAX, Relaxed); // as in `promote_locked`
         dirty.counters.retired_entries += entries;
         dirty.counters.table_replaced(old_bytes);
         drop(dirty);
