@@ -311,6 +311,37 @@ fn recent_lookups_count_a_quarter_under_dirty_len() {
     assert_eq!(lookups, (4 * dirty).div_ceil(64) * 64);
 }
 
+/// Readers whose lookups the recent table answers take the lock only once the rule may
+/// be met, not at every check period: visible here because every locked operation takes
+/// a rebuild step, and none happens before the promotion.
+#[test]
+fn recent_lookups_take_no_lock_before_the_rule_may_be_met() {
+    let map: SyncMap<u64, u64> = SyncMap::builder().rebuild_step(1).build();
+    let n = N;
+    for k in 0..n {
+        map.insert(k, k);
+    }
+    map.promote();
+    map.insert(n, n); // starts the rebuild: one entry visited
+    let visited = |s: crate::Stats| s.rebuild_copied + s.expunged;
+    let s = map.stats();
+    let (promotions, dirty, before) = (s.promotions, s.dirty_len.unwrap() as u64, visited(s));
+    // Three quarters of the way to the rule (4 × the dirty table's size): a dozen check
+    // periods of 64 with N = 400, and no lock, so the rebuild has not moved.
+    for k in 0..3 * dirty {
+        assert!(!map.contains_key(&(1_000_000 + k)));
+    }
+    let s = map.stats();
+    assert_eq!((s.promotions, visited(s)), (promotions, before), "{s:?}");
+    // Past it: promoted (which finishes the rebuild).
+    for k in 0..dirty + 64 {
+        assert!(!map.contains_key(&(2_000_000 + k)));
+    }
+    let s = map.stats();
+    assert_eq!(s.promotions, promotions + 1, "{s:?}");
+    assert_eq!(s.rebuild_pending, 0, "{s:?}");
+}
+
 #[test]
 #[cfg_attr(miri, ignore = "allocates 32 MiB of recent slots")]
 fn huge_recent_limit_is_clamped() {
