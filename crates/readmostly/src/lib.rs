@@ -205,22 +205,30 @@
 //!
 //! # When not to use it
 //!
-//! * **New-key-heavy workloads.** Every new key takes the mutex, and every half of the
-//!   read table's size in new keys fills the recent table and promotes; the read table
-//!   is then copied into a new dirty table (about two entry copies per new key, plus
-//!   about two slot copies as the recent table doubles, all under the lock). The copy is
-//!   spread over the following inserts, 64 entries each ([`Builder::rebuild_step`]), so
-//!   no insert pauses for the whole map, but while a copy runs each new key costs a few
-//!   microseconds instead of a few hundred nanoseconds (churn-style workloads' p99.9). Go's `sync.Map` drops from 94 to 2.4 Mops/s at
-//!   16 threads when 10 % of operations insert or remove keys, mostly because every read
-//!   of a new or absent key then takes the mutex; the recent table removes that part
-//!   (no read takes the lock in `readmostly-bench`'s `churn10`), not the serialised
-//!   inserts. On the 2-core development machine `SyncMap` still runs churn10 at a
-//!   fraction of dashmap's throughput (see `BENCHMARKS.md`). Use [`ShardedMap`], which
-//!   divides both costs by its shard count, or a lock-based sharded map (dashmap, scc
-//!   `HashMap`) when keys churn.
-//! * **Write-heavy workloads on many keys.** Each overwrite allocates a box and retires
-//!   the old one; maps that update values in place win there.
+//! * **New-key-heavy workloads on many threads.** Every new key takes the one mutex, and
+//!   every half of the read table's size in new keys fills the recent table and
+//!   promotes; the read table is then copied into a new dirty table (about two entry
+//!   copies per new key, plus about two slot copies as the recent table doubles, all
+//!   under the lock). The copy is spread over the following inserts, 64 entries each
+//!   ([`Builder::rebuild_step`]), so no insert pauses for the whole map, but while a copy
+//!   runs each new key costs a few microseconds instead of a few hundred nanoseconds.
+//!   Measured at 16 threads (`readmostly-bench`, 64 Ki keys, see `BENCHMARKS.md`): with
+//!   5 % of operations adding keys (`ttl-cache`) `SyncMap` ran at 12.7 Mops/s against
+//!   dashmap's 69, with 10 % (`insert-after-promote`) at 7.0 against 134, and `churn10`
+//!   (5 % inserts, 5 % removes) at 27–29 against 83–90 — it stops scaling at about four
+//!   threads, where [`ShardedMap`] ran the same loads at 64, 50–64 and 69–90 Mops/s. Go's
+//!   `sync.Map` drops to 2.4–3.1 Mops/s on `churn10` (every read of a new or absent key
+//!   takes its mutex); the recent table removes that part, not the serialised inserts.
+//!   Use [`ShardedMap`], which divides both costs by its shard count, or a lock-based
+//!   sharded map (dashmap, scc `HashMap`) when keys churn on many threads.
+//! * **Write-heavy workloads.** Each overwrite allocates a box and retires the old one:
+//!   at 16 threads `write50` ran at 38–44 Mops/s against 70–84 for dashmap and 94–141
+//!   for scc `HashMap`, which update values in place.
+//! * **The fastest possible reads, one call at a time.** A `get` through
+//!   [`SyncMap::get_cloned`] or a fresh [`pin`](SyncMap::pin) per call enters and leaves
+//!   the reclaimer's guard each time: at 16 threads about 40 % of read100 throughput
+//!   (238 against 409 Mops/s when one pin serves 64 reads), and scc `HashIndex` read
+//!   faster still (447). Hold a [`MapRef`] across a batch of reads where you can.
 //! * **Mostly-miss lookups** of keys that are never inserted are answered without the
 //!   lock, but while the recent table is non-empty each one probes it too (an extra cache
 //!   miss) until enough of them promote the dirty table.
