@@ -21,8 +21,9 @@ pub(crate) use shuttle::sync::{Mutex, MutexGuard};
 /// Locks `mutex`, ignoring poisoning.
 ///
 /// Every critical section of the dirty table runs user code (`Eq`) only before it
-/// mutates anything, so a panic while the lock is held never leaves the protected state
-/// half-updated; the poison flag therefore carries no information we need.
+/// mutates anything — or, in a bulk insert, only while it fills a private table that is
+/// published at the end — so a panic while the lock is held never leaves the protected
+/// state half-updated; the poison flag therefore carries no information we need.
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()

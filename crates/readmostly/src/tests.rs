@@ -492,3 +492,106 @@ fn hits_count_through_long_lived_and_per_call_handles() {
         assert_eq!(map.stats().hits - base, expected, "counted: {counted}");
     }
 }
+
+/// `Extend` on an owned map builds one table from every state the map can be in
+/// (promoted, deleted, recent and dirty-only keys, a rebuild half done), with the
+/// semantics of inserting the items in order, and drops every value exactly once.
+#[test]
+fn bulk_extend_builds_one_table() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let made = AtomicUsize::new(0);
+    let value = |v: u64| {
+        made.fetch_add(1, Relaxed);
+        Counted(v, drops.clone())
+    };
+    let mut variants = maps::<Counted>();
+    variants.push(SyncMap::builder().recent_keys(RecentKeys::Off).build());
+    variants.push(
+        SyncMap::builder()
+            .recent_keys(RecentKeys::Off)
+            .rebuild_step(1)
+            .build(),
+    );
+    for mut map in variants {
+        let n = N;
+        let mut model = std::collections::HashMap::new();
+        for k in 0..n {
+            map.insert(k, value(k));
+            model.insert(k, k);
+        }
+        map.promote();
+        for k in (0..n).step_by(4) {
+            map.remove(&k); // deleted entries in the read table
+            model.remove(&k);
+        }
+        for k in n..n + n / 2 {
+            map.insert(k, value(k)); // new keys: recent or dirty-only, a rebuild running
+            model.insert(k, k);
+        }
+        // Overlapping the present, deleted and new keys, with duplicates: later wins.
+        let items: Vec<(u64, u64)> = (0..2 * n)
+            .step_by(3)
+            .map(|k| (k, k + 10_000))
+            .chain([(1, 1), (1, 2)])
+            .collect();
+        map.extend(items.iter().map(|&(k, v)| (k, value(v))));
+        for &(k, v) in &items {
+            model.insert(k, v);
+        }
+        let s = map.stats();
+        assert_eq!(
+            (s.recent_len, s.dirty_len, s.rebuild_pending),
+            (0, None, 0),
+            "{s:?}"
+        );
+        assert_eq!(map.len(), model.len());
+        let m = map.pin();
+        for k in 0..3 * n {
+            assert_eq!(m.get(&k).map(|c| c.0), model.get(&k).copied(), "key {k}");
+        }
+        // Every key is answered by the main table now: a hit, not a recent lookup.
+        assert_eq!(map.stats().recent_lookups, s.recent_lookups);
+        // And the map goes on working: new keys, removes, another bulk load.
+        assert!(m.insert(10 * n, value(1)).is_none());
+        assert!(m.remove(&1).is_some());
+        drop(m);
+        map.extend((0..n).map(|k| (k, value(k))));
+        assert!(map.contains_key(&(10 * n)) && map.contains_key(&1));
+    }
+    assert_eq!(drops.load(Relaxed), made.load(Relaxed));
+}
+
+/// A panic in the iterator of a bulk load leaves the map as it was plus the values of
+/// keys it already held (those replacements took effect), and leaks nothing.
+#[test]
+fn bulk_extend_survives_a_panicking_iterator() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let made = Arc::new(AtomicUsize::new(0));
+    let value = {
+        let (drops, made) = (drops.clone(), made.clone());
+        move |v: u64| {
+            made.fetch_add(1, Relaxed);
+            Counted(v, drops.clone())
+        }
+    };
+    let mut map: SyncMap<u64, Counted> = (0..N).map(|k| (k, value(k))).collect();
+    let items = (N / 2..2 * N).map(|k| {
+        assert!(k < N + N / 4, "the iterator fails half way");
+        (k, value(k + 1))
+    });
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| map.extend(items)));
+    assert!(result.is_err());
+    assert_eq!(map.len(), N as usize);
+    let m = map.pin();
+    for k in 0..N {
+        let want = if k >= N / 2 { k + 1 } else { k };
+        assert_eq!(m.get(&k).map(|c| c.0), Some(want));
+    }
+    assert_eq!(m.get(&N), None);
+    drop(m);
+    // Still consistent: more keys, then everything freed once.
+    map.extend((N..N + 4).map(|k| (k, value(k))));
+    assert_eq!(map.len(), N as usize + 4);
+    drop(map);
+    assert_eq!(drops.load(Relaxed), made.load(Relaxed));
+}

@@ -108,6 +108,8 @@ enum Op {
     Debug,
     /// Replace the long-lived pin (owned if true). No effect in pin-per-op mode.
     Repin(bool),
+    /// `Extend` on the owned map (a bulk load; needs every pin dropped).
+    Extend(Vec<(u8, u32)>),
 }
 
 fn key() -> impl Strategy<Value = u8> {
@@ -140,6 +142,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Stats),
         1 => Just(Op::Debug),
         1 => any::<bool>().prop_map(Op::Repin),
+        1 => prop::collection::vec((key(), val()), 0..12).prop_map(Op::Extend),
     ]
 }
 
@@ -164,7 +167,7 @@ macro_rules! with_pin {
 struct Tracker {
     /// The last statistics snapshot (counters must never go backwards).
     last: Stats,
-    /// Operations that iterate (each may promote without counting a miss).
+    /// Operations that iterate or bulk-load (each may promote without counting a miss).
     iterations: u64,
 }
 
@@ -419,7 +422,7 @@ fn apply<K, V, S>(
                 assert!(a.contains(&needle), "Debug output {a} lacks {needle}");
             }
         }
-        Op::Repin(_) => unreachable!("handled by the driver"),
+        Op::Repin(_) | Op::Extend(_) => unreachable!("handled by the driver"),
     }
 }
 
@@ -500,7 +503,7 @@ where
 
 /// Runs `ops` against a fresh `map`; `per_op` selects one pin per operation (alternating
 /// local and owned) instead of a long-lived pin replaced by `Op::Repin`.
-fn run<K, V, S>(map: SyncMap<K, V, S>, ops: &[Op], per_op: bool)
+fn run<K, V, S>(mut map: SyncMap<K, V, S>, ops: &[Op], per_op: bool)
 where
     K: TestKey,
     V: TestVal,
@@ -508,34 +511,62 @@ where
 {
     let mut model = HashMap::new();
     let mut t = Tracker::default();
-    {
-        let mut long_lived = (!per_op).then(|| Pin::Local(map.pin()));
-        for (i, op) in ops.iter().enumerate() {
-            if let Op::Repin(owned) = *op {
-                if let Some(pin) = long_lived.as_mut() {
-                    *pin = if owned {
-                        Pin::Owned(map.pin_owned())
-                    } else {
-                        Pin::Local(map.pin())
-                    };
+    // Segments end at an `Extend`, which needs the map to itself: the long-lived pin
+    // lives within one segment.
+    let mut i = 0;
+    for segment in ops.split_inclusive(|op| matches!(op, Op::Extend(_))) {
+        {
+            let mut long_lived = (!per_op).then(|| Pin::Local(map.pin()));
+            for op in segment {
+                i += 1;
+                match *op {
+                    Op::Extend(_) => continue,
+                    Op::Repin(owned) => {
+                        if let Some(pin) = long_lived.as_mut() {
+                            *pin = if owned {
+                                Pin::Owned(map.pin_owned())
+                            } else {
+                                Pin::Local(map.pin())
+                            };
+                        }
+                        continue;
+                    }
+                    _ => {}
                 }
-                continue;
+                let fresh;
+                let pin = match &long_lived {
+                    Some(pin) => pin,
+                    None => {
+                        fresh = if i % 2 == 0 {
+                            Pin::Local(map.pin())
+                        } else {
+                            Pin::Owned(map.pin_owned())
+                        };
+                        &fresh
+                    }
+                };
+                apply(&map, pin, &mut model, &mut t, op);
             }
-            let fresh;
-            let pin = match &long_lived {
-                Some(pin) => pin,
-                None => {
-                    fresh = if i % 2 == 0 {
-                        Pin::Local(map.pin())
-                    } else {
-                        Pin::Owned(map.pin_owned())
-                    };
-                    &fresh
-                }
-            };
-            apply(&map, pin, &mut model, &mut t, op);
+            check_stats(&map, &model, &mut t);
         }
-        check_stats(&map, &model, &mut t);
+        if let Some(Op::Extend(items)) = segment.last() {
+            let bulk = items.len() >= model.len() / 4; // as `SyncMap::extend` decides
+            map.extend(items.iter().map(|&(k, v)| (K::make(k), V::make(v))));
+            for &(k, v) in items {
+                model.insert(K::make(k), V::make(v));
+            }
+            // A bulk load may promote what is pending, without a miss.
+            t.iterations += 1;
+            check_stats(&map, &model, &mut t);
+            if bulk {
+                let s = map.stats();
+                assert_eq!(
+                    (s.recent_len, s.dirty_len),
+                    (0, None),
+                    "after extend: {s:?}"
+                );
+            }
+        }
     }
     check_all(&map, &model);
 }

@@ -50,6 +50,8 @@ enum Op {
     Debug,
     /// Replace the long-lived pin (owned if true).
     Repin(bool),
+    /// `Extend` on the owned map (a bulk load; needs every pin dropped).
+    Extend(Vec<(u8, u32)>),
 }
 
 fn key() -> impl Strategy<Value = u8> {
@@ -83,6 +85,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Stats),
         1 => Just(Op::Debug),
         1 => any::<bool>().prop_map(Op::Repin),
+        1 => prop::collection::vec((key(), val()), 0..12).prop_map(Op::Extend),
     ]
 }
 
@@ -332,24 +335,33 @@ fn apply<S: BuildHasher, R: Router<u8>>(
                 assert!(a.contains(&format!("{k}: {v}")), "{a} lacks {k}: {v}");
             }
         }
-        Op::Repin(_) => unreachable!("handled by the driver"),
+        Op::Repin(_) | Op::Extend(_) => unreachable!("handled by the driver"),
     }
 }
 
 /// Runs `ops` against `map`, with one long-lived pin replaced by `Op::Repin`.
-fn run<S: BuildHasher, R: Router<u8>>(map: ShardedMap<u8, u32, S, R>, ops: &[Op]) {
+fn run<S: BuildHasher, R: Router<u8>>(mut map: ShardedMap<u8, u32, S, R>, ops: &[Op]) {
     let mut model = Model::new();
     let mut last = Stats::default();
-    {
-        let mut pin = Pin::Local(map.pin());
-        for op in ops {
-            match *op {
-                Op::Repin(true) => pin = Pin::Owned(map.pin_owned()),
-                Op::Repin(false) => pin = Pin::Local(map.pin()),
-                _ => apply(&map, &pin, &mut model, &mut last, op),
+    // Segments end at an `Extend`, which needs the map to itself.
+    for segment in ops.split_inclusive(|op| matches!(op, Op::Extend(_))) {
+        {
+            let mut pin = Pin::Local(map.pin());
+            for op in segment {
+                match *op {
+                    Op::Extend(_) => {}
+                    Op::Repin(true) => pin = Pin::Owned(map.pin_owned()),
+                    Op::Repin(false) => pin = Pin::Local(map.pin()),
+                    _ => apply(&map, &pin, &mut model, &mut last, op),
+                }
             }
+            check_stats(&map, &model, &mut last);
         }
-        check_stats(&map, &model, &mut last);
+        if let Some(Op::Extend(items)) = segment.last() {
+            map.extend(items.iter().copied());
+            model.extend(items.iter().copied());
+            check_stats(&map, &model, &mut last);
+        }
     }
     let m = map.pin();
     for k in 0..KEYS {

@@ -35,12 +35,9 @@ impl<V: Value, S: Hasher> BenchMap for ShardedAdapter<V, S> {
         self
     }
 
-    /// As for `syncmap`: insert, then `promote()` every shard.
+    /// As for `syncmap`: a bulk load through `Extend`.
     fn prefill(&mut self, items: impl Iterator<Item = (u64, V)>) {
-        for (k, v) in items {
-            self.map.insert(k, v);
-        }
-        self.map.promote();
+        self.map.extend(items);
     }
 
     fn stats(&self) -> Option<String> {

@@ -60,12 +60,9 @@ impl<V: Value, S: Hasher> BenchMap for SyncMapBatch<V, S> {
         }
     }
 
-    /// As for `syncmap`: insert, then `promote()`.
+    /// As for `syncmap`: a bulk load through `Extend`.
     fn prefill(&mut self, items: impl Iterator<Item = (u64, V)>) {
-        for (k, v) in items {
-            self.map.insert(k, v);
-        }
-        self.map.promote();
+        self.map.extend(items);
     }
 
     fn handle(&self) -> BatchHandle<'_, V, S> {

@@ -430,6 +430,21 @@ fn insert_entry<K, V>(table: &mut Table<EntryPtr<K, V>>, e: EntryPtr<K, V>) {
     table.insert_unique(hash, e, |e| unsafe { e.as_ref() }.hash);
 }
 
+/// Entries allocated by [`RawRef::insert_all`] and not published yet: freed if a panic in
+/// user code unwinds before they are.
+struct Unpublished<K, V>(Vec<EntryPtr<K, V>>);
+
+impl<K, V> Drop for Unpublished<K, V> {
+    fn drop(&mut self) {
+        for &e in &self.0 {
+            // SAFETY: allocated by `Entry::alloc` and never published (only the private
+            // table being built holds them, and it is dropped without touching its
+            // items), so this is the only reference; each is listed once.
+            unsafe { Entry::free_exclusive(e) };
+        }
+    }
+}
+
 /// A value that may or may not have been boxed and published yet. Frees itself on drop
 /// unless published, so a panic in user code between boxing and publishing leaks nothing.
 struct Pending<V> {
@@ -1482,6 +1497,70 @@ where
             recent: read.recent.slots().iter(),
             guard: self.guard,
         }
+    }
+
+    /// Inserts many entries in one pass, under the lock: promotes whatever is pending,
+    /// builds a new main table from the read table's entries plus the new keys (values of
+    /// keys already present are replaced, later items winning), and publishes it with
+    /// one pointer swap, like a promotion. No rebuild, no recent table, no intermediate
+    /// promotions: `n` items cost `n` entry insertions plus one copy of the existing
+    /// entries. Lookups running meanwhile see the old table until the swap (lock-free
+    /// overwrites and removes of existing keys act on the shared entries, so they are
+    /// kept); writers of new keys wait for the lock, as during any promotion.
+    ///
+    /// The lock is held throughout, so the public API offers this only where the caller
+    /// owns the map (`Extend` on `SyncMap` itself, `FromIterator`).
+    pub(crate) fn insert_all(&self, items: impl Iterator<Item = (u64, K, V)>) {
+        let mut dirty = self.map.lock();
+        let read = self.read();
+        // Relaxed: `amended` and the recent table's length are written under `mu`.
+        if dirty.table.is_some() || read.amended.load(Relaxed) || read.recent.len() > 0 {
+            self.promote_locked(&mut dirty);
+        }
+        // Invariant 3 now holds: the read table's main table holds every entry, none of
+        // them expunged, and there is no dirty table or rebuild.
+        let read = self.read();
+        let mut table = Table::with_capacity(read.table.len() + items.size_hint().0);
+        for &e in read.table.iter() {
+            insert_entry(&mut table, e);
+        }
+        let mut added = 0usize;
+        // User code runs below (the iterator, `Eq`, `Hash`): if it panics, the entries
+        // allocated so far are in no published table, and `unpublished` frees them.
+        let mut unpublished = Unpublished(Vec::new());
+        for (hash, key, value) in items {
+            // (`table`, like the dirty table, is only read under `mu`; it holds live
+            // entries of the read table and entries allocated here.)
+            if let Some(e) = self.find_in(&table, hash, &key) {
+                let mut pending = Pending::new(value);
+                // Not expunged (invariant 3, and expunging needs `mu`): a plain swap.
+                let prev = e.swap(pending.ptr(), self.guard);
+                pending.published();
+                // Counted at once (a revived deleted entry adds a key): the swap is
+                // visible to readers already, whatever happens next.
+                self.replaced(e, prev);
+            } else {
+                let (e, _) = Entry::alloc(hash, key, value);
+                unpublished.0.push(e);
+                insert_entry(&mut table, e);
+                dirty.counters.new_keys += 1;
+                added += 1;
+            }
+        }
+        std::mem::forget(unpublished); // about to be published
+        let new = ReadTable::new(table, self.map.recent);
+        // Release: as in `promote_locked`.
+        let old = self.map.read.swap(new, Release);
+        // SAFETY: as in `promote_locked`.
+        let bytes = unsafe { &*old }.bytes();
+        // SAFETY: as in `promote_locked`: `old` is unreachable from `read` now, and its
+        // entries all live on in the new table.
+        unsafe { self.guard.defer_retire(old, boxed::<ReadTable<K, V>>) };
+        dirty.counters.table_replaced(bytes);
+        drop(dirty);
+        self.guard.flush(); // as in `promote_locked`
+        let added = isize::try_from(added).expect("fewer entries than isize::MAX");
+        self.map.stripes.add_len(self.thread(), added);
     }
 
     /// Promotes the dirty table now if it holds keys the read table's main table lacks.
