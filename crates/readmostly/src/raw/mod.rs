@@ -1547,7 +1547,8 @@ where
                 added += 1;
             }
         }
-        std::mem::forget(unpublished); // about to be published
+        // About to be published (no user code runs from here on): nothing to free.
+        unpublished.0.clear();
         let new = ReadTable::new(table, self.map.recent);
         // Release: as in `promote_locked`.
         let old = self.map.read.swap(new, Release);
