@@ -138,8 +138,10 @@
 //! * Memory: one heap block per key (40 bytes for `u64 → u64`) plus a 64-byte bucket per
 //!   seven slots of the read table (and of the dirty table while one exists; at most six
 //!   keys per bucket on average before a table doubles): about 50 bytes per key
-//!   requested from the allocator at steady state, measured by `tests/alloc.rs`. After a
-//!   bulk load, [`SyncMap::promote`] drops the dirty table until the next new key.
+//!   requested from the allocator at steady state, measured by `tests/alloc.rs`. A bulk
+//!   load through `Extend` on the owned map (or `collect()`) builds no dirty table at
+//!   all; after loading through a shared reference, [`SyncMap::promote`] drops it until
+//!   the next new key.
 //!
 //! See `BENCHMARKS.md` in the repository for measurements against `RwLock<HashMap>`,
 //! dashmap, papaya and scc.

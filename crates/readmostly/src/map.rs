@@ -713,11 +713,12 @@ where
     /// table, or with [`RecentKeys::Off`] by the dirty table only). Returns whether it
     /// promoted.
     ///
-    /// Promotion normally happens on its own, driven by misses; call this after a bulk
-    /// load so that every key is found by the main table from the first lookup on (each
-    /// lookup of a recent key otherwise probes the main table and then the recent table).
-    /// The next new key then rebuilds the dirty table (a copy of the read table).
-    /// [`FromIterator`] does it for you.
+    /// Promotion normally happens on its own, driven by misses; call this after loading
+    /// many keys through a shared reference so that every key is found by the main table
+    /// from the first lookup on (each lookup of a recent key otherwise probes the main
+    /// table and then the recent table). The next new key then rebuilds the dirty table
+    /// (a copy of the read table). With the map to yourself, [`Extend`] (and
+    /// [`FromIterator`]) load many keys faster and leave them all in the main table.
     ///
     /// ```
     /// let map = readmostly::SyncMap::new();
