@@ -595,3 +595,25 @@ fn bulk_extend_survives_a_panicking_iterator() {
     drop(map);
     assert_eq!(drops.load(Relaxed), made.load(Relaxed));
 }
+
+/// A size hint is only a hint: an iterator announcing far more items than it yields
+/// neither overflows nor reserves the announced room.
+#[test]
+#[cfg_attr(miri, ignore = "reserves room for 2^20 entries (16 MiB of buckets)")]
+fn bulk_extend_caps_a_lying_size_hint() {
+    struct Liar(std::ops::Range<u64>);
+    impl Iterator for Liar {
+        type Item = (u64, u64);
+        fn next(&mut self) -> Option<(u64, u64)> {
+            self.0.next().map(|k| (k, k))
+        }
+        fn size_hint(&self) -> (usize, Option<usize>) {
+            (usize::MAX, None)
+        }
+    }
+    let mut map: SyncMap<u64, u64> = SyncMap::new();
+    map.insert(1_000, 1);
+    map.extend(Liar(0..N));
+    assert_eq!(map.len(), N as usize + 1);
+    assert_eq!(map.pin().get(&(N - 1)), Some(&(N - 1)));
+}

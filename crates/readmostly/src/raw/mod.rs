@@ -1520,7 +1520,10 @@ where
         // Invariant 3 now holds: the read table's main table holds every entry, none of
         // them expunged, and there is no dirty table or rebuild.
         let read = self.read();
-        let mut table = Table::with_capacity(read.table.len() + items.size_hint().0);
+        // Room for the announced items, up to a sane bound (a size hint may lie; the
+        // table grows if more come).
+        let announced = items.size_hint().0.min(1 << 20);
+        let mut table = Table::with_capacity(read.table.len() + announced);
         for &e in read.table.iter() {
             insert_entry(&mut table, e);
         }
