@@ -1075,16 +1075,7 @@ where
         let Some(table) = dirty.table.take() else {
             return;
         };
-        let new = ReadTable::new(table, self.map.recent);
-        // Release: publishes the new table and (through `mu`) its entries to readers.
-        let old = self.map.read.swap(new, Release);
-        // SAFETY: `old` was published until now and is retired only below; we hold `mu`
-        // (no slot array can be added to it concurrently) and a guard.
-        let bytes = unsafe { &*old }.bytes();
-        // SAFETY: `old` is no longer reachable from `read`; it came from `Box::into_raw`.
-        // Dropping a `ReadTable` does not touch its entries.
-        unsafe { self.guard.defer_retire(old, boxed::<ReadTable<K, V>>) };
-        dirty.counters.table_replaced(bytes);
+        self.publish_locked(dirty, table);
         for e in std::mem::take(&mut dirty.expunged) {
             // SAFETY: entries on the list are live until retired here (invariant 5).
             if unsafe { e.as_ref() }.is_expunged(self.guard) {
@@ -1103,6 +1094,22 @@ where
         // collector now instead of waiting for the batch to fill up (which, with rare
         // promotions, could hold many old tables per thread).
         self.guard.flush();
+    }
+
+    /// Publishes `table` as the read table's main table (with an empty recent table) and
+    /// retires the old read table, which must hold no entry that `table` lacks other than
+    /// ones the caller retires itself. Caller holds `mu`.
+    fn publish_locked(&self, dirty: &mut Dirty<K, V>, table: Table<EntryPtr<K, V>>) {
+        let new = ReadTable::new(table, self.map.recent);
+        // Release: publishes the new table and (through `mu`) its entries to readers.
+        let old = self.map.read.swap(new, Release);
+        // SAFETY: `old` was published until now and is retired only below; we hold `mu`
+        // (no slot array can be added to it concurrently) and a guard.
+        let bytes = unsafe { &*old }.bytes();
+        // SAFETY: `old` is no longer reachable from `read`; it came from `Box::into_raw`.
+        // Dropping a `ReadTable` does not touch its entries.
+        unsafe { self.guard.defer_retire(old, boxed::<ReadTable<K, V>>) };
+        dirty.counters.table_replaced(bytes);
     }
 
     /// Starts rebuilding the dirty table from the read table if there is none (Go's
@@ -1552,15 +1559,8 @@ where
         }
         // About to be published (no user code runs from here on): nothing to free.
         unpublished.0.clear();
-        let new = ReadTable::new(table, self.map.recent);
-        // Release: as in `promote_locked`.
-        let old = self.map.read.swap(new, Release);
-        // SAFETY: as in `promote_locked`.
-        let bytes = unsafe { &*old }.bytes();
-        // SAFETY: as in `promote_locked`: `old` is unreachable from `read` now, and its
-        // entries all live on in the new table.
-        unsafe { self.guard.defer_retire(old, boxed::<ReadTable<K, V>>) };
-        dirty.counters.table_replaced(bytes);
+        // Its entries are those of the old table plus the new ones.
+        self.publish_locked(&mut dirty, table);
         drop(dirty);
         self.guard.flush(); // as in `promote_locked`
         let added = isize::try_from(added).expect("fewer entries than isize::MAX");
