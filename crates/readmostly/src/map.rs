@@ -300,12 +300,9 @@ impl<K, V, S> Builder<K, V, S> {
     /// in one go, like Go. [`Stats::longest_rebuild_step`] reports the longest step taken.
     ///
     /// ```
-    /// let map: readmostly::SyncMap<u32, u32> =
+    /// let mut map: readmostly::SyncMap<u32, u32> =
     ///     readmostly::SyncMap::builder().rebuild_step(100).build();
-    /// for k in 0..1_000 {
-    ///     map.insert(k, k);
-    /// }
-    /// map.promote();
+    /// map.extend((0..1_000).map(|k| (k, k))); // one bulk-built table, no dirty table
     /// map.insert(1_000, 0); // starts the rebuild: copies 100 of the 1,000 entries
     /// assert_eq!(map.stats().longest_rebuild_step, 100);
     /// assert_eq!(map.stats().dirty_len, Some(1_001)); // counts what is left to copy

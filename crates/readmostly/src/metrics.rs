@@ -30,6 +30,7 @@
 //! | `readmostly_recent_len` | gauge | [`Stats::recent_len`] |
 //! | `readmostly_dirty_len` | gauge | [`Stats::dirty_len`] (0 when there is no dirty table) |
 //! | `readmostly_longest_rebuild_step` | gauge | [`Stats::longest_rebuild_step`] (entries) |
+//! | `readmostly_longest_promotion_move` | gauge | [`Stats::longest_promotion_move`] (entries) |
 //! | `readmostly_miss_velocity` | gauge | [`MissReport::velocity`] (misses/s) |
 //! | `readmostly_miss_threshold` | gauge | [`MissReport::threshold`] |
 //! | `readmostly_miss_base_rate` | gauge | [`MissReport::base_rate`] |
@@ -79,7 +80,7 @@ pub fn record_stats(map: &str, stats: &Stats) {
     for (name, value) in counters {
         counter!(name, "map" => map.to_owned()).absolute(value);
     }
-    let gauges: [(&'static str, usize); 5] = [
+    let gauges: [(&'static str, usize); 6] = [
         ("readmostly_len", stats.len),
         ("readmostly_read_len", stats.read_len),
         ("readmostly_recent_len", stats.recent_len),
@@ -87,6 +88,10 @@ pub fn record_stats(map: &str, stats: &Stats) {
         (
             "readmostly_longest_rebuild_step",
             usize::try_from(stats.longest_rebuild_step).unwrap_or(usize::MAX),
+        ),
+        (
+            "readmostly_longest_promotion_move",
+            usize::try_from(stats.longest_promotion_move).unwrap_or(usize::MAX),
         ),
     ];
     for (name, value) in gauges {

@@ -20,6 +20,8 @@ struct Stripe {
     overwrites: AtomicU64,
     /// Lookups that consulted the recent table.
     recent_lookups: AtomicU64,
+    /// New keys added without the lock (the others are counted under it).
+    new_keys: AtomicU64,
 }
 
 /// The default stripe count: twice the available parallelism, at least 4, at most 256.
@@ -45,6 +47,7 @@ pub(crate) struct StripedTotals {
     pub(crate) removes: u64,
     pub(crate) overwrites: u64,
     pub(crate) recent_lookups: u64,
+    pub(crate) new_keys: u64,
     pub(crate) len: usize,
 }
 
@@ -133,6 +136,13 @@ impl Stripes {
         self.stripe(thread).len.fetch_add(delta, Relaxed);
     }
 
+    /// Counts a new key added without the lock.
+    #[inline]
+    pub(crate) fn new_key(&self, thread: usize) {
+        // Relaxed: statistic only.
+        self.stripe(thread).new_keys.fetch_add(1, Relaxed);
+    }
+
     /// Counts `n` removed keys: subtracts them from the length and adds them to `removes`.
     #[inline]
     pub(crate) fn remove_keys(&self, thread: usize, n: usize) {
@@ -158,6 +168,7 @@ impl Stripes {
             t.hits = t.hits.wrapping_add(s.hits.load(Relaxed));
             t.removes = t.removes.wrapping_add(s.removes.load(Relaxed));
             t.overwrites = t.overwrites.wrapping_add(s.overwrites.load(Relaxed));
+            t.new_keys = t.new_keys.wrapping_add(s.new_keys.load(Relaxed));
             t.recent_lookups = t
                 .recent_lookups
                 .wrapping_add(s.recent_lookups.load(Relaxed));
@@ -181,6 +192,8 @@ pub(crate) struct LockedCounters {
     /// The most read-table entries one operation visited (copied or expunged) while
     /// rebuilding the dirty table.
     pub(crate) longest_rebuild_step: u64,
+    /// The most recent-table entries one promotion moved into the new main table.
+    pub(crate) longest_promotion_move: u64,
     pub(crate) new_keys: u64,
     /// Promotions forced by a full recent table.
     pub(crate) recent_full: u64,
@@ -259,10 +272,16 @@ pub struct Stats {
     /// most [`Builder::rebuild_step`](crate::Builder::rebuild_step) unless a promotion
     /// had to finish a rebuild (see there).
     pub longest_rebuild_step: u64,
+    /// The most recent-table entries a single promotion moved into the new main table
+    /// (keys added without the lock since the previous promotion): the other part of a
+    /// promotion's pause, in entries. At most the recent table's size (see
+    /// [`RecentKeys`](crate::RecentKeys)).
+    pub longest_promotion_move: u64,
     /// Read-table entries the rebuild in progress has not visited yet (0 when no
     /// rebuild is in progress).
     pub rebuild_pending: usize,
-    /// Inserts of keys absent from both tables (each needs the lock and an entry).
+    /// Inserts of keys absent from both tables (each allocates an entry; with the recent
+    /// table on, most need no lock).
     pub new_keys: u64,
     /// Values of present keys replaced (`insert` of a present key, successful
     /// `compare_exchange`). Approximate under concurrency, like `hits`.
@@ -316,8 +335,9 @@ impl Stats {
             rebuild_copied: c.rebuild_copied,
             expunged: c.expunged,
             longest_rebuild_step: c.longest_rebuild_step,
+            longest_promotion_move: c.longest_promotion_move,
             rebuild_pending: 0,
-            new_keys: c.new_keys,
+            new_keys: c.new_keys + striped.new_keys,
             overwrites: striped.overwrites,
             removes: striped.removes,
             retired: retired_values + c.retired_entries + c.retired_tables,
@@ -375,8 +395,8 @@ impl Stats {
             .wrapping_add(self.removes)
     }
 
-    /// Adds `other` into `self`: counters and sizes add up (`longest_rebuild_step` takes
-    /// the larger); `dirty_len` is the sum over
+    /// Adds `other` into `self`: counters and sizes add up (`longest_rebuild_step` and
+    /// `longest_promotion_move` take the larger); `dirty_len` is the sum over
     /// the maps that have a dirty table (`None` if neither has one).
     ///
     /// ```
@@ -399,6 +419,9 @@ impl Stats {
         self.rebuild_copied += other.rebuild_copied;
         self.expunged += other.expunged;
         self.longest_rebuild_step = self.longest_rebuild_step.max(other.longest_rebuild_step);
+        self.longest_promotion_move = self
+            .longest_promotion_move
+            .max(other.longest_promotion_move);
         self.rebuild_pending += other.rebuild_pending;
         self.new_keys += other.new_keys;
         self.overwrites = self.overwrites.wrapping_add(other.overwrites);
@@ -488,8 +511,8 @@ impl fmt::Display for Stats {
         }
         writeln!(
             f,
-            "promotions      {} ({} with a full recent table)",
-            self.promotions, self.recent_full_promotions
+            "promotions      {} ({} with a full recent table; longest move {} entries)",
+            self.promotions, self.recent_full_promotions, self.longest_promotion_move
         )?;
         writeln!(
             f,

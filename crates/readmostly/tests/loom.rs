@@ -914,3 +914,175 @@ fn stores_racing_rebuild_step() {
         assert_eq!(contents(&map), [(1, 11), (3, 30), (4, 40), (5, 50)]);
     });
 }
+
+// ------------------------------------------------------------- lock-free new keys
+
+/// A map (`Auto`, `DirtyLen`: no read promotes) whose recent table already holds key
+/// 100, so its slot array exists and new keys are added without the lock.
+fn map_with_recent_array() -> Arc<Map> {
+    let map = new_map(Promotion::DirtyLen, RecentKeys::Auto);
+    assert!(!map.insert(100, 1000));
+    map
+}
+
+/// (h) Two lock-free inserts of the same new key: both reserve room and race to fill a
+/// slot by compare-and-swap; the loser finds the winner's entry in that slot and stores
+/// into it. One insert sees the key absent, the other replaces its value; the map holds
+/// the loser's value; the loser's reservation is given back (the recent table counts two
+/// keys); no operation takes the lock.
+#[test]
+fn insert_racing_insert_of_new_key() {
+    model("insert_racing_insert_of_new_key", |swap| {
+        let map = map_with_recent_array();
+        let (m1, m2) = (map.clone(), map.clone());
+        let (a, b) = race(
+            swap,
+            move || m1.pin().insert(1, 10).copied(),
+            move || m2.pin().insert(1, 20).copied(),
+        );
+        let last = match (a, b) {
+            (None, Some(10)) => 20,
+            (Some(20), None) => 10,
+            other => panic!("inserts returned {other:?}"),
+        };
+        let s = map.stats();
+        assert_eq!((s.new_keys, s.overwrites), (2, 1), "{s:?}");
+        assert_eq!((s.recent_len, s.slow_reads, s.promotions), (2, 0, 0));
+        assert_eq!(contents(&map), [(1, last), (100, 1000)]);
+    });
+}
+
+/// (i) Two lock-free `get_or_insert` calls of the same new key: exactly one inserts, and
+/// both return the value it inserted.
+#[test]
+fn get_or_insert_racing_get_or_insert_of_new_key() {
+    model("get_or_insert_racing_get_or_insert_of_new_key", |swap| {
+        let map = map_with_recent_array();
+        let (m1, m2) = (map.clone(), map.clone());
+        let ((va, ia), (vb, ib)) = race(
+            swap,
+            move || {
+                let m = m1.pin();
+                let (v, inserted) = m.get_or_insert(1, 10);
+                (*v, inserted)
+            },
+            move || {
+                let m = m2.pin();
+                let (v, inserted) = m.get_or_insert(1, 20);
+                (*v, inserted)
+            },
+        );
+        assert!(ia != ib, "exactly one inserts: {ia} {ib}");
+        let winner = if ia { 10 } else { 20 };
+        assert_eq!((va, vb), (winner, winner));
+        assert_eq!(map.stats().recent_len, 2);
+        assert_eq!(contents(&map), [(1, winner), (100, 1000)]);
+    });
+}
+
+/// (j) A lock-free insert of a new key racing an explicit promotion, which seals the
+/// recent table and moves its entries into the new main table: the insert either filled
+/// its slot before the seal reached it (and its key is moved with the others) or meets
+/// the seal and inserts under the lock into the new read table (rebuilding the dirty
+/// table). The key is never lost or doubled.
+#[test]
+fn new_key_racing_promotion() {
+    model("new_key_racing_promotion", |swap| {
+        let map = map_with_recent_array();
+        let (m1, m2) = (map.clone(), map.clone());
+        let (prev, promoted) = race(
+            swap,
+            move || m1.pin().insert(1, 10).copied(),
+            move || m2.promote(),
+        );
+        assert_eq!(prev, None);
+        assert!(promoted, "key 100 was in the recent table");
+        let s = map.stats();
+        assert_eq!(s.read_len + s.recent_len, 2, "{s:?}");
+        assert_eq!(s.new_keys, 2);
+        assert_eq!(contents(&map), [(1, 10), (100, 1000)]);
+        map.promote();
+        assert_eq!(contents(&map), [(1, 10), (100, 1000)]);
+    });
+}
+
+/// (k) A lock-free insert racing the growth of the recent table's slot array. With
+/// `AtMost(8)` the array starts with two slots and doubles when more than half full, so
+/// after keys 1 to 3 it has 8 slots, 3 filled. Whichever insert reserves the 4th place
+/// adds without the lock; the other finds no room and doubles the array under the lock,
+/// sealing the old one slot by slot while copying it. The lock-free add lands before the
+/// seal reaches its slot (and is copied) or meets the seal and retries under the lock.
+/// Both keys end up in the recent table; nothing is promoted.
+#[test]
+fn new_key_racing_recent_growth() {
+    model("new_key_racing_recent_growth", |swap| {
+        let map = new_map(Promotion::DirtyLen, at_most(8));
+        for k in 1..=3 {
+            assert!(!map.insert(k, k * 10));
+        }
+        let (m1, m2) = (map.clone(), map.clone());
+        let (a, b) = race(
+            swap,
+            move || m1.pin().insert(4, 40).copied(),
+            move || m2.pin().insert(5, 50).copied(),
+        );
+        assert_eq!((a, b), (None, None));
+        let s = map.stats();
+        assert_eq!((s.recent_len, s.promotions, s.new_keys), (5, 0, 5), "{s:?}");
+        let expected: Vec<(u64, u64)> = (1..=5).map(|k| (k, k * 10)).collect();
+        assert_eq!(contents(&map), expected);
+    });
+}
+
+/// (m) A lock-free insert racing the promotion a full recent table triggers: `Auto` with
+/// an empty read table allows 8 recent keys; 7 are there. Whichever insert reserves the
+/// 8th place adds without the lock; the other finds the table full and promotes under the
+/// lock (its own key included), sealing the recent table while moving its entries. The
+/// lock-free add lands before the seal reaches its slot (and is moved) or meets the seal
+/// and inserts into the new read table. No key is lost.
+#[test]
+fn new_key_racing_full_promotion() {
+    model("new_key_racing_full_promotion", |swap| {
+        let map = new_map(Promotion::DirtyLen, RecentKeys::Auto);
+        for k in 1..=7 {
+            assert!(!map.insert(k, k * 10));
+        }
+        let (m1, m2) = (map.clone(), map.clone());
+        let (a, b) = race(
+            swap,
+            move || m1.pin().insert(8, 80).copied(),
+            move || m2.pin().insert(9, 90).copied(),
+        );
+        assert_eq!((a, b), (None, None));
+        let s = map.stats();
+        assert_eq!((s.promotions, s.recent_full_promotions), (1, 1), "{s:?}");
+        assert_eq!((s.read_len + s.recent_len, s.new_keys), (9, 9), "{s:?}");
+        let expected: Vec<(u64, u64)> = (1..=9).map(|k| (k, k * 10)).collect();
+        assert_eq!(contents(&map), expected);
+    });
+}
+
+/// (l) A lock-free insert of a new key racing `clear`, which seals the recent table
+/// before detaching its entries: the insert is ordered before the clear (its key is
+/// cleared) or after it (it meets the seal, or the new empty table, and its key stays).
+/// `len` agrees with `iter` either way (every entry detached was counted once).
+#[test]
+fn new_key_racing_clear() {
+    model("new_key_racing_clear", |swap| {
+        let map = map_with_recent_array();
+        let (m1, m2) = (map.clone(), map.clone());
+        let (prev, ()) = race(
+            swap,
+            move || m1.pin().insert(1, 10).copied(),
+            move || m2.clear(),
+        );
+        assert_eq!(prev, None);
+        let after = contents(&map);
+        assert!(
+            after.is_empty() || after == [(1, 10)],
+            "after clear: {after:?}"
+        );
+        assert!(!map.insert(2, 20));
+        assert_eq!(map.get_cloned(&100), None);
+    });
+}

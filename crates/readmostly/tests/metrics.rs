@@ -166,6 +166,10 @@ fn prometheus_scrape_reports_map_statistics() {
         value(r#"readmostly_longest_rebuild_step{map="orders"}"#),
         orders_stats.longest_rebuild_step as f64
     );
+    assert_eq!(
+        value(r#"readmostly_longest_promotion_move{map="orders"}"#),
+        orders_stats.longest_promotion_move as f64
+    );
     assert!(
         body.contains("# TYPE readmostly_hits_total counter"),
         "{body}"

@@ -281,6 +281,21 @@ impl<K, V> Entry<K, V> {
         unsafe { release(raw) };
     }
 
+    /// Takes apart an entry that was never published, giving back its key and first value
+    /// (a lock-free insert that found the key already added by another thread).
+    ///
+    /// # Safety
+    /// `e` came from [`Entry::alloc`], no other thread has seen it, and its slot still
+    /// holds the inline value.
+    pub(crate) unsafe fn into_parts(e: NonNull<Self>) -> (K, V) {
+        // SAFETY: `e` came from `Box::into_raw` in `alloc` and is ours alone (caller).
+        let entry = *unsafe { Box::from_raw(e.as_ptr()) };
+        let Entry { key, inline, .. } = entry;
+        // SAFETY: initialised at allocation and never dropped or moved out (caller: the
+        // slot still holds it, so nobody retired it).
+        (key, unsafe { inline.into_inner().assume_init() })
+    }
+
     /// Whether the slot is expunged, with exclusive access (`Drop` of the map).
     pub(crate) fn is_expunged_mut(&mut self) -> bool {
         self.value_mut() == expunged()

@@ -9,38 +9,50 @@
 //!   modified after it is published; only the entries' value slots change, and the
 //!   recent table only gains slots. Readers load it through their guard and never take
 //!   a lock.
-//! * The recent table ([`Recent`]): a small insert-only open-addressing array of
-//!   `(hash, entry)` slots, filled under `mu` with the entries of new keys as they enter
-//!   the dirty table, and read without a lock. It makes new keys visible to lock-free
-//!   readers before the next promotion, so neither reads of new keys nor reads of
-//!   absent keys take the lock. When it is full the dirty table is promoted at once
-//!   (the new key included). Misses of the main table that the recent table answers are
+//! * The recent table ([`Recent`]): an insert-only open-addressing array of
+//!   `(hash, entry)` slots holding the entries of keys added since the read table was
+//!   published. New keys are added to it *without the lock* (a reservation, then a
+//!   compare-and-swap into an empty slot), and it is read without a lock, so neither
+//!   adding a new key, nor reading it, nor reading an absent key takes the lock while it
+//!   has room. Its entries are in no other table until a promotion seals it and moves
+//!   them into the next main table. When it is full the next new key promotes at once
+//!   (that key included). Misses of the main table that the recent table answers are
 //!   counted per thread and still drive promotion. Disabled ([`RecentKeys::Off`]), the
-//!   map behaves exactly like Go's: new keys are reachable only through the lock until
-//!   a promotion.
+//!   map behaves exactly like Go's: new keys go into the dirty table under the lock and
+//!   are reachable only through the lock until a promotion.
 //! * `dirty`: behind the mutex `mu`, an optional table of entry pointers that holds
-//!   every non-expunged entry of the read table plus the keys added since the last
-//!   promotion, the `misses` counter, and the list of entries expunged by the last rebuild.
+//!   every non-expunged entry of the read table's main table (plus, with the recent table
+//!   off, the keys added since the last promotion), the `misses` counter, and the list of
+//!   entries expunged by the last rebuild.
 //!   The dirty table is rebuilt from the read table (Go's lazy copy) *incrementally*:
 //!   the first new key after a promotion creates it empty and starts a [`Rebuild`]
 //!   cursor over the read table's slots; that operation and every later one that
 //!   takes `mu` to insert a new key or count a miss copies (or expunges) at most
-//!   `rebuild_step` more entries, and a promotion finishes whatever is left. So the
-//!   longest pause an operation sees is bounded by the step, not by the map's size
-//!   (except a promotion that arrives before the rebuild is done).
+//!   `rebuild_step` more entries, and so does each lock-free add of a new key that finds
+//!   the lock free (`try_lock`: it never waits); a promotion finishes whatever is left.
+//!   So the rebuild's pause is bounded by the step, not by the map's size (except a
+//!   promotion that arrives before the rebuild is done). A promotion also moves the
+//!   recent table's entries into the new main table: a pause bounded by the recent
+//!   table's size (reported apart, `longest_promotion_move`).
 //! * [`Entry`]: shared by both tables; see [`entry`] for its state machine.
 //!
 //! # Invariants (all under `mu`)
 //!
-//! 1. `read.amended` ⇒ `dirty.table.is_some()`, and so does a non-empty recent table.
-//! 6. Every entry in the recent table is in the dirty table (it was inserted into both
-//!    at once, is never expunged — only rebuilds expunge, they start while the recent
-//!    table is empty and visit only the main table — and a dirty-only key is detached
-//!    only when it is in no read-side table). Entries of the dirty table that are in
-//!    neither read-side table exist only
-//!    while `read.amended` is set.
-//! 2. When `dirty.table` is `Some`, every entry of the read table is in the dirty
-//!    table, or expunged (the expunged ones are exactly `dirty.expunged`), or not yet
+//! 1. `read.amended` ⇒ `dirty.table.is_some()`, and so does a recent table that has a
+//!    slot array (the first new key after a promotion starts the rebuild before it
+//!    allocates the array).
+//! 6. An entry of the recent table is in no other table, and is never expunged while its
+//!    read table is published (only rebuilds expunge, and they visit only the main
+//!    table; a promotion moves the entries into the next main table as they are, and
+//!    `clear` detaches them), and no key is in both the main and the recent table.
+//!    Entries of the dirty table that are in neither read-side table exist only while
+//!    `read.amended` is set (recent table off), or for the moment between a full recent
+//!    table's new key and the promotion that follows it.
+//! 7. A recent table whose read table is no longer published is sealed: every empty slot
+//!    of its array holds the seal, so no key can be added to it (a promotion or `clear`
+//!    seals it before publishing the next read table).
+//! 2. When `dirty.table` is `Some`, every entry of the read table's main table is in the
+//!    dirty table, or expunged (the expunged ones are exactly `dirty.expunged`), or not yet
 //!    visited by the rebuild (`dirty.rebuild`: slots at or after its cursor); an
 //!    unvisited entry is not expunged and in no other table. A promotion finishes the
 //!    rebuild before it publishes the dirty table.
@@ -62,21 +74,24 @@
 //!
 //! * Publishing a read table (promotion, `clear`) stores `read` with **Release**; every
 //!   load of `read` is an **Acquire** (`Guard::protect`). Entries in a new table were
-//!   created by earlier holders of `mu`, so their initialisation happens-before the
-//!   Release store (mutex acquire/release chain) and thus before any reader that sees
-//!   the table.
+//!   created by earlier holders of `mu` or added to the recent table by lock-free adders,
+//!   whose Release compare-and-swap the promoter's Acquire load of the slot (while
+//!   sealing it) synchronised with; so their initialisation happens-before the Release
+//!   store and thus before any reader that sees the table.
 //! * Value slots are written with **Release** (inside AcqRel CAS/swap) after the value is
 //!   boxed, and read with **Acquire**, so a reader that sees a pointer sees the value.
 //! * `amended` is written only under `mu`. It only decides whether a reader takes the
 //!   lock, after which the mutex orders everything.
-//! * A recent slot is filled under `mu`: its hash is stored (Relaxed) and then its entry
-//!   pointer with **Release**; readers load the pointer with **Acquire** before the hash,
-//!   so a reader that sees the pointer sees the hash and the entry's initialisation.
-//!   Slots are never emptied while the table is published, so a reader that meets an
-//!   empty slot knows every key it probes for was absent from the recent table when that
-//!   slot was read (linear probing: a key lives past every slot that was full when it
-//!   was added). `Recent::len` is written under `mu` and read without the lock only to
-//!   skip probing an empty recent table (Relaxed: see `Recent::len`).
+//! * A recent slot is filled by a compare-and-swap of its entry pointer from null with
+//!   **Release** (publishing the entry's initialisation); readers load the pointer with
+//!   **Acquire**. The slot's copy of the hash is stored (Relaxed) just after; a reader
+//!   that still sees 0 reads the entry's own hash instead. Slots are never emptied, and
+//!   sealing only marks empty slots, so a reader that meets an empty or sealed slot knows
+//!   every key it probes for was absent from that array when that slot was read (linear
+//!   probing: a key lives past every slot that was full when it was added). The slot
+//!   array pointer is replaced under `mu` with **Release** and loaded with **Acquire**.
+//!   `Recent::len` (reservations) is Relaxed: its modification order alone bounds the
+//!   filled slots (see `Recent::try_reserve`).
 
 mod entry;
 pub(crate) mod reclaim;
@@ -94,7 +109,9 @@ use self::reclaim::{boxed, Collector, Guard, LocalGuard, OwnedGuard};
 use self::table::Table;
 use crate::map::{Promotion, RecentKeys};
 use crate::stats::{count_hit, HitCounter, LockedCounters, Stats, Stripes};
-use crate::sync::{lock, AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Mutex, MutexGuard};
+use crate::sync::{
+    lock, try_lock, AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Mutex, MutexGuard,
+};
 
 type EntryPtr<K, V> = NonNull<Entry<K, V>>;
 
@@ -129,6 +146,10 @@ struct ReadTable<K, V> {
     /// Whether the dirty table holds keys that neither `table` nor `recent` holds. Set
     /// (never cleared) under `mu`; a promotion publishes a new table with the flag clear.
     amended: AtomicBool,
+    /// Whether the dirty table is being rebuilt from this table: a hint for lock-free
+    /// adders of new keys, which then try the lock to take a rebuild step. Written under
+    /// `mu`; read Relaxed (a stale value only skips or wastes one `try_lock`).
+    rebuilding: AtomicBool,
 }
 
 impl<K, V> ReadTable<K, V> {
@@ -144,6 +165,7 @@ impl<K, V> ReadTable<K, V> {
             table,
             recent,
             amended: AtomicBool::new(false),
+            rebuilding: AtomicBool::new(false),
         }))
     }
 
@@ -161,16 +183,64 @@ impl<K, V> ReadTable<K, V> {
 /// The most keys a recent table may hold (2^20: at most 64 MiB of slots).
 pub(crate) const MAX_RECENT: usize = 1 << 20;
 
-/// One slot of the recent table.
+/// The sentinel address of a *sealed* recent slot (see [`SlotArray::seal_locked`]). Never
+/// dereferenced, only compared; no allocation can have the address of this static.
+static SEALED_MARK: u8 = 0;
+
+/// The pointer a sealed recent slot holds.
+#[inline]
+fn sealed<K, V>() -> *mut Entry<K, V> {
+    std::ptr::addr_of!(SEALED_MARK)
+        .cast::<Entry<K, V>>()
+        .cast_mut()
+}
+
+/// One slot of the recent table: empty (null), filled (an entry), or sealed.
 struct RecentSlot<K, V> {
-    /// The entry's hash (valid once `entry` is non-null).
+    /// The entry's hash, written by the thread that filled the slot just after it did;
+    /// 0 until then (see [`hash_of`](Self::hash_of)).
     hash: AtomicU64,
-    /// Null while the slot is empty.
+    /// Null while the slot is empty; the entry once filled; [`sealed()`] once an empty
+    /// slot was sealed (it then stays empty for good).
     entry: AtomicPtr<Entry<K, V>>,
 }
 
+impl<K, V> RecentSlot<K, V> {
+    /// The hash of `e`, the entry this slot holds, read without touching the entry unless
+    /// the filler has not written it yet.
+    ///
+    /// The caller loaded `e` from `entry` with Acquire (or holds `mu`) and holds a guard
+    /// protecting the table.
+    #[inline]
+    fn hash_of(&self, e: EntryPtr<K, V>) -> u64 {
+        // Relaxed: the slot's hash goes from 0 to the entry's hash once, so any non-zero
+        // value is right; 0 (not written yet, or a real hash of 0) sends us to the entry's
+        // own immutable copy.
+        match self.hash.load(Relaxed) {
+            // SAFETY: entries of a published read table's recent table are live while the
+            // guard protecting the table is held (invariant 5); the Acquire load of the
+            // slot made its initialisation visible.
+            0 => unsafe { e.as_ref() }.hash,
+            h => h,
+        }
+    }
+}
+
+/// What [`SlotArray::add`] did.
+enum Add<K, V> {
+    /// The entry now fills a slot.
+    Added,
+    /// An entry with an equal key was already there (added concurrently): ours was not added.
+    Found(EntryPtr<K, V>),
+    /// The probe reached a sealed slot: the array is being replaced (growth) or its read
+    /// table retired (promotion, `clear`); the caller retries under `mu`.
+    Sealed,
+    /// The recent table holds as many keys as it may (only from [`Recent::add_locked`]).
+    Full,
+}
+
 /// A recent table's slot array: a power-of-two number of slots, at most half of them
-/// filled, so a probe always ends at an empty slot.
+/// filled (see [`Recent::try_reserve`]), so a probe always ends at an empty or sealed slot.
 struct SlotArray<K, V> {
     slots: Box<[RecentSlot<K, V>]>,
 }
@@ -187,39 +257,114 @@ impl<K, V> SlotArray<K, V> {
         }
     }
 
-    /// Fills the first empty slot of `hash`'s probe sequence. Caller holds `mu` (slots
-    /// are only filled under it) and keeps at least one slot empty.
-    fn insert(&self, e: *mut Entry<K, V>, hash: u64) {
+    /// Fills the first empty slot of `hash`'s probe sequence in an array that no other
+    /// thread can see yet (a growing table's replacement), keeping one slot empty.
+    fn insert_private(&self, e: EntryPtr<K, V>, hash: u64) {
         let mask = self.slots.len() - 1;
         let mut i = hash as usize & mask;
-        // Relaxed: slots are only filled under `mu`.
+        // Relaxed: the array is private to the caller.
         while !self.slots[i].entry.load(Relaxed).is_null() {
             i = (i + 1) & mask;
         }
-        // Relaxed: published by the Release store of the pointer below.
+        // Relaxed: published with the array (Release store of `Recent::array`).
         self.slots[i].hash.store(hash, Relaxed);
-        // Release: see `Recent::find`.
-        self.slots[i].entry.store(e, Release);
+        // Relaxed: as above.
+        self.slots[i].entry.store(e.as_ptr(), Relaxed);
+    }
+
+    /// Fills the first empty slot of `hash`'s probe sequence with `e`, a new key's entry
+    /// that no other thread has seen, unless an entry with an equal key comes first. Lock
+    /// free: slots go from empty to filled or sealed by compare-and-swap, once, so two
+    /// threads adding equal keys meet at the first slot either of them fills. The caller
+    /// holds a reservation ([`Recent::try_reserve`]) and a guard protecting the array.
+    fn add(&self, e: EntryPtr<K, V>, hash: u64) -> Add<K, V>
+    where
+        K: Eq,
+    {
+        let mask = self.slots.len() - 1;
+        let mut i = hash as usize & mask;
+        // SAFETY: `e` is the caller's unpublished entry.
+        let key = &unsafe { e.as_ref() }.key;
+        loop {
+            let slot = &self.slots[i];
+            // Acquire: as in `Recent::probe` (we may compare our key with the entry's).
+            let mut p = slot.entry.load(Acquire);
+            if p.is_null() {
+                // Release on success: publishes our entry's initialisation to whoever
+                // loads the pointer with Acquire. Acquire on failure: as above.
+                match slot.entry.compare_exchange(p, e.as_ptr(), Release, Acquire) {
+                    Ok(_) => {
+                        // Relaxed: see `RecentSlot::hash_of`.
+                        slot.hash.store(hash, Relaxed);
+                        return Add::Added;
+                    }
+                    Err(actual) => p = actual,
+                }
+            }
+            if p == sealed() {
+                return Add::Sealed;
+            }
+            // Neither null (the CAS failed, or the load saw a pointer) nor sealed.
+            let other = NonNull::new(p).expect("a filled slot");
+            // SAFETY: a filled slot's entry is live while our guard protects the array
+            // (invariants 5 and 6).
+            if slot.hash_of(other) == hash && unsafe { other.as_ref() }.key == *key {
+                return Add::Found(other);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// Seals every empty slot, so that nothing can be added to the array any more, and
+    /// calls `f` with each entry it holds. Caller holds `mu` (only holders of `mu` seal,
+    /// and each array is sealed once: by the growth that replaces it, or the promotion or
+    /// `clear` that retires its read table).
+    fn seal_locked(&self, mut f: impl FnMut(EntryPtr<K, V>, u64)) {
+        for slot in self.slots.iter() {
+            // Acquire: we read the hash of the entry we find (see `hash_of`).
+            let mut p = slot.entry.load(Acquire);
+            if p.is_null() {
+                // Relaxed on success: an adder that finds the mark retries under `mu`,
+                // which orders everything after. Acquire on failure: as above.
+                match slot.entry.compare_exchange(p, sealed(), Relaxed, Acquire) {
+                    Ok(_) => continue,
+                    Err(actual) => p = actual,
+                }
+            }
+            debug_assert!(p != sealed(), "an array is sealed once");
+            let e = NonNull::new(p).expect("a filled slot");
+            f(e, slot.hash_of(e));
+        }
     }
 }
 
-/// The recent table: entries added to the dirty table since the read table was
-/// published, readable without the lock. Open addressing with linear probing in a
-/// [`SlotArray`]. The array is allocated by the first `push` (a read table to which no
-/// key is ever added costs nothing) and doubled when half full, by copying the filled
-/// slots into a new array published in its place (the old one is retired); slots are
-/// filled under `mu` and never emptied while the read table is published. Once it holds
-/// `max_len` keys, the next new key promotes the dirty table instead.
+/// The recent table: entries of keys added since the read table was published, readable
+/// and added to without the lock. Open addressing with linear probing in a [`SlotArray`].
+///
+/// * Adding a key reserves room first (`len`, see [`try_reserve`](Self::try_reserve)), then
+///   fills an empty slot by compare-and-swap ([`SlotArray::add`]). Adds that find no array,
+///   no room, or a sealed slot take the lock and retry ([`add_locked`](Self::add_locked)),
+///   which allocates the first array (so a read table to which no key is ever added costs
+///   nothing), doubles a half-full one, or reports the table full (the caller promotes).
+/// * Growth seals the old array (each empty slot, by compare-and-swap) while copying its
+///   entries into the new one, then publishes the new one and retires the old: an add
+///   either filled its slot before the seal reached it, and is copied, or meets the seal.
+/// * A promotion (or `clear`) seals the array the same way while moving its entries into
+///   the next main table, before publishing it; so no key is ever added to a recent table
+///   whose read table is no longer published.
+///
+/// Slots are never emptied. Once it holds `max_len` keys, the next new key promotes.
 struct Recent<K, V> {
-    /// The current slot array, or null until the first `push`. Replaced under `mu`, with
+    /// The current slot array, or null until the first add. Replaced under `mu`, with
     /// Release (see `slots`).
     array: AtomicPtr<SlotArray<K, V>>,
     /// Slots of the first array: a power of two, or 0 when the recent table is off.
     first_capacity: usize,
     /// Most keys the table may hold.
     max_len: usize,
-    /// Filled slots. Written under `mu`.
-    len: AtomicUsize,
+    /// Keys added plus adds in progress (reservations). Written by every new key: on its
+    /// own lines, away from `array`, which every lookup that misses the main table reads.
+    len: CacheAligned<AtomicUsize>,
 }
 
 impl<K, V> Drop for Recent<K, V> {
@@ -227,8 +372,8 @@ impl<K, V> Drop for Recent<K, V> {
         // Relaxed: `&mut self`, no other thread can access the table.
         let array = self.array.load(Relaxed);
         if !array.is_null() {
-            // SAFETY: the current array came from `Box::into_raw` in `push` and is freed
-            // only here (replaced ones were retired when they were replaced).
+            // SAFETY: the current array came from `Box::into_raw` in `add_locked` and is
+            // freed only here (replaced ones were retired when they were replaced).
             drop(unsafe { Box::from_raw(array) });
         }
     }
@@ -246,8 +391,13 @@ impl<K, V> Recent<K, V> {
             }
             // Up to half the read table: a full recent table triggers a promotion and
             // then a rebuild copying `read_len` entries, so each new key pays for about
-            // two copies, plus about two for the doublings of the array on the way.
-            RecentKeys::Auto => (8, (read_len / 2).clamp(8, MAX_RECENT)),
+            // two copies, plus about two for the doublings of the array on the way. The
+            // first array has room for 1/32 of the read table: growth sends the adds that
+            // meet its seal to the lock, so it should not happen every few keys.
+            RecentKeys::Auto => {
+                let max_len = (read_len / 2).clamp(8, MAX_RECENT);
+                ((read_len / 32).clamp(8, max_len), max_len)
+            }
         };
         Recent {
             array: AtomicPtr::new(std::ptr::null_mut()),
@@ -257,59 +407,54 @@ impl<K, V> Recent<K, V> {
                 (first * 2).next_power_of_two()
             },
             max_len,
-            len: AtomicUsize::new(0),
+            len: CacheAligned(AtomicUsize::new(0)),
         }
     }
 
-    /// The current slot array (empty until the first `push`). The slice stays valid
-    /// while the guard protecting the read table is held: replaced arrays are retired.
+    /// The current slot array (empty until the first add). The slice stays valid while
+    /// the guard protecting the read table is held: replaced arrays are retired.
     #[inline]
     fn slots(&self) -> &[RecentSlot<K, V>] {
-        // Acquire: pairs with the Release stores in `push`, so the array's slots and
+        // Acquire: pairs with the Release store in `add_locked`, so the array's slots and
         // their contents at publication are visible.
         let array = self.array.load(Acquire);
         if array.is_null() {
             return &[];
         }
-        // SAFETY: a non-null `array` was published by `push` and is freed only after it
-        // is replaced and retired (and the caller's guard is gone) or with `self`.
+        // SAFETY: a non-null `array` was published by `add_locked` and is freed only after
+        // it is replaced and retired (and the caller's guard is gone) or with `self`.
         unsafe { &(*array).slots }
     }
 
-    /// Finds `key`'s entry. Lock-free; callers hold a guard protecting the read table.
-    #[inline]
-    fn find<Q>(&self, hash: u64, key: &Q) -> Option<EntryPtr<K, V>>
-    where
-        K: Borrow<Q>,
-        Q: ?Sized + Eq,
-    {
-        // Nothing to probe while no key was added (the common case of read-mostly data);
-        // Relaxed as in `len`: a key added concurrently may be missed, one added before
-        // this lookup (happens-before) is not.
-        if self.len() == 0 {
-            return None;
-        }
-        self.probe(hash, key)
+    /// The current array, for a caller holding `mu` (which every replacement holds).
+    fn array_locked(&self) -> Option<&SlotArray<K, V>> {
+        // Relaxed: replaced only under `mu`, which the caller holds.
+        // SAFETY: as in `slots`.
+        NonNull::new(self.array.load(Relaxed)).map(|a| unsafe { &*a.as_ptr() })
     }
 
-    /// [`find`](Self::find) for a caller that has already seen a non-zero `len`.
+    /// Finds `key`'s entry in `slots` (from [`slots`](Self::slots)). Lock-free; callers
+    /// hold a guard protecting the read table. An empty array finds nothing.
     #[inline]
-    fn probe<Q>(&self, hash: u64, key: &Q) -> Option<EntryPtr<K, V>>
+    fn probe<Q>(slots: &[RecentSlot<K, V>], hash: u64, key: &Q) -> Option<EntryPtr<K, V>>
     where
         K: Borrow<Q>,
         Q: ?Sized + Eq,
     {
-        // Empty if the first `push` is concurrent with us (then so is the key's insert).
-        let slots = self.slots();
         let mask = slots.len().checked_sub(1)?;
         let mut i = hash as usize & mask;
         loop {
             let slot = &slots[i];
-            // Acquire: pairs with the Release store in `push`, making the slot's hash and
-            // the entry's initialisation visible.
-            let e = NonNull::new(slot.entry.load(Acquire))?;
-            // Relaxed: written before the entry pointer we loaded with Acquire.
-            if slot.hash.load(Relaxed) == hash {
+            // Acquire: pairs with the Release that filled the slot (`SlotArray::add`, or
+            // the array's publication), making the entry's initialisation visible.
+            let p = slot.entry.load(Acquire);
+            // An empty or sealed slot ends the probe: a key lives past every slot that
+            // was filled when it was added, and sealing only marks empty slots.
+            if p == sealed() {
+                return None;
+            }
+            let e = NonNull::new(p)?;
+            if slot.hash_of(e) == hash {
                 // SAFETY: entries of a published read table's recent table are live while
                 // the guard protecting the table is held (invariants 5 and 6).
                 if unsafe { e.as_ref() }.key.borrow() == key {
@@ -320,51 +465,103 @@ impl<K, V> Recent<K, V> {
         }
     }
 
-    /// Adds `e` (a new key's entry, just inserted into the dirty table). Returns `false`,
-    /// adding nothing, when the table is full or off. Caller holds `mu` and `guard`, through
-    /// which a replaced slot array is retired.
-    fn push(&self, e: EntryPtr<K, V>, hash: u64, guard: &impl Guard) -> bool {
-        // Relaxed: only written under `mu`, which the caller holds.
-        let len = self.len.load(Relaxed);
-        if len >= self.max_len {
-            return false;
+    /// Finds `key`'s entry. Lock-free; callers hold a guard protecting the read table.
+    #[inline]
+    fn find<Q>(&self, hash: u64, key: &Q) -> Option<EntryPtr<K, V>>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Eq,
+    {
+        Self::probe(self.slots(), hash, key)
+    }
+
+    /// Reserves room for one key in the current array, without the lock. `None` (nothing
+    /// reserved) when there is no array yet, the table is full, or the array would be more
+    /// than half full: the caller takes the lock ([`add_locked`](Self::add_locked)).
+    ///
+    /// Every add holds a reservation, counted in `len` until the add fails, and the
+    /// reservation that makes `len` exceed half the array's slots is refused. Since filled
+    /// slots are never emptied, the last reservation that filled a slot of an array saw
+    /// every filled slot of it counted, so at most half the slots are ever filled.
+    #[inline]
+    fn try_reserve(&self) -> Option<&SlotArray<K, V>> {
+        // Acquire: as in `slots`.
+        let array = NonNull::new(self.array.load(Acquire))?;
+        // SAFETY: as in `slots`.
+        let array = unsafe { &*array.as_ptr() };
+        // Relaxed: the count's modification order alone bounds the filled slots (above);
+        // what the slots hold is ordered by their own compare-and-swaps.
+        let n = self.len.fetch_add(1, Relaxed) + 1;
+        if n <= self.max_len && n <= array.slots.len() / 2 {
+            Some(array)
+        } else {
+            self.unreserve();
+            None
         }
-        // Relaxed: only written under `mu`.
+    }
+
+    /// Gives back a reservation whose add did not fill a slot.
+    fn unreserve(&self) {
+        // Relaxed: as in `try_reserve`.
+        self.len.fetch_sub(1, Relaxed);
+    }
+
+    /// Adds `e` (a new key's entry, which no other thread has seen) to the table under
+    /// `mu`: allocates the first array, or replaces a half-full one by one twice as large,
+    /// as needed. `Full` when the table holds `max_len` keys or is off. Replaced arrays are
+    /// retired through `guard`.
+    fn add_locked(&self, e: EntryPtr<K, V>, hash: u64, guard: &impl Guard) -> Add<K, V>
+    where
+        K: Eq,
+    {
+        // Relaxed: as in `try_reserve`.
+        let n = self.len.fetch_add(1, Relaxed) + 1;
+        if n > self.max_len {
+            self.unreserve();
+            return Add::Full;
+        }
+        // Relaxed: replaced only under `mu`, which we hold.
         let old = self.array.load(Relaxed);
         // SAFETY: a non-null array is live (retired only when replaced, below, under `mu`).
         let capacity = NonNull::new(old).map_or(0, |a| unsafe { a.as_ref() }.slots.len());
-        if len + 1 > capacity / 2 {
-            let new = SlotArray::new((capacity * 2).max(self.first_capacity));
+        let array = if n > capacity / 2 {
+            let new = SlotArray::new(
+                (capacity * 2)
+                    .max(self.first_capacity)
+                    .max((n * 2).next_power_of_two()),
+            );
             if let Some(old) = NonNull::new(old) {
                 // SAFETY: as above.
-                for slot in unsafe { old.as_ref() }.slots.iter() {
-                    // Relaxed: filled under `mu`, which we hold.
-                    let entry = slot.entry.load(Relaxed);
-                    if !entry.is_null() {
-                        // Relaxed: as above.
-                        new.insert(entry, slot.hash.load(Relaxed));
-                    }
-                }
+                unsafe { old.as_ref() }.seal_locked(|e, hash| new.insert_private(e, hash));
             }
+            let new = Box::into_raw(Box::new(new));
             // Release: see `slots`.
-            self.array.store(Box::into_raw(Box::new(new)), Release);
+            self.array.store(new, Release);
             if !old.is_null() {
                 // SAFETY: `old` is no longer reachable from `array`; readers that loaded
                 // it hold guards, so seize frees it after them. It came from
                 // `Box::into_raw` and is retired once (it was replaced once).
                 unsafe { guard.defer_retire(old, boxed::<SlotArray<K, V>>) };
             }
-        }
+            new
+        } else {
+            old
+        };
         // SAFETY: just published or checked above; only replaced under `mu`.
-        let array = unsafe { &*self.array.load(Relaxed) };
-        array.insert(e.as_ptr(), hash);
-        // Relaxed: see `len`.
-        self.len.store(len + 1, Relaxed);
-        true
+        match unsafe { &*array }.add(e, hash) {
+            Add::Added => Add::Added,
+            Add::Found(other) => {
+                self.unreserve();
+                Add::Found(other)
+            }
+            // Only holders of `mu` seal, and they seal an array they replace or whose read
+            // table they retire, all before releasing `mu`.
+            Add::Sealed | Add::Full => unreachable!("the current array is never sealed"),
+        }
     }
 
-    /// Filled slots. Relaxed: written under `mu` after the slot it counts; read without
-    /// the lock only to skip probing an empty table (see `find`).
+    /// Keys added plus adds in progress. Relaxed: an estimate for statistics and the
+    /// promotion rule (exact when no add is in progress).
     #[inline]
     fn len(&self) -> usize {
         self.len.load(Relaxed)
@@ -400,12 +597,14 @@ struct Rebuild {
 }
 
 impl<K, V> Dirty<K, V> {
-    /// The dirty table's size once its rebuild (if any) is finished: entries copied so
-    /// far plus the read table's entries not visited yet. `None` without a dirty table.
+    /// The dirty table's size once its rebuild (if any) is finished and the recent
+    /// table's entries are moved in (as a promotion does): entries copied so far, plus the
+    /// read table's entries not visited yet, plus the recent table's. `None` without a
+    /// dirty table.
     fn len(&self, read: &ReadTable<K, V>) -> Option<usize> {
         let copied = self.table.as_ref()?.len();
         let unvisited = self.rebuild.map_or(0, |r| read.table.len() - r.visited);
-        Some(copied + unvisited)
+        Some(copied + unvisited + read.recent.len())
     }
 }
 
@@ -443,6 +642,44 @@ impl<K, V> Drop for Unpublished<K, V> {
             unsafe { Entry::free_exclusive(e) };
         }
     }
+}
+
+/// A new key's entry that no other thread has seen yet: freed if a panic in user code
+/// (`Eq`, while probing) unwinds before it is published or taken apart.
+struct Fresh<K, V>(Option<EntryPtr<K, V>>);
+
+impl<K, V> Fresh<K, V> {
+    /// The entry is in a table now: the map owns it.
+    fn published(mut self) {
+        self.0 = None;
+    }
+
+    /// Gives back the key and value of an entry that was not published.
+    fn into_parts(mut self) -> (K, V) {
+        let e = self.0.take().expect("a fresh entry is taken apart once");
+        // SAFETY: from `Entry::alloc`, never published (no table or slot holds it), so no
+        // other thread has seen it and its slot still holds the inline value.
+        unsafe { Entry::into_parts(e) }
+    }
+}
+
+impl<K, V> Drop for Fresh<K, V> {
+    fn drop(&mut self) {
+        if let Some(e) = self.0 {
+            // SAFETY: as in `into_parts`: unpublished, so this is the only reference.
+            unsafe { Entry::free_exclusive(e) };
+        }
+    }
+}
+
+/// How an attempt to add a new key ended.
+enum NewKey<'a, K, V> {
+    /// Added; the slot's value pointer.
+    Added(*mut V),
+    /// Another thread added the key first: its entry, and our key and value back.
+    Exists(&'a Entry<K, V>, K, V),
+    /// The lock-free path cannot add it: take the lock (key and value back).
+    Locked(K, V),
 }
 
 /// A value that may or may not have been boxed and published yet. Frees itself on drop
@@ -724,6 +961,18 @@ impl<K, V> Drop for RawMap<K, V> {
             }
         }
         drop(dirty);
+        // Invariant 6: the recent table's entries are in no other table.
+        // SAFETY: `read` is the live published table; we have exclusive access.
+        for slot in unsafe { &*read }.recent.slots() {
+            // Relaxed: exclusive access.
+            let p = slot.entry.load(Relaxed);
+            if p != sealed() {
+                if let Some(e) = NonNull::new(p) {
+                    // SAFETY: live, in no other table, and each slot is visited once.
+                    unsafe { free_entry(e) };
+                }
+            }
+        }
         // SAFETY: the published table came from `Box::into_raw` and is freed once, here.
         drop(unsafe { Box::from_raw(read) });
     }
@@ -775,8 +1024,11 @@ impl<'g, K, V, G: Guard> RawIter<'g, K, V, G> {
             // Acquire: as in `Recent::find`. Slots filled after the iteration started may
             // or may not be seen; each key fills one slot, so none is seen twice.
             None => loop {
-                if let Some(e) = NonNull::new(self.recent.next()?.entry.load(Acquire)) {
-                    break e;
+                let p = self.recent.next()?.entry.load(Acquire);
+                if p != sealed() {
+                    if let Some(e) = NonNull::new(p) {
+                        break e;
+                    }
                 }
             },
         };
@@ -850,16 +1102,6 @@ where
         Q: ?Sized + Eq,
     {
         find(table, hash, key).map(|e| self.entry(e))
-    }
-
-    /// Finds `key` in the published read table (main or recent), without counting.
-    #[inline]
-    fn find_read<Q>(&self, hash: u64, key: &Q) -> Option<&'a Entry<K, V>>
-    where
-        K: Borrow<Q>,
-        Q: ?Sized + Eq,
-    {
-        self.read().find(hash, key).map(|e| self.entry(e))
     }
 
     /// Turns a value pointer loaded through our guard into a reference.
@@ -951,10 +1193,11 @@ where
         K: Borrow<Q>,
         Q: ?Sized + Eq,
     {
-        let counted = read.recent.len() > 0;
+        let slots = read.recent.slots();
+        let counted = !slots.is_empty();
         if counted {
             // A miss of the main table that the recent table answers, either way.
-            let found = read.recent.probe(hash, key);
+            let found = Recent::probe(slots, hash, key);
             self.recent_lookup();
             if let Some(e) = found {
                 return Some(self.entry(e));
@@ -1071,10 +1314,24 @@ where
     fn promote_locked(&self, dirty: &mut Dirty<K, V>) {
         // Invariant 2: the dirty table must hold every live read entry before it replaces
         // the read table.
-        self.rebuild_step_locked(dirty, self.read(), usize::MAX);
-        let Some(table) = dirty.table.take() else {
+        let read = self.read();
+        self.rebuild_step_locked(dirty, read, usize::MAX);
+        let Some(mut table) = dirty.table.take() else {
+            debug_assert!(read.recent.array_locked().is_none(), "invariant 1");
             return;
         };
+        // Move the recent table's entries into the new main table, sealing it: from here
+        // on, adders fall back to the lock, which we hold until the new table is out.
+        if let Some(array) = read.recent.array_locked() {
+            let mut moved = 0u64;
+            array.seal_locked(|e, _| {
+                insert_entry(&mut table, e);
+                moved += 1;
+            });
+            // Part of this operation's pause (reported apart from the rebuild steps).
+            let c = &mut dirty.counters;
+            c.longest_promotion_move = c.longest_promotion_move.max(moved);
+        }
         self.publish_locked(dirty, table);
         for e in std::mem::take(&mut dirty.expunged) {
             // SAFETY: entries on the list are live until retired here (invariant 5).
@@ -1119,8 +1376,9 @@ where
     fn start_rebuild_locked(&self, dirty: &mut Dirty<K, V>, read: &ReadTable<K, V>) {
         debug_assert!(dirty.expunged.is_empty(), "invariant 3");
         debug_assert!(dirty.rebuild.is_none(), "invariant 3");
-        debug_assert!(read.recent.len() == 0, "invariants 1 and 6");
         dirty.table = Some(Table::with_capacity(read.table.len()));
+        // Relaxed: a hint (see `ReadTable::rebuilding`).
+        read.rebuilding.store(true, Relaxed);
         dirty.rebuild = Some(Rebuild {
             next_slot: 0,
             visited: 0,
@@ -1189,9 +1447,16 @@ where
         counters.expunged += newly_expunged as u64;
         counters.longest_rebuild_step = counters.longest_rebuild_step.max(visited as u64);
         *rebuild = (cursor.next_slot < slots).then_some(cursor);
+        if rebuild.is_none() {
+            // Relaxed: a hint (see `ReadTable::rebuilding`).
+            read.rebuilding.store(false, Relaxed);
+        }
     }
 
-    /// Adds a new entry to the dirty table (rebuilding it first if needed).
+    /// Adds a new key under `mu`: to the recent table, or (recent table off or full) to the
+    /// dirty table, rebuilding the dirty table first if needed. The key may have been
+    /// added to the recent table by a lock-free adder since the caller looked:
+    /// [`NewKey::Exists`] then hands the key and value back.
     fn new_entry_locked(
         &self,
         dirty: &mut Dirty<K, V>,
@@ -1199,36 +1464,91 @@ where
         hash: u64,
         key: K,
         value: V,
-    ) -> *mut V {
+    ) -> NewKey<'a, K, V> {
         if dirty.table.is_none() {
             self.start_rebuild_locked(dirty, read);
         } else {
             self.rebuild_step_locked(dirty, read, self.map.rebuild_step);
         }
         let (e, p) = Entry::alloc(hash, key, value);
-        insert_entry(
-            dirty
+        let fresh = Fresh(Some(e));
+        let full = match read.recent.add_locked(e, hash, self.guard) {
+            Add::Added => false,
+            Add::Found(other) => {
+                let (key, value) = fresh.into_parts();
+                return NewKey::Exists(self.entry(other), key, value);
+            }
+            Add::Sealed => unreachable!("see `Recent::add_locked`"),
+            Add::Full => true,
+        };
+        fresh.published();
+        dirty.counters.new_keys += 1;
+        if full {
+            let table = dirty
                 .table
                 .as_mut()
-                .expect("the dirty table was just created if missing"),
-            e,
-        );
-        dirty.counters.new_keys += 1;
-        if read.recent.push(e, hash, self.guard) {
-            // Lock-free readers can find the key through the recent table.
-        } else if self.map.recent != RecentKeys::Off {
-            // The recent table is full: publish the dirty table (new key included) now,
-            // rather than make readers of new and absent keys take the lock.
-            dirty.counters.recent_full += 1;
-            self.promote_locked(dirty);
-        } else {
-            // Relaxed: `amended` is only written under `mu`, which we hold.
-            if !read.amended.load(Relaxed) {
-                // Release: pairs with the Acquire load in `find_entry`.
-                read.amended.store(true, Release);
+                .expect("the dirty table was just created if missing");
+            insert_entry(table, e);
+            if self.map.recent != RecentKeys::Off {
+                // The recent table is full: publish the dirty table (new key included) now,
+                // rather than make readers of new and absent keys take the lock.
+                dirty.counters.recent_full += 1;
+                self.promote_locked(dirty);
+            } else {
+                // Relaxed: `amended` is only written under `mu`, which we hold.
+                if !read.amended.load(Relaxed) {
+                    // Release: pairs with the Acquire load in `find_entry`.
+                    read.amended.store(true, Release);
+                }
             }
         }
-        p
+        NewKey::Added(p)
+    }
+
+    /// Adds a new key to the recent table without the lock, if it can: the common path
+    /// of every new key while the recent table has room. [`NewKey::Locked`] hands the key
+    /// and value back when the caller must take the lock (no recent table yet, no room,
+    /// the table sealed by a promotion or growth); [`NewKey::Exists`] when another thread
+    /// added the key first. The caller found the key in neither of `read`'s tables.
+    fn try_new_entry(
+        &self,
+        read: &'a ReadTable<K, V>,
+        hash: u64,
+        key: K,
+        value: V,
+    ) -> NewKey<'a, K, V> {
+        let Some(array) = read.recent.try_reserve() else {
+            return NewKey::Locked(key, value);
+        };
+        let (e, p) = Entry::alloc(hash, key, value);
+        let fresh = Fresh(Some(e));
+        match array.add(e, hash) {
+            Add::Added => {}
+            Add::Found(other) => {
+                read.recent.unreserve();
+                let (key, value) = fresh.into_parts();
+                return NewKey::Exists(self.entry(other), key, value);
+            }
+            Add::Sealed | Add::Full => {
+                read.recent.unreserve();
+                let (key, value) = fresh.into_parts();
+                return NewKey::Locked(key, value);
+            }
+        }
+        fresh.published();
+        self.map.stripes.new_key(self.thread());
+        // Keep the rebuild moving (it is what bounds a promotion's pause), but never wait
+        // for the lock here: whoever holds it is doing the same work or more.
+        // Relaxed: a hint (see `ReadTable::rebuilding`).
+        if read.rebuilding.load(Relaxed) {
+            if let Some(mut dirty) = try_lock(&self.map.dirty) {
+                // A promotion since we loaded `read` finished its rebuild.
+                if std::ptr::eq(self.read(), read) {
+                    self.rebuild_step_locked(&mut dirty, read, self.map.rebuild_step);
+                }
+            }
+        }
+        NewKey::Added(p)
     }
 
     /// If the read-table entry `e` is expunged, unexpunges it and puts it back into the
@@ -1260,12 +1580,24 @@ where
     }
 
     pub(crate) fn insert(&self, hash: u64, key: K, value: V) -> Option<&'a V> {
+        let read = self.read();
+        let (e, key, value) = match read.find(hash, &key) {
+            Some(e) => (self.entry(e), key, value),
+            None => match self.try_new_entry(read, hash, key, value) {
+                NewKey::Added(_) => {
+                    self.map.stripes.add_len(self.thread(), 1);
+                    return None;
+                }
+                NewKey::Exists(e, key, value) => (e, key, value),
+                NewKey::Locked(key, value) => {
+                    return self.insert_slow(hash, key, Pending::new(value))
+                }
+            },
+        };
         let mut pending = Pending::new(value);
-        if let Some(e) = self.find_read(hash, &key) {
-            if let Ok(prev) = e.try_swap(pending.ptr(), self.guard) {
-                pending.published();
-                return self.replaced(e, prev);
-            }
+        if let Ok(prev) = e.try_swap(pending.ptr(), self.guard) {
+            pending.published();
+            return self.replaced(e, prev);
         }
         self.insert_slow(hash, key, pending)
     }
@@ -1275,28 +1607,37 @@ where
     fn insert_slow(&self, hash: u64, key: K, mut pending: Pending<V>) -> Option<&'a V> {
         let mut dirty = self.map.lock();
         let read = self.read();
-        let (e, prev) = if let Some(e) = read.find(hash, &key) {
-            let e = self.unexpunge_locked(&mut dirty, e);
-            (e, e.swap(pending.ptr(), self.guard))
+        let e = if let Some(e) = read.find(hash, &key) {
+            self.unexpunge_locked(&mut dirty, e)
         } else if let Some(e) = dirty
             .table
             .as_ref()
             .and_then(|t| self.find_in(t, hash, &key))
         {
-            (e, e.swap(pending.ptr(), self.guard))
+            e
         } else {
-            self.new_entry_locked(&mut dirty, read, hash, key, pending.into_inner());
-            drop(dirty);
-            self.map.stripes.add_len(self.thread(), 1);
-            return None;
+            match self.new_entry_locked(&mut dirty, read, hash, key, pending.into_inner()) {
+                NewKey::Added(_) => {
+                    drop(dirty);
+                    self.map.stripes.add_len(self.thread(), 1);
+                    return None;
+                }
+                // In the current recent table: not expunged (invariant 6).
+                NewKey::Exists(e, _, value) => {
+                    pending = Pending::new(value);
+                    e
+                }
+                NewKey::Locked(..) => unreachable!("only the lock-free path gives up"),
+            }
         };
+        let prev = e.swap(pending.ptr(), self.guard);
         pending.published();
         drop(dirty);
         self.replaced(e, prev)
     }
 
     pub(crate) fn get_or_insert(&self, hash: u64, key: K, value: V) -> (&'a V, bool) {
-        self.get_or_insert_hashed(hash, key, Pending::new(value))
+        self.get_or_insert_hashed(hash, key, value)
     }
 
     pub(crate) fn get_or_insert_with(
@@ -1309,18 +1650,30 @@ where
             return (self.value(p), false);
         }
         // No lock is held here: `make` may use the map freely.
-        self.get_or_insert_hashed(hash, key, Pending::new(make()))
+        self.get_or_insert_hashed(hash, key, make())
     }
 
-    fn get_or_insert_hashed(&self, hash: u64, key: K, mut pending: Pending<V>) -> (&'a V, bool) {
-        if let Some(e) = self.find_read(hash, &key) {
-            match e.try_load_or_store(&mut || pending.ptr(), self.guard) {
-                LoadOrStore::Loaded(p) => return (self.value(p), false),
-                LoadOrStore::Stored(p) => return self.stored(p, pending),
-                LoadOrStore::Expunged => {}
-            }
+    fn get_or_insert_hashed(&self, hash: u64, key: K, value: V) -> (&'a V, bool) {
+        let read = self.read();
+        let (e, key, value) = match read.find(hash, &key) {
+            Some(e) => (self.entry(e), key, value),
+            None => match self.try_new_entry(read, hash, key, value) {
+                NewKey::Added(p) => {
+                    self.map.stripes.add_len(self.thread(), 1);
+                    return (self.value(p), true);
+                }
+                NewKey::Exists(e, key, value) => (e, key, value),
+                NewKey::Locked(key, value) => {
+                    return self.get_or_insert_slow(hash, key, Pending::new(value))
+                }
+            },
+        };
+        let mut pending = Pending::new(value);
+        match e.try_load_or_store(&mut || pending.ptr(), self.guard) {
+            LoadOrStore::Loaded(p) => (self.value(p), false),
+            LoadOrStore::Stored(p) => self.stored(p, pending),
+            LoadOrStore::Expunged => self.get_or_insert_slow(hash, key, pending),
         }
-        self.get_or_insert_slow(hash, key, pending)
     }
 
     #[cold]
@@ -1340,10 +1693,19 @@ where
             self.miss_locked(&mut dirty);
             result
         } else {
-            let p = self.new_entry_locked(&mut dirty, read, hash, key, pending.into_inner());
-            drop(dirty);
-            self.map.stripes.add_len(self.thread(), 1);
-            return (self.value(p), true);
+            match self.new_entry_locked(&mut dirty, read, hash, key, pending.into_inner()) {
+                NewKey::Added(p) => {
+                    drop(dirty);
+                    self.map.stripes.add_len(self.thread(), 1);
+                    return (self.value(p), true);
+                }
+                // In the current recent table: not expunged (invariant 6).
+                NewKey::Exists(e, _, value) => {
+                    pending = Pending::new(value);
+                    e.try_load_or_store(&mut || pending.ptr(), self.guard)
+                }
+                NewKey::Locked(..) => unreachable!("only the lock-free path gives up"),
+            }
         };
         drop(dirty);
         match result {
@@ -1590,6 +1952,12 @@ where
 
     pub(crate) fn clear(&self) {
         let mut dirty = self.map.lock();
+        // Seal the recent table first, so that no lock-free adder can add a key to it once
+        // we have collected its entries (invariant 6: they are in no other table).
+        let mut recent = Vec::new();
+        if let Some(array) = self.read().recent.array_locked() {
+            array.seal_locked(|e, _| recent.push(e));
+        }
         // AcqRel: Release publishes the empty table; Acquire pairs with the publication
         // of the old one, whose entries we walk below (also ordered by `mu`).
         let new = ReadTable::new(Table::new(), self.map.recent);
@@ -1633,6 +2001,7 @@ where
             // SAFETY: `old` was published; we hold a guard, so it is live.
             None => unsafe { &*old }.table.iter().copied().for_each(&mut detach),
         }
+        recent.into_iter().for_each(&mut detach);
         dirty.misses = 0;
         dirty.recent_lookups_base = self.map.stripes.recent_lookups();
         self.map.clock.due.store(u64::MAX, Relaxed); // as in `promote_locked`
