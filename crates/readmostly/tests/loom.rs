@@ -1086,3 +1086,44 @@ fn new_key_racing_clear() {
         assert_eq!(map.get_cloned(&100), None);
     });
 }
+
+/// (n) Lock-free adds racing each other's maintenance steps: with `rebuild_step(1)` and a
+/// rebuild in progress, every add tries the lock and takes a step, which may move the
+/// other thread's new entry into the dirty table (marking its slot) while that thread is
+/// still writing the slot's hash copy: the two `fetch_or`s must not undo each other, and
+/// a moved entry must be neither moved again by the promotion nor lost. The promotion
+/// then publishes all six keys; `clear` detaches each entry once (moved ones through the
+/// dirty table only).
+#[test]
+fn new_keys_racing_move_steps() {
+    model("new_keys_racing_move_steps", |swap| {
+        let mut map: Map = SyncMap::builder()
+            .hasher(BuildHasherDefault::default())
+            .promotion(Promotion::DirtyLen)
+            .rebuild_step(1)
+            .build();
+        map.extend((1..=3).map(|k| (k, k * 10)));
+        let map = Arc::new(map);
+        assert!(!map.insert(100, 1000)); // starts the rebuild (one entry visited)
+        let (m1, m2) = (map.clone(), map.clone());
+        let (a, b) = race(
+            swap,
+            move || m1.pin().insert(4, 40).copied(),
+            move || m2.pin().insert(5, 50).copied(),
+        );
+        assert_eq!((a, b), (None, None));
+        let mut expected = vec![(1, 10), (2, 20), (3, 30), (4, 40), (5, 50), (100, 1000)];
+        assert_eq!(map.stats().dirty_len, Some(6));
+        assert_eq!(contents(&map), expected);
+        assert!(map.promote());
+        let s = map.stats();
+        assert_eq!((s.read_len, s.recent_len, s.len), (6, 0, 6), "{s:?}");
+        assert_eq!(contents(&map), expected);
+        assert!(!map.insert(6, 60));
+        expected.push((6, 60));
+        expected.sort_unstable();
+        assert_eq!(contents(&map), expected);
+        map.clear();
+        assert_eq!(contents(&map), []);
+    });
+}
