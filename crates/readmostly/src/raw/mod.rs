@@ -146,13 +146,12 @@ struct ReadTable<K, V> {
     /// Whether the dirty table holds keys that neither `table` nor `recent` holds. Set
     /// (never cleared) under `mu`; a promotion publishes a new table with the flag clear.
     amended: AtomicBool,
-    /// How much maintenance is pending, as a hint for lock-free adders of new keys:
-    /// [`MAINT_IDLE`] (only moves of recent entries into the dirty table: try the lock
-    /// every [`MOVE_PERIOD`] adds), [`MAINT_REBUILDING`] (try the lock after each add to
-    /// take a step) or [`MAINT_BEHIND`] (wait for the lock after each add: the rebuild left
-    /// would make the promotion that a full recent table forces a long pause). Written
-    /// under `mu`; read Relaxed (a stale value only skips, wastes or waits for one lock
-    /// acquisition).
+    /// How much maintenance (rebuild of the dirty table, moves of recent entries into
+    /// it) is pending, as a hint for lock-free adders of new keys: [`MAINT_IDLE`],
+    /// [`MAINT_REBUILDING`] (try the lock after each add to take a step) or
+    /// [`MAINT_BEHIND`] (wait for the lock after each add: the work left would make the
+    /// promotion that a full recent table forces a long pause). Written under `mu`; read
+    /// Relaxed (a stale value only skips, wastes or waits for one lock acquisition).
     maintenance: AtomicUsize,
 }
 
@@ -189,14 +188,14 @@ impl<K, V> ReadTable<K, V> {
 const MAINT_IDLE: usize = 0;
 /// [`ReadTable::maintenance`]: the dirty table is being rebuilt.
 const MAINT_REBUILDING: usize = 1;
-/// [`ReadTable::maintenance`]: more of the rebuild is left than the recent table's
-/// remaining room allows for (see [`RawRef::update_maintenance_locked`]).
+/// [`ReadTable::maintenance`]: more work is pending than the recent table's remaining
+/// room allows for (see [`RawRef::update_maintenance_locked`]).
 const MAINT_BEHIND: usize = 2;
 /// Lock-free adders of new keys try the lock to move recent entries into the dirty table
 /// once every this many adds (when no rebuild is pending).
 const MOVE_PERIOD: usize = 8;
-/// Rebuild entries left per remaining recent-table place above which adders wait for the
-/// lock (each such add then takes a step of `rebuild_step` entries).
+/// Pending maintenance per remaining recent-table place above which adders wait for the
+/// lock (each such add then does up to two steps' worth of work).
 const BEHIND_RATIO: usize = 16;
 
 /// The most keys a recent table may hold (2^20: at most 64 MiB of slots).
@@ -1480,32 +1479,28 @@ where
         if let Some(cursor) = dirty.rebuild {
             self.rebuild_step_cold(dirty, read, budget, cursor);
         }
-        // (A promotion finishing the rebuild moves the recent entries itself.) Moves wait
-        // until unmoved entries fill a 32nd of the slot array, so that the laps of the
-        // cursor look at a few dozen slots per entry moved, not the whole array for a few;
-        // a promotion then moves at most about that many (plus what was added meanwhile).
-        if budget != usize::MAX {
-            let unmoved = read.recent.len().saturating_sub(dirty.moved);
-            let batch = (read.recent.slots().len() / 32).max(1);
-            if unmoved >= batch {
-                self.move_step_cold(dirty, read, budget);
-            }
+        // (A promotion finishing the rebuild moves the recent entries itself.)
+        if budget != usize::MAX && dirty.moved < read.recent.len() {
+            self.move_step_cold(dirty, read, budget);
         }
         self.update_maintenance_locked(dirty, read);
     }
 
-    /// Rebuild work a promotion would have to finish now: read-table entries the rebuild
-    /// has not visited (0 without a rebuild in progress).
+    /// Work a promotion would have to do now: read-table entries the rebuild has not
+    /// visited plus recent entries not moved yet (0 without a dirty table).
     fn pending_maintenance(dirty: &Dirty<K, V>, read: &ReadTable<K, V>) -> usize {
-        dirty.rebuild.map_or(0, |r| read.table.len() - r.visited)
+        if dirty.table.is_none() {
+            return 0;
+        }
+        let unvisited = dirty.rebuild.map_or(0, |r| read.table.len() - r.visited);
+        unvisited + read.recent.len().saturating_sub(dirty.moved)
     }
 
     /// Sets the maintenance hint adders read (see [`ReadTable::maintenance`]): behind when
-    /// the rebuild left exceeds [`BEHIND_RATIO`] entries per place left in the recent
+    /// the pending work exceeds [`BEHIND_RATIO`] entries per place left in the recent
     /// table, so that by the time it is full (and the next new key must promote) little is
-    /// left. Lock-free adds then wait for the lock, each taking a step: backpressure when
-    /// new keys come faster than one thread can rebuild, in place of a promotion that
-    /// pauses for the whole rest of the rebuild.
+    /// left. Lock-free adds then wait for the lock, each taking a step: backpressure, in
+    /// place of an unbounded pause.
     fn update_maintenance_locked(&self, dirty: &Dirty<K, V>, read: &ReadTable<K, V>) {
         let pending = Self::pending_maintenance(dirty, read);
         let room = read.recent.max_len.saturating_sub(read.recent.len());
