@@ -462,48 +462,6 @@ fn incremental_rebuild() {
     }
 }
 
-/// New keys are added to the recent table without the lock, and maintenance steps (taken
-/// by the adders that find the lock free) move them into the dirty table as they go, so
-/// the promotion has only the last few to move. The moved ones are then in two tables:
-/// `clear` and `Drop` must detach and free each exactly once (Miri and the sanitizers run
-/// this test).
-#[test]
-fn recent_entries_move_into_the_dirty_table_in_steps() {
-    let (base, added) = if cfg!(miri) { (100, 40) } else { (1_000, 200) };
-    let mut map: SyncMap<u64, u64> = SyncMap::builder().rebuild_step(8).build();
-    map.extend((0..base).map(|k| (k, k)));
-    for k in base..base + added {
-        assert!(!map.insert(k, k));
-    }
-    let s = map.stats();
-    assert_eq!((s.rebuild_pending, s.slow_reads), (0, 0), "{s:?}");
-    assert_eq!(s.recent_len, added as usize, "{s:?}");
-    assert_eq!(s.dirty_len, Some((base + added) as usize), "{s:?}");
-    map.promote();
-    let s = map.stats();
-    // Without the steps it would move all `added`; with them, those added since the move
-    // cursor's last lap of the slot array (steps look at 16 slots per entry of budget).
-    assert!(s.longest_promotion_move <= added / 4, "{s:?}");
-    assert_eq!(
-        (s.read_len, s.recent_len, s.len),
-        ((base + added) as usize, 0, (base + added) as usize)
-    );
-    for k in 0..base + added {
-        assert_eq!(map.get_cloned(&k), Some(k));
-    }
-    // Another cycle, then `clear` with moved and unmoved recent entries.
-    for k in base + added..base + 2 * added {
-        assert!(!map.insert(k, k));
-    }
-    map.clear();
-    assert_eq!((map.len(), map.pin().iter().count()), (0, 0));
-    // And `Drop` with both kinds.
-    for k in 0..added {
-        assert!(!map.insert(k, k));
-    }
-    assert_eq!(map.len(), added as usize);
-}
-
 #[test]
 fn hits_count_through_long_lived_and_per_call_handles() {
     for counted in [true, false] {

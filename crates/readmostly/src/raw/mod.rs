@@ -146,13 +146,10 @@ struct ReadTable<K, V> {
     /// Whether the dirty table holds keys that neither `table` nor `recent` holds. Set
     /// (never cleared) under `mu`; a promotion publishes a new table with the flag clear.
     amended: AtomicBool,
-    /// How much maintenance (rebuild of the dirty table, moves of recent entries into
-    /// it) is pending, as a hint for lock-free adders of new keys: [`MAINT_IDLE`],
-    /// [`MAINT_REBUILDING`] (try the lock after each add to take a step) or
-    /// [`MAINT_BEHIND`] (wait for the lock after each add: the work left would make the
-    /// promotion that a full recent table forces a long pause). Written under `mu`; read
-    /// Relaxed (a stale value only skips, wastes or waits for one lock acquisition).
-    maintenance: AtomicUsize,
+    /// Whether the dirty table is being rebuilt from this table: a hint for lock-free
+    /// adders of new keys, which then try the lock to take a rebuild step. Written under
+    /// `mu`; read Relaxed (a stale value only skips or wastes one `try_lock`).
+    rebuilding: AtomicBool,
 }
 
 impl<K, V> ReadTable<K, V> {
@@ -168,7 +165,7 @@ impl<K, V> ReadTable<K, V> {
             table,
             recent,
             amended: AtomicBool::new(false),
-            maintenance: AtomicUsize::new(MAINT_IDLE),
+            rebuilding: AtomicBool::new(false),
         }))
     }
 
@@ -182,21 +179,6 @@ impl<K, V> ReadTable<K, V> {
         find(&self.table, hash, key).or_else(|| self.recent.find(hash, key))
     }
 }
-
-/// [`ReadTable::maintenance`]: nothing pending but moves, which adders help with every
-/// [`MOVE_PERIOD`] new keys.
-const MAINT_IDLE: usize = 0;
-/// [`ReadTable::maintenance`]: the dirty table is being rebuilt.
-const MAINT_REBUILDING: usize = 1;
-/// [`ReadTable::maintenance`]: more work is pending than the recent table's remaining
-/// room allows for (see [`RawRef::update_maintenance_locked`]).
-const MAINT_BEHIND: usize = 2;
-/// Lock-free adders of new keys try the lock to move recent entries into the dirty table
-/// once every this many adds (when no rebuild is pending).
-const MOVE_PERIOD: usize = 8;
-/// Pending maintenance per remaining recent-table place above which adders wait for the
-/// lock (each such add then does up to two steps' worth of work).
-const BEHIND_RATIO: usize = 16;
 
 /// The most keys a recent table may hold (2^20: at most 64 MiB of slots).
 pub(crate) const MAX_RECENT: usize = 1 << 20;
@@ -213,76 +195,34 @@ fn sealed<K, V>() -> *mut Entry<K, V> {
         .cast_mut()
 }
 
-/// A recent slot's `word`: set once the filler has written the hash into it.
-const WORD_WRITTEN: u64 = 1;
-/// A recent slot's `word`: set (under `mu`) once the entry was moved into the dirty table.
-const WORD_MOVED: u64 = 2;
-
 /// One slot of the recent table: empty (null), filled (an entry), or sealed.
 struct RecentSlot<K, V> {
-    /// The entry's hash shifted left by two, with [`WORD_WRITTEN`], written by the thread
-    /// that filled the slot just after it did (0 until then), and [`WORD_MOVED`] once a
-    /// maintenance step moved the entry into the dirty table. Both are set with
-    /// `fetch_or`, so neither write undoes the other.
-    word: AtomicU64,
+    /// The entry's hash, written by the thread that filled the slot just after it did;
+    /// 0 until then (see [`hash_of`](Self::hash_of)).
+    hash: AtomicU64,
     /// Null while the slot is empty; the entry once filled; [`sealed()`] once an empty
     /// slot was sealed (it then stays empty for good).
     entry: AtomicPtr<Entry<K, V>>,
 }
 
 impl<K, V> RecentSlot<K, V> {
-    fn empty() -> Self {
-        RecentSlot {
-            word: AtomicU64::new(0),
-            entry: AtomicPtr::new(std::ptr::null_mut()),
-        }
-    }
-
-    /// Whether `e`, the entry this slot holds, has hash `hash`: compares the slot's copy
-    /// (all but the hash's top two bits), or the entry's own hash while the filler has
-    /// not written the copy yet.
+    /// The hash of `e`, the entry this slot holds, read without touching the entry unless
+    /// the filler has not written it yet.
     ///
     /// The caller loaded `e` from `entry` with Acquire (or holds `mu`) and holds a guard
     /// protecting the table.
     #[inline]
-    fn has_hash(&self, e: EntryPtr<K, V>, hash: u64) -> bool {
-        // Relaxed: the copy is written once and never changes after; if we do not see it
-        // yet, the entry's immutable hash (published by the Acquire load of `entry`) is
-        // read instead.
-        let word = self.word.load(Relaxed);
-        if word & WORD_WRITTEN != 0 {
-            word >> 2 == hash & (u64::MAX >> 2)
-        } else {
+    fn hash_of(&self, e: EntryPtr<K, V>) -> u64 {
+        // Relaxed: the slot's hash goes from 0 to the entry's hash once, so any non-zero
+        // value is right; 0 (not written yet, or a real hash of 0) sends us to the entry's
+        // own immutable copy.
+        match self.hash.load(Relaxed) {
             // SAFETY: entries of a published read table's recent table are live while the
-            // guard protecting the table is held (invariant 5).
-            unsafe { e.as_ref() }.hash == hash
+            // guard protecting the table is held (invariant 5); the Acquire load of the
+            // slot made its initialisation visible.
+            0 => unsafe { e.as_ref() }.hash,
+            h => h,
         }
-    }
-
-    /// The low 62 bits of `e`'s hash (enough to place it in any slot array), from the
-    /// slot's copy or the entry. Same contract as [`has_hash`](Self::has_hash).
-    fn home(&self, e: EntryPtr<K, V>) -> u64 {
-        // Relaxed: as in `has_hash`.
-        let word = self.word.load(Relaxed);
-        if word & WORD_WRITTEN != 0 {
-            word >> 2
-        } else {
-            // SAFETY: as in `has_hash`.
-            unsafe { e.as_ref() }.hash
-        }
-    }
-
-    /// Whether the entry was moved into the dirty table. Caller holds `mu` (the flag is
-    /// only set under it).
-    fn is_moved_locked(&self) -> bool {
-        // Relaxed: only set under `mu`, which the caller holds.
-        self.word.load(Relaxed) & WORD_MOVED != 0
-    }
-
-    /// Records that the entry was moved into the dirty table. Caller holds `mu`.
-    fn mark_moved_locked(&self) {
-        // Relaxed: read only under `mu` (`is_moved_locked`), which orders it.
-        self.word.fetch_or(WORD_MOVED, Relaxed);
     }
 }
 
@@ -308,24 +248,26 @@ struct SlotArray<K, V> {
 impl<K, V> SlotArray<K, V> {
     fn new(capacity: usize) -> Self {
         SlotArray {
-            slots: (0..capacity).map(|_| RecentSlot::empty()).collect(),
+            slots: (0..capacity)
+                .map(|_| RecentSlot {
+                    hash: AtomicU64::new(0),
+                    entry: AtomicPtr::new(std::ptr::null_mut()),
+                })
+                .collect(),
         }
     }
 
-    /// Copies `from`'s entry `e` (word and flags included) into the first empty slot of
-    /// its probe sequence in this array, which no other thread can see yet (a growing
-    /// table's replacement). Caller holds `mu`.
-    fn insert_private(&self, e: EntryPtr<K, V>, from: &RecentSlot<K, V>) {
+    /// Fills the first empty slot of `hash`'s probe sequence in an array that no other
+    /// thread can see yet (a growing table's replacement), keeping one slot empty.
+    fn insert_private(&self, e: EntryPtr<K, V>, hash: u64) {
         let mask = self.slots.len() - 1;
-        let mut i = from.home(e) as usize & mask;
+        let mut i = hash as usize & mask;
         // Relaxed: the array is private to the caller.
         while !self.slots[i].entry.load(Relaxed).is_null() {
             i = (i + 1) & mask;
         }
-        // Relaxed: published with the array (Release store of `Recent::array`); the old
-        // slot's flags are stable under `mu` but for `WORD_WRITTEN`, which may be missing
-        // (then readers use the entry's hash).
-        self.slots[i].word.store(from.word.load(Relaxed), Relaxed);
+        // Relaxed: published with the array (Release store of `Recent::array`).
+        self.slots[i].hash.store(hash, Relaxed);
         // Relaxed: as above.
         self.slots[i].entry.store(e.as_ptr(), Relaxed);
     }
@@ -352,8 +294,8 @@ impl<K, V> SlotArray<K, V> {
                 // loads the pointer with Acquire. Acquire on failure: as above.
                 match slot.entry.compare_exchange(p, e.as_ptr(), Release, Acquire) {
                     Ok(_) => {
-                        // Relaxed: see `RecentSlot::has_hash`.
-                        slot.word.fetch_or((hash << 2) | WORD_WRITTEN, Relaxed);
+                        // Relaxed: see `RecentSlot::hash_of`.
+                        slot.hash.store(hash, Relaxed);
                         return Add::Added;
                     }
                     Err(actual) => p = actual,
@@ -366,7 +308,7 @@ impl<K, V> SlotArray<K, V> {
             let other = NonNull::new(p).expect("a filled slot");
             // SAFETY: a filled slot's entry is live while our guard protects the array
             // (invariants 5 and 6).
-            if slot.has_hash(other, hash) && unsafe { other.as_ref() }.key == *key {
+            if slot.hash_of(other) == hash && unsafe { other.as_ref() }.key == *key {
                 return Add::Found(other);
             }
             i = (i + 1) & mask;
@@ -374,12 +316,12 @@ impl<K, V> SlotArray<K, V> {
     }
 
     /// Seals every empty slot, so that nothing can be added to the array any more, and
-    /// calls `f` with each entry it holds and its slot. Caller holds `mu` (only holders of
-    /// `mu` seal, and each array is sealed once: by the growth that replaces it, or the
-    /// promotion or `clear` that retires its read table).
-    fn seal_locked(&self, mut f: impl FnMut(EntryPtr<K, V>, &RecentSlot<K, V>)) {
+    /// calls `f` with each entry it holds. Caller holds `mu` (only holders of `mu` seal,
+    /// and each array is sealed once: by the growth that replaces it, or the promotion or
+    /// `clear` that retires its read table).
+    fn seal_locked(&self, mut f: impl FnMut(EntryPtr<K, V>, u64)) {
         for slot in self.slots.iter() {
-            // Acquire: we read the entry we find (see `has_hash`).
+            // Acquire: we read the hash of the entry we find (see `hash_of`).
             let mut p = slot.entry.load(Acquire);
             if p.is_null() {
                 // Relaxed on success: an adder that finds the mark retries under `mu`,
@@ -391,7 +333,7 @@ impl<K, V> SlotArray<K, V> {
             }
             debug_assert!(p != sealed(), "an array is sealed once");
             let e = NonNull::new(p).expect("a filled slot");
-            f(e, slot);
+            f(e, slot.hash_of(e));
         }
     }
 }
@@ -512,7 +454,7 @@ impl<K, V> Recent<K, V> {
                 return None;
             }
             let e = NonNull::new(p)?;
-            if slot.has_hash(e, hash) {
+            if slot.hash_of(e) == hash {
                 // SAFETY: entries of a published read table's recent table are live while
                 // the guard protecting the table is held (invariants 5 and 6).
                 if unsafe { e.as_ref() }.key.borrow() == key {
@@ -542,7 +484,7 @@ impl<K, V> Recent<K, V> {
     /// slots are never emptied, the last reservation that filled a slot of an array saw
     /// every filled slot of it counted, so at most half the slots are ever filled.
     #[inline]
-    fn try_reserve(&self) -> Option<(&SlotArray<K, V>, usize)> {
+    fn try_reserve(&self) -> Option<&SlotArray<K, V>> {
         // Acquire: as in `slots`.
         let array = NonNull::new(self.array.load(Acquire))?;
         // SAFETY: as in `slots`.
@@ -551,7 +493,7 @@ impl<K, V> Recent<K, V> {
         // what the slots hold is ordered by their own compare-and-swaps.
         let n = self.len.fetch_add(1, Relaxed) + 1;
         if n <= self.max_len && n <= array.slots.len() / 2 {
-            Some((array, n))
+            Some(array)
         } else {
             self.unreserve();
             None
@@ -566,15 +508,9 @@ impl<K, V> Recent<K, V> {
 
     /// Adds `e` (a new key's entry, which no other thread has seen) to the table under
     /// `mu`: allocates the first array, or replaces a half-full one by one twice as large,
-    /// as needed (then `cursor`, the dirty table's move cursor, restarts). `Full` when the
-    /// table holds `max_len` keys or is off. Replaced arrays are retired through `guard`.
-    fn add_locked(
-        &self,
-        e: EntryPtr<K, V>,
-        hash: u64,
-        cursor: &mut usize,
-        guard: &impl Guard,
-    ) -> Add<K, V>
+    /// as needed. `Full` when the table holds `max_len` keys or is off. Replaced arrays are
+    /// retired through `guard`.
+    fn add_locked(&self, e: EntryPtr<K, V>, hash: u64, guard: &impl Guard) -> Add<K, V>
     where
         K: Eq,
     {
@@ -596,13 +532,11 @@ impl<K, V> Recent<K, V> {
             );
             if let Some(old) = NonNull::new(old) {
                 // SAFETY: as above.
-                unsafe { old.as_ref() }.seal_locked(|e, slot| new.insert_private(e, slot));
+                unsafe { old.as_ref() }.seal_locked(|e, hash| new.insert_private(e, hash));
             }
             let new = Box::into_raw(Box::new(new));
             // Release: see `slots`.
             self.array.store(new, Release);
-            // Slot indices of the old array mean nothing in the new one.
-            *cursor = 0;
             if !old.is_null() {
                 // SAFETY: `old` is no longer reachable from `array`; readers that loaded
                 // it hold guards, so seize frees it after them. It came from
@@ -647,12 +581,6 @@ struct Dirty<K, V> {
     expunged: Vec<EntryPtr<K, V>>,
     /// The rebuild of `table` from the read table, while it is in progress.
     rebuild: Option<Rebuild>,
-    /// Where the next maintenance step looks for recent-table entries to move into
-    /// `table` (a slot index of the current slot array; reset when it is replaced).
-    recent_cursor: usize,
-    /// Recent-table entries moved into `table` since the read table was published (their
-    /// slots are marked [`WORD_MOVED`]).
-    moved: usize,
     counters: LockedCounters,
 }
 
@@ -676,8 +604,7 @@ impl<K, V> Dirty<K, V> {
     fn len(&self, read: &ReadTable<K, V>) -> Option<usize> {
         let copied = self.table.as_ref()?.len();
         let unvisited = self.rebuild.map_or(0, |r| read.table.len() - r.visited);
-        // (`moved` are in `table` and still counted by the recent table.)
-        Some(copied + unvisited + read.recent.len().saturating_sub(self.moved))
+        Some(copied + unvisited + read.recent.len())
     }
 }
 
@@ -881,8 +808,6 @@ impl<K, V> RawMap<K, V> {
                 recent_lookups_base: 0,
                 expunged: Vec::new(),
                 rebuild: None,
-                recent_cursor: 0,
-                moved: 0,
                 counters: LockedCounters::default(),
             })),
             stripes: Stripes::new(stripes),
@@ -1036,13 +961,12 @@ impl<K, V> Drop for RawMap<K, V> {
             }
         }
         drop(dirty);
-        // Invariant 6: the recent table's unmoved entries are in no other table (the moved
-        // ones were freed with the dirty table).
+        // Invariant 6: the recent table's entries are in no other table.
         // SAFETY: `read` is the live published table; we have exclusive access.
         for slot in unsafe { &*read }.recent.slots() {
             // Relaxed: exclusive access.
             let p = slot.entry.load(Relaxed);
-            if p != sealed() && !slot.is_moved_locked() {
+            if p != sealed() {
                 if let Some(e) = NonNull::new(p) {
                     // SAFETY: live, in no other table, and each slot is visited once.
                     unsafe { free_entry(e) };
@@ -1400,12 +1324,9 @@ where
         // on, adders fall back to the lock, which we hold until the new table is out.
         if let Some(array) = read.recent.array_locked() {
             let mut moved = 0u64;
-            array.seal_locked(|e, slot| {
-                // Invariant 6: the unmoved ones are in no other table yet.
-                if !slot.is_moved_locked() {
-                    insert_entry(&mut table, e);
-                    moved += 1;
-                }
+            array.seal_locked(|e, _| {
+                insert_entry(&mut table, e);
+                moved += 1;
             });
             // Part of this operation's pause (reported apart from the rebuild steps).
             let c = &mut dirty.counters;
@@ -1423,7 +1344,6 @@ where
             }
         }
         dirty.misses = 0;
-        (dirty.recent_cursor, dirty.moved) = (0, 0);
         dirty.recent_lookups_base = self.map.stripes.recent_lookups();
         self.map.clock.due.store(u64::MAX, Relaxed); // no dirty table, nothing to promote
         dirty.counters.promotions += 1;
@@ -1457,6 +1377,8 @@ where
         debug_assert!(dirty.expunged.is_empty(), "invariant 3");
         debug_assert!(dirty.rebuild.is_none(), "invariant 3");
         dirty.table = Some(Table::with_capacity(read.table.len()));
+        // Relaxed: a hint (see `ReadTable::rebuilding`).
+        read.rebuilding.store(true, Relaxed);
         dirty.rebuild = Some(Rebuild {
             next_slot: 0,
             visited: 0,
@@ -1479,83 +1401,6 @@ where
         if let Some(cursor) = dirty.rebuild {
             self.rebuild_step_cold(dirty, read, budget, cursor);
         }
-        // (A promotion finishing the rebuild moves the recent entries itself.)
-        if budget != usize::MAX && dirty.moved < read.recent.len() {
-            self.move_step_cold(dirty, read, budget);
-        }
-        self.update_maintenance_locked(dirty, read);
-    }
-
-    /// Work a promotion would have to do now: read-table entries the rebuild has not
-    /// visited plus recent entries not moved yet (0 without a dirty table).
-    fn pending_maintenance(dirty: &Dirty<K, V>, read: &ReadTable<K, V>) -> usize {
-        if dirty.table.is_none() {
-            return 0;
-        }
-        let unvisited = dirty.rebuild.map_or(0, |r| read.table.len() - r.visited);
-        unvisited + read.recent.len().saturating_sub(dirty.moved)
-    }
-
-    /// Sets the maintenance hint adders read (see [`ReadTable::maintenance`]): behind when
-    /// the pending work exceeds [`BEHIND_RATIO`] entries per place left in the recent
-    /// table, so that by the time it is full (and the next new key must promote) little is
-    /// left. Lock-free adds then wait for the lock, each taking a step: backpressure, in
-    /// place of an unbounded pause.
-    fn update_maintenance_locked(&self, dirty: &Dirty<K, V>, read: &ReadTable<K, V>) {
-        let pending = Self::pending_maintenance(dirty, read);
-        let room = read.recent.max_len.saturating_sub(read.recent.len());
-        let hint = if pending > room.saturating_mul(BEHIND_RATIO) {
-            MAINT_BEHIND
-        } else if dirty.rebuild.is_some() {
-            MAINT_REBUILDING
-        } else {
-            MAINT_IDLE
-        };
-        // Relaxed: a hint (see `ReadTable::maintenance`).
-        if read.maintenance.load(Relaxed) != hint {
-            read.maintenance.store(hint, Relaxed);
-        }
-    }
-
-    /// Moves up to `budget` recent-table entries that are not in the dirty table yet into
-    /// it (marking their slots), looking at most 16 × `budget` slots from where the last
-    /// step stopped (round and round: keys added behind the cursor are found on the next
-    /// lap). So a promotion has only the entries added since the last lap left to move.
-    #[cold]
-    #[inline(never)]
-    fn move_step_cold(&self, dirty: &mut Dirty<K, V>, read: &ReadTable<K, V>, budget: usize) {
-        let Some(array) = read.recent.array_locked() else {
-            return;
-        };
-        let Dirty {
-            table,
-            recent_cursor,
-            moved,
-            ..
-        } = dirty;
-        let table = table.as_mut().expect("invariant 1");
-        let slots = &array.slots;
-        let mask = slots.len() - 1;
-        let mut i = *recent_cursor & mask;
-        let (mut moved_now, mut looked) = (0, 0);
-        while moved_now < budget && looked < budget.saturating_mul(16).min(slots.len()) {
-            let slot = &slots[i];
-            // Acquire: as in `Recent::probe` (we read the entry's hash to insert it).
-            let p = slot.entry.load(Acquire);
-            if p != sealed() {
-                if let Some(e) = NonNull::new(p) {
-                    if !slot.is_moved_locked() {
-                        insert_entry(table, e);
-                        slot.mark_moved_locked();
-                        moved_now += 1;
-                    }
-                }
-            }
-            i = (i + 1) & mask;
-            looked += 1;
-        }
-        *recent_cursor = i;
-        *moved += moved_now;
     }
 
     #[cold]
@@ -1602,6 +1447,10 @@ where
         counters.expunged += newly_expunged as u64;
         counters.longest_rebuild_step = counters.longest_rebuild_step.max(visited as u64);
         *rebuild = (cursor.next_slot < slots).then_some(cursor);
+        if rebuild.is_none() {
+            // Relaxed: a hint (see `ReadTable::rebuilding`).
+            read.rebuilding.store(false, Relaxed);
+        }
     }
 
     /// Adds a new key under `mu`: to the recent table, or (recent table off or full) to the
@@ -1623,10 +1472,7 @@ where
         }
         let (e, p) = Entry::alloc(hash, key, value);
         let fresh = Fresh(Some(e));
-        let full = match read
-            .recent
-            .add_locked(e, hash, &mut dirty.recent_cursor, self.guard)
-        {
+        let full = match read.recent.add_locked(e, hash, self.guard) {
             Add::Added => false,
             Add::Found(other) => {
                 let (key, value) = fresh.into_parts();
@@ -1671,7 +1517,7 @@ where
         key: K,
         value: V,
     ) -> NewKey<'a, K, V> {
-        let Some((array, n)) = read.recent.try_reserve() else {
+        let Some(array) = read.recent.try_reserve() else {
             return NewKey::Locked(key, value);
         };
         let (e, p) = Entry::alloc(hash, key, value);
@@ -1691,20 +1537,15 @@ where
         }
         fresh.published();
         self.map.stripes.new_key(self.thread());
-        // Keep the maintenance moving (it is what bounds a promotion's pause), without
-        // waiting for the lock unless it is behind: whoever holds the lock is doing the same
-        // work or more.
-        // Relaxed: a hint (see `ReadTable::maintenance`).
-        let dirty = match read.maintenance.load(Relaxed) {
-            MAINT_BEHIND => Some(self.map.lock()),
-            MAINT_REBUILDING => try_lock(&self.map.dirty),
-            _ if n % MOVE_PERIOD == 0 => try_lock(&self.map.dirty),
-            _ => None,
-        };
-        if let Some(mut dirty) = dirty {
-            // A promotion since we loaded `read` did all of it.
-            if std::ptr::eq(self.read(), read) {
-                self.rebuild_step_locked(&mut dirty, read, self.map.rebuild_step);
+        // Keep the rebuild moving (it is what bounds a promotion's pause), but never wait
+        // for the lock here: whoever holds it is doing the same work or more.
+        // Relaxed: a hint (see `ReadTable::rebuilding`).
+        if read.rebuilding.load(Relaxed) {
+            if let Some(mut dirty) = try_lock(&self.map.dirty) {
+                // A promotion since we loaded `read` finished its rebuild.
+                if std::ptr::eq(self.read(), read) {
+                    self.rebuild_step_locked(&mut dirty, read, self.map.rebuild_step);
+                }
             }
         }
         NewKey::Added(p)
@@ -2115,12 +1956,7 @@ where
         // we have collected its entries (invariant 6: they are in no other table).
         let mut recent = Vec::new();
         if let Some(array) = self.read().recent.array_locked() {
-            // Moved entries are in the dirty table too, and detached from there.
-            array.seal_locked(|e, slot| {
-                if !slot.is_moved_locked() {
-                    recent.push(e);
-                }
-            });
+            array.seal_locked(|e, _| recent.push(e));
         }
         // AcqRel: Release publishes the empty table; Acquire pairs with the publication
         // of the old one, whose entries we walk below (also ordered by `mu`).
@@ -2167,7 +2003,6 @@ where
         }
         recent.into_iter().for_each(&mut detach);
         dirty.misses = 0;
-        (dirty.recent_cursor, dirty.moved) = (0, 0);
         dirty.recent_lookups_base = self.map.stripes.recent_lookups();
         self.map.clock.due.store(u64::MAX, Relaxed); // as in `promote_locked`
         dirty.counters.retired_entries += entries;
