@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# A/B of two static benchmark binaries on a lent 16-core machine: the same cells, binaries
-# alternated ROUNDS times so that drift of the (virtual) machine hits both alike.
-# Carry device-bin/ with both binaries; see device-16core.sh for how to build one.
+# A/B(/C) of static benchmark binaries on a lent 16-core machine: the same cells, binaries
+# alternated ROUNDS times so that drift of the (virtual) machine hits them alike.
+# Carry device-bin/ with the binaries; see device-16core.sh for how to build one.
 #
-#   A=device-bin/bench-old B=device-bin/bench-head OUT=... bash benchmarks/device-ab.sh
+#   A=device-bin/bench-old B=device-bin/bench-head [C=device-bin/bench-other] OUT=... \
+#       bash benchmarks/device-ab.sh
 #
 # One folder per (round, binary) with the CLI's CSV/JSON/report and the printed table.
 set -uo pipefail
 
 A=${A:?path of the "before" binary}
 B=${B:?path of the "after" binary}
+C=${C:-}
 OUT=${OUT:-bench-out/ab}
 ROUNDS=${ROUNDS:-2}
 THREADS=${THREADS:-16}
@@ -19,14 +21,15 @@ DURATION=${DURATION:-1s}
 mkdir -p "$OUT"
 start=$(date +%s)
 log() { echo "[$(($(date +%s) - start)) s] $*" | tee -a "$OUT/log.txt"; }
-for bin in "$A" "$B"; do
-    [[ -x $bin ]] || { echo "no binary at $bin" >&2; exit 2; }
+sides=(A B)
+[[ -n $C ]] && sides+=(C)
+for side in "${sides[@]}"; do
+    [[ -x ${!side} ]] || { echo "no binary at ${!side}" >&2; exit 2; }
 done
-log "machine: $(nproc) CPUs; A=$A B=$B rounds=$ROUNDS threads=$THREADS"
+log "machine: $(nproc) CPUs; A=$A B=$B C=$C rounds=$ROUNDS threads=$THREADS"
 for ((r = 1; r <= ROUNDS; r++)); do
-    for side in A B; do
-        bin=$A
-        [[ $side == B ]] && bin=$B
+    for side in "${sides[@]}"; do
+        bin=${!side}
         dir="$OUT/r$r-$side"
         log "start round $r $side"
         "$bin" compare --no-progress --no-claim --out "$dir" -m "$MAPS" -w "$WORKLOADS" \

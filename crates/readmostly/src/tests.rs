@@ -462,6 +462,48 @@ fn incremental_rebuild() {
     }
 }
 
+/// New keys go into the recent table without the lock (no lookup or insert takes the slow
+/// path), and the promotion moves all of them into the new main table, which
+/// `longest_promotion_move` reports. Recent entries are in no other table until then, so
+/// `clear` and `Drop` must detach and free them through the recent table, exactly once
+/// (Miri and the sanitizers run this test).
+#[test]
+fn lock_free_new_keys_reach_the_main_table_at_promotion() {
+    let (base, added) = if cfg!(miri) { (100, 40) } else { (1_000, 200) };
+    let mut map: SyncMap<u64, u64> = SyncMap::builder().rebuild_step(8).build();
+    map.extend((0..base).map(|k| (k, k)));
+    for k in base..base + added {
+        assert!(!map.insert(k, k));
+        assert_eq!(map.get_cloned(&k), Some(k));
+    }
+    let s = map.stats();
+    assert_eq!((s.slow_reads, s.misses, s.promotions), (0, 0, 0), "{s:?}");
+    assert_eq!(s.new_keys, base + added, "{s:?}");
+    assert_eq!(s.recent_len, added as usize, "{s:?}");
+    assert_eq!(s.dirty_len, Some((base + added) as usize), "{s:?}");
+    assert!(map.promote());
+    let s = map.stats();
+    assert_eq!(s.longest_promotion_move, added, "{s:?}");
+    assert_eq!(
+        (s.read_len, s.recent_len, s.len),
+        ((base + added) as usize, 0, (base + added) as usize)
+    );
+    for k in 0..base + added {
+        assert_eq!(map.get_cloned(&k), Some(k));
+    }
+    // Another cycle, then `clear` with entries in every table.
+    for k in base + added..base + 2 * added {
+        assert!(!map.insert(k, k));
+    }
+    map.clear();
+    assert_eq!((map.len(), map.pin().iter().count()), (0, 0));
+    // And `Drop` with entries in the recent table.
+    for k in 0..added {
+        assert!(!map.insert(k, k));
+    }
+    assert_eq!(map.len(), added as usize);
+}
+
 #[test]
 fn hits_count_through_long_lived_and_per_call_handles() {
     for counted in [true, false] {
