@@ -40,23 +40,25 @@
 //!
 //! * the **read** table, immutable once published, behind an atomic pointer: lookups
 //!   load the pointer and probe the table without any lock;
-//! * the **dirty** table, behind a mutex, holding every live entry plus keys added since
-//!   the last promotion.
+//! * the **dirty** table, behind a mutex, holding every live entry of the read table
+//!   (and, in Go's design, the keys added since the last promotion).
 //!
 //! Each entry holds its value in an atomic slot, so replacing the value of a key that is
-//! in the read table is a lock-free compare-and-swap seen through both tables. A new key
-//! goes into the dirty table under the lock and, beyond Go's design, into the read
-//! table's small insert-only **recent table** (see [`RecentKeys`]), which lock-free
-//! readers probe when the main table misses: reads of new keys and of absent keys never
-//! take the lock. Every lookup that misses the main table while the recent table is
+//! in the read table is a lock-free compare-and-swap seen through both tables. Go puts a
+//! new key into the dirty table under the lock; here, beyond Go's design, it goes into
+//! the read table's insert-only **recent table** (see [`RecentKeys`]) without the lock,
+//! and lock-free readers probe that table when the main table misses: adding a new key,
+//! reading it, and reading an absent key never take the lock while the recent table has
+//! room. Every lookup that misses the main table while the recent table is
 //! non-empty counts a *miss*; once misses reach the dirty table's size — or once the
 //! recent table is full — the dirty table becomes the read table by one pointer swap (a
 //! *promotion*, see [`Promotion`]). The next new key starts rebuilding the dirty table
 //! by copying the read table's live entries, turning deleted entries into *expunged*
 //! ones that the next promotion drops for good. Go copies the whole table in that one
 //! insert; here the copy advances a bounded step (64 entries by default, see
-//! [`Builder::rebuild_step`]) per operation that takes the lock, so no single insert
-//! pauses for the map's whole size. With [`RecentKeys::Off`] the map is Go's
+//! [`Builder::rebuild_step`]) per operation that takes the lock or adds a new key while
+//! the lock is free, so no single insert pauses for the map's whole size while the copy
+//! keeps up with the new keys (see "When not to use it" for when it does not). With [`RecentKeys::Off`] the map is Go's
 //! `sync.Map`: a lookup that misses the read table while the dirty table holds newer
 //! keys takes the lock.
 //!
@@ -86,7 +88,8 @@
 //! No method returns anything that holds a lock, and no user closure (`get_or_insert_with`,
 //! `remove_if`, `retain`, `with`) runs with the lock held, so any of them may call back
 //! into the map. `Hash` and `Eq` of keys run (briefly) under the lock on the slow path and
-//! must not use the same map. A panic in `Hash`, `Eq`, `PartialEq` or a closure leaves the
+//! must not use the same map. (A panic in `Eq` while a new key is being added frees the
+//! entry allocated for it.) A panic in `Hash`, `Eq`, `PartialEq` or a closure leaves the
 //! map consistent and usable and leaks nothing: user code runs only before the locked
 //! critical section mutates anything.
 //!
@@ -123,13 +126,19 @@
 //!   value is boxed so readers can keep the old one), retired through seize.
 //! * A lookup that misses the main table probes the recent table too, but only while keys
 //!   were added since the last promotion (an extra cache miss, no lock).
-//! * New keys: the mutex, a slot in the recent table (whose array doubles as it fills),
-//!   and after each promotion an O(n) rebuild of the dirty table — one promotion per half
-//!   the map's size in new keys, or when misses reach the dirty table's size. The
-//!   rebuild's work is spread over the operations that follow, at most
-//!   [`Builder::rebuild_step`] entries each; [`Stats::longest_rebuild_step`] reports the
-//!   longest step. A promotion that comes before the rebuild is done (an explicit
-//!   [`SyncMap::promote`], or a rule that promotes after very few misses) finishes it.
+//! * New keys: no lock while the recent table has room — a reservation (one shared
+//!   atomic counter), an entry allocation and a compare-and-swap into an empty slot. The
+//!   lock is taken for the first new key after a promotion, to double the recent table's
+//!   array, and for the promotion a full recent table forces. After each promotion the
+//!   dirty table is rebuilt from the read table (O(n), one promotion per half the map's
+//!   size in new keys, or when misses reach the dirty table's size). The rebuild is
+//!   spread over later operations, at most [`Builder::rebuild_step`] entries each, taken
+//!   by lock-free adders only when the lock is free ([`Stats::longest_rebuild_step`]
+//!   reports the longest step); a promotion finishes what is left and moves the recent
+//!   table's entries into the new main table ([`Stats::longest_promotion_move`]). When
+//!   new keys come faster than one thread can rebuild (a growing map on many threads),
+//!   that promotion does most of the rebuild: a pause of milliseconds per million keys
+//!   for the writers of new keys that wait for it (readers never wait).
 //! * Retired values, entries and tables are handed to seize in batches of 512 per thread
 //!   ([`Builder::retire_batch`]): each hand-over costs a process-wide memory barrier, so
 //!   smaller batches slow overwrite-heavy loads down, larger ones hold more memory.
@@ -207,24 +216,22 @@
 //!
 //! # When not to use it
 //!
-//! * **New-key-heavy workloads on many threads.** Every new key takes the one mutex, and
-//!   every half of the read table's size in new keys fills the recent table and
-//!   promotes; the read table is then copied into a new dirty table (about two entry
-//!   copies per new key, plus about two slot copies as the recent table doubles, all
-//!   under the lock). The copy is spread over the following inserts, 64 entries each
-//!   ([`Builder::rebuild_step`]), so no insert pauses for the whole map, but while a copy
-//!   runs each new key costs a few microseconds instead of a few hundred nanoseconds.
-//!   Measured at 16 threads (`readmostly-bench`, 64 Ki keys, see `BENCHMARKS.md`): with
-//!   5 % of operations adding keys (`ttl-cache`) `SyncMap` ran at 12.7 Mops/s against
-//!   dashmap's 69, with 10 % (`insert-after-promote`) at 7.0 against 134, and `churn10`
-//!   (5 % inserts, 5 % removes) at 27–29 against 83–90 — it stops scaling at about four
-//!   threads, where [`ShardedMap`] ran the same loads at 64, 50–64 and 69–90 Mops/s. Go's
-//!   `sync.Map` drops to 2.4–3.1 Mops/s on `churn10` (every read of a new or absent key
-//!   takes its mutex); the recent table removes that part, not the serialised inserts.
-//!   Use [`ShardedMap`], which divides both costs by its shard count, or a lock-based
-//!   sharded map (dashmap, scc `HashMap`) when keys churn on many threads.
+//! * **Growing maps and key churn on many threads.** New keys are added without the
+//!   lock, but every half of the read table's size in new keys the map is promoted and
+//!   the read table copied into a new dirty table (about two entry copies per new key),
+//!   and that copy runs on one thread at a time. Measured at 16 threads
+//!   (`readmostly-bench`, 64 Ki keys to start, see `BENCHMARKS.md`, medians of four
+//!   runs): `churn10` (5 % inserts, 5 % removes) 67 Mops/s against dashmap's 91;
+//!   `ttl-cache` (5 % new keys, the map grows) 53 against 79; `insert-after-promote`
+//!   (10 % new keys) 27 against 125. In the growing loads new keys come faster than one
+//!   thread copies, so the promotion that a full recent table forces does most of the
+//!   copy while the writers of new keys wait: their p99 is 1–2 µs, but the slowest
+//!   operation waited 130–210 ms (readers never wait). [`ShardedMap`] divides the copy
+//!   and the wait by its shard count (`churn10` 104, `ttl-cache` 68, 3–5 ms at worst),
+//!   and lock-based sharded maps (dashmap, scc `HashMap`) have no copy at all: use them
+//!   when a map grows by millions of keys on many threads.
 //! * **Write-heavy workloads.** Each overwrite allocates a box and retires the old one:
-//!   at 16 threads `write50` ran at 38–44 Mops/s against 70–84 for dashmap and 94–141
+//!   at 16 threads `write50` ran at 38–49 Mops/s against 70–87 for dashmap and 94–157
 //!   for scc `HashMap`, which update values in place.
 //! * **The fastest possible reads, one call at a time.** A `get` through
 //!   [`SyncMap::get_cloned`] or a fresh [`pin`](SyncMap::pin) per call enters and leaves

@@ -106,10 +106,12 @@ impl Promotion {
 /// Go's `sync.Map` (and this map with [`Off`](Self::Off)) makes a new key reachable
 /// only through the lock until the next promotion; worse, once any such key exists every
 /// lookup of an absent key takes the lock too. Under key churn that puts most reads on
-/// the mutex and makes each promotion an O(n) copy away. The recent table is a small
-/// insert-only array, filled under the lock and read without it, holding the entries of
-/// the keys added since the last promotion: reads of new keys and of absent keys stay
-/// lock-free. When it is full, the dirty table is promoted at once.
+/// the mutex and makes each promotion an O(n) copy away. The recent table is an
+/// insert-only array holding the entries of the keys added since the last promotion,
+/// added to and read without the lock: adding a new key, reading it, and reading an
+/// absent key stay lock-free. When it is full, the next new key promotes at once, moving
+/// its entries into the new main table (a pause proportional to its size, reported as
+/// [`Stats::longest_promotion_move`](crate::Stats::longest_promotion_move)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum RecentKeys {
@@ -292,11 +294,13 @@ impl<K, V, S> Builder<K, V, S> {
     /// After a promotion the map has no dirty table; the first new key creates it and
     /// starts copying the read table's live entries into it (Go copies all of them at
     /// once, under the lock, in that first insert). Here the copy advances by at most
-    /// `entries` per operation that takes the lock to add a key or to count a miss, so
-    /// no single operation pauses for the whole map. A promotion must finish the copy:
-    /// if one comes before enough such operations did (an explicit
-    /// [`SyncMap::promote`], or a rule that promotes after fewer misses than
-    /// `len / entries`), that promotion pays for the rest. `usize::MAX` copies everything
+    /// `entries` per operation that takes the lock to add a key or to count a miss, and
+    /// per new key added without the lock that finds the lock free, so no single
+    /// operation pauses for the whole map while the copy keeps up. A promotion must
+    /// finish the copy: if one comes before enough such operations did (an explicit
+    /// [`SyncMap::promote`], a rule that promotes after fewer misses than
+    /// `len / entries`, or a full recent table when new keys come faster than one thread
+    /// copies), that promotion pays for the rest. `usize::MAX` copies everything
     /// in one go, like Go. [`Stats::longest_rebuild_step`] reports the longest step taken.
     ///
     /// ```

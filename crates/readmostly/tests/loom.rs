@@ -33,7 +33,10 @@
 //!   `AtMost(1)`: lock-free reads of new and absent keys racing the insert that fills a
 //!   slot (and allocates the slot array, on the first new key), the promotion a full
 //!   recent table triggers, reader-driven promotion, lock-free removal of a recent key,
-//!   and iteration walking the recent table while a slot is filled.
+//!   and iteration walking the recent table while a slot is filled;
+//! * the lock-free new-key models (section "lock-free new keys"): two adds of the same
+//!   key meeting at one slot, and adds racing the seal of the recent table by an explicit
+//!   promotion, a full-table promotion, the doubling of its slot array and `clear`.
 //!
 //! The hasher is a fixed `DefaultHasher` so that every loom iteration hashes alike.
 //!
@@ -42,7 +45,8 @@
 //! no re-check of the read table in the slow paths, an unexpunged entry not put back
 //! into the dirty table, a lock-free store over *expunged*, a swap where a CAS is
 //! needed, a non-atomic expunge, `clear` not detaching dirty entries; for the recent
-//! table: a Relaxed publication of a slot's entry pointer or of the slot array,
+//! table: a Relaxed publication of a slot's entry pointer or of the slot array, a
+//! promotion, growth or `clear` that reads the slots without sealing the empty ones,
 //! iteration skipping the recent table, a full recent table neither promoting nor
 //! setting `amended` — each fail at least one model). The recent table's slot array
 //! pointer, slots and length are loom atomics, so a too-weak ordering on them is caught:
