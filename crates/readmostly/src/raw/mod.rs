@@ -1882,8 +1882,9 @@ where
     pub(crate) fn insert_all(&self, items: impl Iterator<Item = (u64, K, V)>) {
         let mut dirty = self.map.lock();
         let read = self.read();
-        // Relaxed: `amended` and the recent table's length are written under `mu`.
-        if dirty.table.is_some() || read.amended.load(Relaxed) || read.recent.len() > 0 {
+        // Relaxed: `amended` is written under `mu`. (A recent table with a slot array
+        // implies a dirty table, invariant 1; the promotion seals it.)
+        if dirty.table.is_some() || read.amended.load(Relaxed) {
             self.promote_locked(&mut dirty);
         }
         // Invariant 3 now holds: the read table's main table holds every entry, none of
@@ -1934,8 +1935,9 @@ where
     pub(crate) fn promote(&self) -> bool {
         let mut dirty = self.map.lock();
         let read = self.read();
-        // Relaxed: `amended` and the recent table's length are written under `mu`.
-        if read.amended.load(Relaxed) || read.recent.len() > 0 {
+        // Relaxed: `amended` is written under `mu`. A slot array holds at least one key
+        // (the add that allocated it, or the one it found), and is replaced only under `mu`.
+        if read.amended.load(Relaxed) || read.recent.array_locked().is_some() {
             self.promote_locked(&mut dirty);
             true
         } else {
