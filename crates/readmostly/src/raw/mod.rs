@@ -676,7 +676,8 @@ impl<K, V> Drop for Fresh<K, V> {
 enum NewKey<'a, K, V> {
     /// Added; the slot's value pointer.
     Added(*mut V),
-    /// Another thread added the key first: its entry, and our key and value back.
+    /// The key has an entry (found, or added first by another thread): the entry, and our
+    /// key and value back.
     Exists(&'a Entry<K, V>, K, V),
     /// The lock-free path cannot add it: take the lock (key and value back).
     Locked(K, V),
@@ -1579,20 +1580,29 @@ where
         e.load(self.guard).map(|p| self.value(p))
     }
 
-    pub(crate) fn insert(&self, hash: u64, key: K, value: V) -> Option<&'a V> {
+    /// The lock-free start of every insert: `key`'s entry from the read table (main or
+    /// recent), or the new key added to the recent table without the lock (counted), or
+    /// the key and value back when the lock is needed.
+    #[inline]
+    fn find_or_add(&self, hash: u64, key: K, value: V) -> NewKey<'a, K, V> {
         let read = self.read();
-        let (e, key, value) = match read.find(hash, &key) {
-            Some(e) => (self.entry(e), key, value),
-            None => match self.try_new_entry(read, hash, key, value) {
-                NewKey::Added(_) => {
+        match read.find(hash, &key) {
+            Some(e) => NewKey::Exists(self.entry(e), key, value),
+            None => {
+                let added = self.try_new_entry(read, hash, key, value);
+                if let NewKey::Added(_) = added {
                     self.map.stripes.add_len(self.thread(), 1);
-                    return None;
                 }
-                NewKey::Exists(e, key, value) => (e, key, value),
-                NewKey::Locked(key, value) => {
-                    return self.insert_slow(hash, key, Pending::new(value))
-                }
-            },
+                added
+            }
+        }
+    }
+
+    pub(crate) fn insert(&self, hash: u64, key: K, value: V) -> Option<&'a V> {
+        let (e, key, value) = match self.find_or_add(hash, key, value) {
+            NewKey::Added(_) => return None,
+            NewKey::Exists(e, key, value) => (e, key, value),
+            NewKey::Locked(key, value) => return self.insert_slow(hash, key, Pending::new(value)),
         };
         let mut pending = Pending::new(value);
         if let Ok(prev) = e.try_swap(pending.ptr(), self.guard) {
@@ -1654,19 +1664,12 @@ where
     }
 
     fn get_or_insert_hashed(&self, hash: u64, key: K, value: V) -> (&'a V, bool) {
-        let read = self.read();
-        let (e, key, value) = match read.find(hash, &key) {
-            Some(e) => (self.entry(e), key, value),
-            None => match self.try_new_entry(read, hash, key, value) {
-                NewKey::Added(p) => {
-                    self.map.stripes.add_len(self.thread(), 1);
-                    return (self.value(p), true);
-                }
-                NewKey::Exists(e, key, value) => (e, key, value),
-                NewKey::Locked(key, value) => {
-                    return self.get_or_insert_slow(hash, key, Pending::new(value))
-                }
-            },
+        let (e, key, value) = match self.find_or_add(hash, key, value) {
+            NewKey::Added(p) => return (self.value(p), true),
+            NewKey::Exists(e, key, value) => (e, key, value),
+            NewKey::Locked(key, value) => {
+                return self.get_or_insert_slow(hash, key, Pending::new(value))
+            }
         };
         let mut pending = Pending::new(value);
         match e.try_load_or_store(&mut || pending.ptr(), self.guard) {
