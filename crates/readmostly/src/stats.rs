@@ -301,11 +301,11 @@ pub struct Stats {
     /// expunged).
     pub read_len: usize,
     /// Entries in the current read table's recent table (keys added since the last
-    /// promotion; they are in the dirty table too).
+    /// promotion, which moves them into the new main table), plus adds in progress.
     pub recent_len: usize,
     /// Entries in the dirty table, or `None` when there is none (right after a promotion).
-    /// While the table is being rebuilt, the read table's entries not copied yet are
-    /// counted too (the size the table will have).
+    /// Counts what the next promotion will publish: while the table is being rebuilt, the
+    /// read table's entries not copied yet, and the recent table's entries.
     pub dirty_len: Option<usize>,
     /// Present keys (see [`SyncMap::len`](crate::SyncMap::len)).
     pub len: usize,
