@@ -122,10 +122,11 @@ struct Shard<K, V> {
 /// in exactly one shard). One pin covers every shard: the shards share one reclamation
 /// domain, so a [`ShardedRef`] is one guard, whatever the number of shards.
 ///
-/// What sharding buys: new keys take only their shard's lock, and the dirty-table
-/// rebuild after a promotion copies only that shard's keys, so key churn and many
-/// tenants scale with the shard count instead of collapsing on one mutex and one O(n)
-/// copy. What it costs: `len`, `stats`, `iter`, `clear` and `retain` visit every shard
+/// What sharding buys: the dirty-table rebuild after a promotion copies only that
+/// shard's keys, and runs beside the other shards' rebuilds, and the locked moments of a
+/// new key (a shard's first new key after its promotion, a full recent table) take only
+/// that shard's lock, so key churn, growing maps and many tenants scale with the shard
+/// count instead of waiting for one thread's O(n) copy. What it costs: `len`, `stats`, `iter`, `clear` and `retain` visit every shard
 /// (and `clear` is not atomic across shards), and memory grows by the per-shard
 /// structures (a few hundred bytes plus the statistics stripes each).
 ///
