@@ -195,6 +195,16 @@ fn sealed<K, V>() -> *mut Entry<K, V> {
         .cast_mut()
 }
 
+/// The entry a recent slot's pointer holds: `None` for an empty or a sealed slot.
+#[inline]
+fn filled<K, V>(p: *mut Entry<K, V>) -> Option<EntryPtr<K, V>> {
+    if p == sealed() {
+        None
+    } else {
+        NonNull::new(p)
+    }
+}
+
 /// One slot of the recent table: empty (null), filled (an entry), or sealed.
 struct RecentSlot<K, V> {
     /// The entry's hash, written by the thread that filled the slot just after it did;
@@ -450,10 +460,7 @@ impl<K, V> Recent<K, V> {
             let p = slot.entry.load(Acquire);
             // An empty or sealed slot ends the probe: a key lives past every slot that
             // was filled when it was added, and sealing only marks empty slots.
-            if p == sealed() {
-                return None;
-            }
-            let e = NonNull::new(p)?;
+            let e = filled(p)?;
             if slot.hash_of(e) == hash {
                 // SAFETY: entries of a published read table's recent table are live while
                 // the guard protecting the table is held (invariants 5 and 6).
@@ -514,6 +521,9 @@ impl<K, V> Recent<K, V> {
     where
         K: Eq,
     {
+        if self.max_len == 0 {
+            return Add::Full; // off: no shared counter to touch
+        }
         // Relaxed: as in `try_reserve`.
         let n = self.len.fetch_add(1, Relaxed) + 1;
         if n > self.max_len {
@@ -966,12 +976,9 @@ impl<K, V> Drop for RawMap<K, V> {
         // SAFETY: `read` is the live published table; we have exclusive access.
         for slot in unsafe { &*read }.recent.slots() {
             // Relaxed: exclusive access.
-            let p = slot.entry.load(Relaxed);
-            if p != sealed() {
-                if let Some(e) = NonNull::new(p) {
-                    // SAFETY: live, in no other table, and each slot is visited once.
-                    unsafe { free_entry(e) };
-                }
+            if let Some(e) = filled(slot.entry.load(Relaxed)) {
+                // SAFETY: live, in no other table, and each slot is visited once.
+                unsafe { free_entry(e) };
             }
         }
         // SAFETY: the published table came from `Box::into_raw` and is freed once, here.
@@ -1025,11 +1032,8 @@ impl<'g, K, V, G: Guard> RawIter<'g, K, V, G> {
             // Acquire: as in `Recent::find`. Slots filled after the iteration started may
             // or may not be seen; each key fills one slot, so none is seen twice.
             None => loop {
-                let p = self.recent.next()?.entry.load(Acquire);
-                if p != sealed() {
-                    if let Some(e) = NonNull::new(p) {
-                        break e;
-                    }
+                if let Some(e) = filled(self.recent.next()?.entry.load(Acquire)) {
+                    break e;
                 }
             },
         };
