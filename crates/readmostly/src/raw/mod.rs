@@ -96,6 +96,7 @@
 mod entry;
 pub(crate) mod reclaim;
 mod table;
+mod zeroed;
 
 pub(crate) use self::table::spread;
 
@@ -106,7 +107,9 @@ use std::sync::Arc;
 
 use self::entry::{is_value, reclaim_entry, reclaim_inline_value, Entry, LoadOrStore};
 use self::reclaim::{boxed, Collector, Guard, LocalGuard, OwnedGuard};
-use self::table::Table;
+use self::table::{prefetch, Table, BATCH};
+#[cfg(not(any(loom, shuttle)))]
+use self::zeroed::{Zeroable, ZeroedSlice};
 use crate::map::{Promotion, RecentKeys};
 use crate::stats::{count_hit, HitCounter, LockedCounters, Stats, Stripes};
 use crate::sync::{
@@ -215,6 +218,18 @@ struct RecentSlot<K, V> {
     entry: AtomicPtr<Entry<K, V>>,
 }
 
+// SAFETY: a zero `AtomicU64` is 0 and a zero `AtomicPtr` is null: an empty slot. (Not
+// under loom or shuttle, whose atomics are not plain integers.)
+#[cfg(not(any(loom, shuttle)))]
+unsafe impl<K, V> Zeroable for RecentSlot<K, V> {}
+
+/// A slot array's storage: allocated zeroed (an empty slot is zero bytes), or, under
+/// loom and shuttle, built slot by slot.
+#[cfg(not(any(loom, shuttle)))]
+type Slots<K, V> = ZeroedSlice<RecentSlot<K, V>>;
+#[cfg(any(loom, shuttle))]
+type Slots<K, V> = Box<[RecentSlot<K, V>]>;
+
 impl<K, V> RecentSlot<K, V> {
     /// The hash of `e`, the entry this slot holds, read without touching the entry unless
     /// the filler has not written it yet.
@@ -252,19 +267,22 @@ enum Add<K, V> {
 /// A recent table's slot array: a power-of-two number of slots, at most half of them
 /// filled (see [`Recent::try_reserve`]), so a probe always ends at an empty or sealed slot.
 struct SlotArray<K, V> {
-    slots: Box<[RecentSlot<K, V>]>,
+    slots: Slots<K, V>,
 }
 
 impl<K, V> SlotArray<K, V> {
+    /// `capacity` empty slots.
     fn new(capacity: usize) -> Self {
-        SlotArray {
-            slots: (0..capacity)
-                .map(|_| RecentSlot {
-                    hash: AtomicU64::new(0),
-                    entry: AtomicPtr::new(std::ptr::null_mut()),
-                })
-                .collect(),
-        }
+        #[cfg(not(any(loom, shuttle)))]
+        let slots = ZeroedSlice::new(capacity);
+        #[cfg(any(loom, shuttle))]
+        let slots = (0..capacity)
+            .map(|_| RecentSlot {
+                hash: AtomicU64::new(0),
+                entry: AtomicPtr::new(std::ptr::null_mut()),
+            })
+            .collect();
+        SlotArray { slots }
     }
 
     /// Fills the first empty slot of `hash`'s probe sequence in an array that no other
@@ -637,6 +655,47 @@ fn insert_entry<K, V>(table: &mut Table<EntryPtr<K, V>>, e: EntryPtr<K, V>) {
     let hash = unsafe { e.as_ref() }.hash;
     // SAFETY: as above.
     table.insert_unique(hash, e, |e| unsafe { e.as_ref() }.hash);
+}
+
+/// Gathers entries (with their hashes) for a large table and inserts them [`BATCH`] at a
+/// time ([`Table::insert_unique_batch`]): the bulk copies under the lock (rebuild steps,
+/// the promotion's move of the recent table, bulk loads) wait for memory about once per
+/// batch instead of once per entry.
+struct Inserter<'t, K, V> {
+    table: &'t mut Table<EntryPtr<K, V>>,
+    batch: Vec<(u64, EntryPtr<K, V>)>,
+}
+
+impl<'t, K, V> Inserter<'t, K, V> {
+    fn new(table: &'t mut Table<EntryPtr<K, V>>) -> Self {
+        Inserter {
+            table,
+            batch: Vec::with_capacity(BATCH),
+        }
+    }
+
+    /// Queues `e`, which `table` does not hold, with its hash (`hash`).
+    fn push(&mut self, hash: u64, e: EntryPtr<K, V>) {
+        self.batch.push((hash, e));
+        if self.batch.len() == BATCH {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        // SAFETY: as in `insert_entry`: entries in the table are live (caller holds `mu`).
+        let hasher = |e: &EntryPtr<K, V>| unsafe { e.as_ref() }.hash;
+        self.table.insert_unique_batch(&self.batch, hasher);
+        self.batch.clear();
+    }
+}
+
+impl<K, V> Drop for Inserter<'_, K, V> {
+    /// Inserts what is still queued. (No user code runs between a push and here, so a
+    /// panic cannot leave entries queued but not inserted.)
+    fn drop(&mut self) {
+        self.flush();
+    }
 }
 
 /// Entries allocated by [`RawRef::insert_all`] and not published yet: freed if a panic in
@@ -1328,11 +1387,17 @@ where
         // Move the recent table's entries into the new main table, sealing it: from here
         // on, adders fall back to the lock, which we hold until the new table is out.
         if let Some(array) = read.recent.array_locked() {
+            // One rehash at most (the table was sized for the main table alone), and the
+            // slots' hash copies: the move touches the new table, not the entries.
+            // SAFETY: as in `insert_entry`.
+            table.reserve(read.recent.len(), |e| unsafe { e.as_ref() }.hash);
             let mut moved = 0u64;
-            array.seal_locked(|e, _| {
-                insert_entry(&mut table, e);
+            let mut inserter = Inserter::new(&mut table);
+            array.seal_locked(|e, hash| {
+                inserter.push(hash, e);
                 moved += 1;
             });
+            drop(inserter);
             // Part of this operation's pause (reported apart from the rebuild steps).
             let c = &mut dirty.counters;
             c.longest_promotion_move = c.longest_promotion_move.max(moved);
@@ -1433,19 +1498,34 @@ where
             .saturating_add(budget.saturating_mul(16))
             .min(slots);
         let (mut copied, mut newly_expunged) = (0usize, 0usize);
+        let mut inserter = Inserter::new(table);
+        // Entries are visited in groups: the entries of a group are requested from memory
+        // before the first is examined (each is a cache miss in a large map).
+        let mut group = [None; BATCH];
         while copied + newly_expunged < budget && cursor.next_slot < last {
-            if let Some(&e) = read.table.get_slot(cursor.next_slot) {
+            let room = (budget - copied - newly_expunged).min(BATCH);
+            let mut n = 0;
+            while n < room && cursor.next_slot < last {
+                if let Some(&e) = read.table.get_slot(cursor.next_slot) {
+                    prefetch(e.as_ptr());
+                    group[n] = Some(e);
+                    n += 1;
+                }
+                cursor.next_slot += 1;
+            }
+            for &e in group[..n].iter().flatten() {
                 // SAFETY: entries of the published read table are live (invariant 5).
-                if unsafe { e.as_ref() }.try_expunge_locked(self.guard) {
+                let entry = unsafe { e.as_ref() };
+                if entry.try_expunge_locked(self.guard) {
                     expunged.push(e);
                     newly_expunged += 1;
                 } else {
-                    insert_entry(table, e);
+                    inserter.push(entry.hash, e);
                     copied += 1;
                 }
             }
-            cursor.next_slot += 1;
         }
+        drop(inserter);
         let visited = copied + newly_expunged;
         cursor.visited += visited;
         counters.rebuild_copied += copied as u64;
@@ -1901,9 +1981,12 @@ where
         // table grows if more come).
         let announced = items.size_hint().0.min(1 << 20);
         let mut table = Table::with_capacity(read.table.len() + announced);
+        let mut inserter = Inserter::new(&mut table);
         for &e in read.table.iter() {
-            insert_entry(&mut table, e);
+            // SAFETY: entries of the published read table are live (invariant 5).
+            inserter.push(unsafe { e.as_ref() }.hash, e);
         }
+        drop(inserter);
         let mut added = 0usize;
         // User code runs below (the iterator, `Eq`, `Hash`): if it panics, the entries
         // allocated so far are in no published table, and `unpublished` frees them.

@@ -21,11 +21,35 @@
 //! is the one of Facebook's F14 tables; the code here is ours.)
 //!
 //! At most [`LOAD`] of the seven slots per bucket are used on average before the table
-//! doubles, which is about hashbrown's 7/8 maximum load. Only safe code: the tables are
-//! read lock-free only while immutable (the published read table), and mutated only
-//! under the map's mutex (the dirty table), so no atomics are needed here.
+//! doubles, which is about hashbrown's 7/8 maximum load. The tables are read lock-free
+//! only while immutable (the published read table), and mutated only under the map's
+//! mutex (the dirty table), so no atomics are needed here. The bucket array is allocated
+//! zeroed ([`ZeroedSlice`]: an empty bucket is all zero bytes), so creating a large table
+//! does not write it.
 
 use std::fmt;
+use std::num::NonZeroU32;
+use std::ptr::NonNull;
+
+use super::zeroed::{Zeroable, ZeroedSlice};
+
+/// Items a [`Table`] can hold: `Copy`, with `None::<Self>` all zero bytes, so that an
+/// empty bucket is all zero bytes.
+///
+/// # Safety
+///
+/// All-zero bytes must be a valid `Option<Self>`, and be `None`.
+pub(crate) unsafe trait Item: Copy {}
+
+// SAFETY: `Option<NonNull<_>>` has the null-pointer niche: `None` is the zero address.
+unsafe impl<T> Item for NonNull<T> {}
+// SAFETY: `Option<NonZeroU32>` uses zero for `None` (guaranteed by the standard library).
+unsafe impl Item for NonZeroU32 {}
+
+// SAFETY: the tags are integers (zero: empty slot, zero overflow count) and the slots are
+// `Option<T>` with `T: Item`, for which zero bytes are `None`: a zeroed bucket is valid,
+// and is `Bucket::EMPTY`.
+unsafe impl<T: Item> Zeroable for Bucket<T> {}
 
 /// Mixes a hasher's output before the tables use it: one 64 × 64 → 128-bit multiply by
 /// 2⁶⁴/φ, folding the high half onto the low half, so that every output bit depends on
@@ -84,6 +108,26 @@ fn first_slot(mask: u64) -> usize {
     (mask.trailing_zeros() / 8) as usize
 }
 
+/// Asks the CPU to start loading the cache line at `p` (a hint: no effect on results).
+/// A plain no-op where we have no prefetch instruction (and under Miri).
+#[inline(always)]
+pub(crate) fn prefetch<T>(p: *const T) {
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse", not(miri)))]
+    // SAFETY: a prefetch never faults and has no architectural effect, whatever the
+    // address (SSE is statically enabled, checked by the `cfg`).
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>(p.cast::<i8>());
+    }
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse", not(miri))))]
+    let _ = p;
+}
+
+/// Items per [`Table::insert_unique_batch`] call that callers gather: enough to keep the
+/// CPU's outstanding cache misses busy, few enough that the prefetched lines are still
+/// there when they are used.
+pub(crate) const BATCH: usize = 16;
+
 #[repr(C, align(64))]
 #[derive(Clone, Copy)]
 struct Bucket<T> {
@@ -92,11 +136,6 @@ struct Bucket<T> {
 }
 
 impl<T: Copy> Bucket<T> {
-    const EMPTY: Self = Bucket {
-        tags: [0; 8],
-        slots: [None; SLOTS],
-    };
-
     #[inline]
     fn tag_word(&self) -> u64 {
         u64::from_le_bytes(self.tags)
@@ -114,13 +153,13 @@ const _: () = assert!(std::mem::size_of::<Bucket<std::ptr::NonNull<u8>>>() == 64
 /// A hash table of `Copy` items (entry pointers) whose hashes the caller supplies: on
 /// insert and lookup, and through a closure when the table grows.
 pub(crate) struct Table<T> {
-    buckets: Box<[Bucket<T>]>,
+    buckets: ZeroedSlice<Bucket<T>>,
     /// `buckets.len() - 1`.
     mask: usize,
     len: usize,
 }
 
-impl<T: Copy> Table<T> {
+impl<T: Item> Table<T> {
     /// An empty table (one bucket: lookups need no emptiness check).
     pub(crate) fn new() -> Self {
         Self::with_capacity(0)
@@ -130,7 +169,7 @@ impl<T: Copy> Table<T> {
     pub(crate) fn with_capacity(capacity: usize) -> Self {
         let buckets = capacity.div_ceil(LOAD).max(1).next_power_of_two();
         Table {
-            buckets: vec![Bucket::EMPTY; buckets].into_boxed_slice(),
+            buckets: ZeroedSlice::new(buckets),
             mask: buckets - 1,
             len: 0,
         }
@@ -213,12 +252,53 @@ impl<T: Copy> Table<T> {
     }
 
     fn grow(&mut self, hasher: impl Fn(&T) -> u64) {
-        let mut bigger = Self::with_capacity(self.capacity() * 2);
-        for &item in self.iter() {
-            bigger.place(hasher(&item), item);
+        self.rehash(self.capacity() * 2, hasher);
+    }
+
+    /// Makes room for `additional` more items without further growth (one rehash at
+    /// most, instead of one per doubling).
+    pub(crate) fn reserve(&mut self, additional: usize, hasher: impl Fn(&T) -> u64) {
+        let needed = self.len.saturating_add(additional);
+        if needed > self.capacity() {
+            self.rehash(needed, hasher);
         }
+    }
+
+    /// Moves every item into a table for `capacity` items.
+    fn rehash(&mut self, capacity: usize, hasher: impl Fn(&T) -> u64) {
+        let mut bigger = Self::with_capacity(capacity);
+        let mut batch = Vec::with_capacity(BATCH);
+        for &item in self.iter() {
+            batch.push((hasher(&item), item));
+            if batch.len() == BATCH {
+                bigger.place_batch(&batch);
+                batch.clear();
+            }
+        }
+        bigger.place_batch(&batch);
         bigger.len = self.len;
         *self = bigger;
+    }
+
+    /// Inserts items the table does not hold, with their hashes, growing it first if
+    /// needed: like [`insert_unique`](Self::insert_unique) on each, but the home
+    /// buckets of all of them are requested from memory before the first is placed, so
+    /// a batch of inserts into a large table waits for memory about once, not once per
+    /// item.
+    pub(crate) fn insert_unique_batch(&mut self, items: &[(u64, T)], hasher: impl Fn(&T) -> u64) {
+        self.reserve(items.len(), hasher);
+        self.place_batch(items);
+        self.len += items.len();
+    }
+
+    /// Places items (there is room for all of them) after prefetching their home buckets.
+    fn place_batch(&mut self, items: &[(u64, T)]) {
+        for &(hash, _) in items {
+            prefetch(&self.buckets[hash as usize & self.mask]);
+        }
+        for &(hash, item) in items {
+            self.place(hash, item);
+        }
     }
 
     /// Removes and returns the item with hash `hash` for which `eq` holds.
@@ -342,13 +422,32 @@ mod tests {
     #[derive(Debug, Clone)]
     enum Op {
         Insert(u16),
+        /// Through `insert_unique_batch` (duplicates and present keys skipped).
+        InsertMany(Vec<u16>),
+        Reserve(u8),
         Remove(u16),
         Find(u16),
+    }
+
+    /// Tables hold items whose `None` is zero: the item of key `k` is `k + 1`.
+    fn item(k: u16) -> NonZeroU32 {
+        NonZeroU32::MIN.saturating_add(u32::from(k))
+    }
+
+    fn key(item: NonZeroU32) -> u16 {
+        (item.get() - 1) as u16
+    }
+
+    /// Item `k` of the integer tests (`k < u32::MAX`).
+    fn nz(k: u32) -> NonZeroU32 {
+        NonZeroU32::MIN.saturating_add(k)
     }
 
     fn op() -> impl Strategy<Value = Op> {
         prop_oneof![
             3 => any::<u16>().prop_map(Op::Insert),
+            1 => prop::collection::vec(any::<u16>(), 0..40).prop_map(Op::InsertMany),
+            1 => any::<u8>().prop_map(Op::Reserve),
             2 => any::<u16>().prop_map(Op::Remove),
             2 => any::<u16>().prop_map(Op::Find),
         ]
@@ -368,27 +467,40 @@ mod tests {
             let hash = move |k: u16| -> u64 {
                 (u64::from(k) & ((1 << bits) - 1)) | (u64::from(k % 3) << 57)
             };
-            let mut table: Table<u16> = Table::with_capacity(capacity);
+            let mut table: Table<NonZeroU32> = Table::with_capacity(capacity);
             let mut model = HashMap::new();
             for op in ops {
                 match op {
                     Op::Insert(k) => {
                         if model.insert(k, ()).is_none() {
-                            table.insert_unique(hash(k), k, |&k| hash(k));
+                            table.insert_unique(hash(k), item(k), |&x| hash(key(x)));
                         }
                     }
+                    Op::InsertMany(keys) => {
+                        let new: Vec<_> = keys
+                            .into_iter()
+                            .filter(|&k| model.insert(k, ()).is_none())
+                            .map(|k| (hash(k), item(k)))
+                            .collect();
+                        table.insert_unique_batch(&new, |&x| hash(key(x)));
+                    }
+                    Op::Reserve(n) => {
+                        let n = usize::from(n);
+                        table.reserve(n, |&x| hash(key(x)));
+                        prop_assert!(table.capacity() >= table.len() + n);
+                    }
                     Op::Remove(k) => {
-                        let got = table.remove(hash(k), |&x| x == k);
-                        prop_assert_eq!(got, model.remove(&k).map(|()| k));
+                        let got = table.remove(hash(k), |&x| key(x) == k);
+                        prop_assert_eq!(got, model.remove(&k).map(|()| item(k)));
                     }
                     Op::Find(k) => {
-                        let got = table.find(hash(k), |&x| x == k).copied();
-                        prop_assert_eq!(got, model.contains_key(&k).then_some(k));
+                        let got = table.find(hash(k), |&x| key(x) == k).copied();
+                        prop_assert_eq!(got, model.contains_key(&k).then(|| item(k)));
                     }
                 }
                 prop_assert_eq!(table.len(), model.len());
             }
-            let mut all: Vec<u16> = table.iter().copied().collect();
+            let mut all: Vec<u16> = table.iter().map(|&x| key(x)).collect();
             all.sort_unstable();
             let mut want: Vec<u16> = model.keys().copied().collect();
             want.sort_unstable();
@@ -396,7 +508,7 @@ mod tests {
             let by_slot = (0..table.num_slots()).filter_map(|i| table.get_slot(i)).count();
             prop_assert_eq!(by_slot, want.len());
             for k in want {
-                prop_assert_eq!(table.find(hash(k), |&x| x == k), Some(&k));
+                prop_assert_eq!(table.find(hash(k), |&x| key(x) == k), Some(&item(k)));
             }
         }
     }
@@ -428,30 +540,32 @@ mod tests {
         // bucket 1 is full; bucket 1's other items are removed. Both overflow counts are
         // now 1, so probing alone would go round forever for an absent key.
         let hash = |k: u32| u64::from(k >= 150 || (20..30).contains(&k)) | u64::from(k % 5) << 57;
-        let mut table: Table<u32> = Table::with_capacity(12);
-        let insert = |t: &mut Table<u32>, k| t.insert_unique(hash(k), k, |&k| hash(k));
+        let mut table: Table<NonZeroU32> = Table::with_capacity(12);
+        let insert = |t: &mut Table<NonZeroU32>, k| {
+            t.insert_unique(hash(k), nz(k), |&x| hash(x.get() - 1));
+        };
         for k in 0..7 {
             insert(&mut table, k);
         }
         insert(&mut table, 100);
         for k in 0..7 {
-            assert_eq!(table.remove(hash(k), |&x| x == k), Some(k));
+            assert_eq!(table.remove(hash(k), |&x| x == nz(k)), Some(nz(k)));
         }
         for k in 20..26 {
             insert(&mut table, k);
         }
         insert(&mut table, 200);
         for k in 20..26 {
-            assert_eq!(table.remove(hash(k), |&x| x == k), Some(k));
+            assert_eq!(table.remove(hash(k), |&x| x == nz(k)), Some(nz(k)));
         }
         assert_eq!(table.buckets.len(), 2, "no growth on the way");
         assert!(table.buckets.iter().all(|b| b.overflow() == 1));
         for absent in [1, 21, 160] {
-            assert_eq!(table.find(hash(absent), |&x| x == absent), None);
-            assert_eq!(table.remove(hash(absent), |&x| x == absent), None);
+            assert_eq!(table.find(hash(absent), |&x| x == nz(absent)), None);
+            assert_eq!(table.remove(hash(absent), |&x| x == nz(absent)), None);
         }
-        assert_eq!(table.find(hash(100), |&x| x == 100), Some(&100));
-        assert_eq!(table.find(hash(200), |&x| x == 200), Some(&200));
+        assert_eq!(table.find(hash(100), |&x| x == nz(100)), Some(&nz(100)));
+        assert_eq!(table.find(hash(200), |&x| x == nz(200)), Some(&nz(200)));
     }
 
     #[test]
@@ -460,14 +574,14 @@ mod tests {
         // 300 items with one home bucket: its overflow count saturates at 255; removing
         // them all must still leave every remaining item findable at each step.
         let hash = |k: u32| u64::from(k % 2) << 57;
-        let mut table: Table<u32> = Table::new();
+        let mut table: Table<NonZeroU32> = Table::new();
         for k in 0..300 {
-            table.insert_unique(hash(k), k, |&k| hash(k));
+            table.insert_unique(hash(k), nz(k), |&x| hash(x.get() - 1));
         }
         for k in 0..300 {
-            assert_eq!(table.remove(hash(k), |&x| x == k), Some(k));
+            assert_eq!(table.remove(hash(k), |&x| x == nz(k)), Some(nz(k)));
             for j in (k + 1..300).step_by(37) {
-                assert_eq!(table.find(hash(j), |&x| x == j), Some(&j));
+                assert_eq!(table.find(hash(j), |&x| x == nz(j)), Some(&nz(j)));
             }
         }
         assert_eq!(table.len(), 0);

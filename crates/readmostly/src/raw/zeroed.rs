@@ -1,0 +1,164 @@
+//! Fixed-length heap arrays allocated **zeroed by the allocator**, for the hash tables and
+//! the recent table's slot arrays.
+//!
+//! Why not `vec![EMPTY; n]`: for a type the standard library cannot prove all-zero, that
+//! writes every element, and even `alloc_zeroed` writes every byte when the alignment
+//! exceeds what `calloc` guarantees (16 on the usual 64-bit targets; our buckets are
+//! 64-aligned). A table for a million keys is 16 MiB: writing it cost milliseconds, under
+//! the map's lock, in the operation that happened to start a rebuild (measured in
+//! `examples/rebuild_pause.rs`: 37 ms for the 64 MiB table of 4 Mi keys). Requested from
+//! the allocator with at most 16-byte alignment, a large zeroed block is fresh pages from
+//! the operating system that nobody writes up front: the pages are zero-filled by the
+//! kernel when first touched, spread over the operations that fill the table.
+//!
+//! So the array is allocated with alignment `min(align_of::<T>(), 16)` (plus, when `T`
+//! needs more, `align_of::<T>() − 16` spare bytes), and starts at the first suitably
+//! aligned address inside the block.
+
+use std::alloc::{self, Layout};
+use std::ops::{Deref, DerefMut};
+use std::ptr::NonNull;
+
+/// Types for which a value whose bytes are all zero is valid (and is the value the table
+/// code treats as "empty").
+///
+/// # Safety
+///
+/// All-zero bytes must be a valid value of the implementing type.
+pub(crate) unsafe trait Zeroable {}
+
+/// The largest alignment we ask the allocator for: what `calloc` guarantees on the
+/// targets we care about, so that `alloc_zeroed` need not write the block itself.
+const ALLOC_ALIGN: usize = 16;
+
+/// A boxed slice of `len` zero-valued `T`s (see the module docs).
+pub(crate) struct ZeroedSlice<T> {
+    /// The first element (`align_of::<T>()`-aligned); dangling when the layout is empty.
+    start: NonNull<T>,
+    len: usize,
+    /// The block the allocator returned, for `dealloc`; `None` when nothing was allocated.
+    block: Option<(NonNull<u8>, Layout)>,
+}
+
+// SAFETY: the slice owns its elements like a `Box<[T]>`; sending or sharing it sends or
+// shares `T`s.
+unsafe impl<T: Send> Send for ZeroedSlice<T> {}
+// SAFETY: as above; `&ZeroedSlice<T>` only hands out `&[T]`.
+unsafe impl<T: Sync> Sync for ZeroedSlice<T> {}
+
+impl<T: Zeroable> ZeroedSlice<T> {
+    /// `len` zero-valued elements. Panics on capacity overflow; aborts (through
+    /// `handle_alloc_error`) if the allocator fails, as `Vec` does.
+    pub(crate) fn new(len: usize) -> Self {
+        let align = std::mem::align_of::<T>();
+        let bytes = std::mem::size_of::<T>()
+            .checked_mul(len)
+            .and_then(|b| b.checked_add(align.saturating_sub(ALLOC_ALIGN)))
+            .expect("capacity overflow");
+        if bytes == 0 {
+            return ZeroedSlice {
+                start: NonNull::dangling(),
+                len,
+                block: None,
+            };
+        }
+        let layout =
+            Layout::from_size_align(bytes, align.min(ALLOC_ALIGN)).expect("capacity overflow");
+        // SAFETY: `layout` has a non-zero size.
+        let block = unsafe { alloc::alloc_zeroed(layout) };
+        let Some(block) = NonNull::new(block) else {
+            alloc::handle_alloc_error(layout)
+        };
+        // Bytes from the block's start to the first `align`-aligned address: less than
+        // `align`, and a multiple of 16 (the block is 16-aligned), so at most `align - 16`,
+        // the spare bytes requested. Address arithmetic only; the pointer below is derived
+        // from `block` and keeps its provenance.
+        let offset = block.as_ptr().addr().wrapping_neg() & (align - 1);
+        debug_assert!(offset + std::mem::size_of::<T>() * len <= bytes);
+        // SAFETY: `offset <= align - 16 < bytes`, so the result is inside the block
+        // (or one past its end when `len == 0`); non-null as `block` is.
+        let start = unsafe { NonNull::new_unchecked(block.as_ptr().add(offset)) }.cast::<T>();
+        ZeroedSlice {
+            start,
+            len,
+            block: Some((block, layout)),
+        }
+    }
+}
+
+impl<T> Deref for ZeroedSlice<T> {
+    type Target = [T];
+
+    #[inline]
+    fn deref(&self) -> &[T] {
+        // SAFETY: `start` is aligned and, with `len` elements, inside the block, whose
+        // bytes were zeroed by the allocator: valid `T`s (`Zeroable`, required by the only
+        // constructor). Dangling is fine for an empty or zero-sized layout.
+        unsafe { std::slice::from_raw_parts(self.start.as_ptr(), self.len) }
+    }
+}
+
+impl<T> DerefMut for ZeroedSlice<T> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut [T] {
+        // SAFETY: as in `deref`; `&mut self` makes the borrow unique.
+        unsafe { std::slice::from_raw_parts_mut(self.start.as_ptr(), self.len) }
+    }
+}
+
+impl<T> Drop for ZeroedSlice<T> {
+    fn drop(&mut self) {
+        // SAFETY: the elements are valid (see `deref`) and dropped once, here; nothing
+        // uses them afterwards.
+        unsafe {
+            std::ptr::drop_in_place(std::ptr::slice_from_raw_parts_mut(
+                self.start.as_ptr(),
+                self.len,
+            ));
+        }
+        if let Some((block, layout)) = self.block {
+            // SAFETY: `block` came from `alloc_zeroed(layout)` and is freed once.
+            unsafe { alloc::dealloc(block.as_ptr(), layout) };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+    #[repr(align(64))]
+    struct Line([u64; 8]);
+    // SAFETY: an array of integers.
+    unsafe impl Zeroable for Line {}
+    // SAFETY: an atomic integer.
+    unsafe impl Zeroable for AtomicU64 {}
+    // SAFETY: a unit struct has no bytes.
+    unsafe impl Zeroable for () {}
+
+    #[test]
+    fn elements_are_zero_aligned_and_usable() {
+        for len in [0, 1, 3, 64, 1000] {
+            let lines = ZeroedSlice::<Line>::new(len);
+            assert_eq!(lines.len(), len);
+            assert!(lines.iter().all(|l| l.0 == [0; 8]));
+            assert_eq!(lines.as_ptr().addr() % 64, 0);
+            let counters = ZeroedSlice::<AtomicU64>::new(len);
+            for (i, c) in counters.iter().enumerate() {
+                assert_eq!(c.load(Relaxed), 0);
+                c.store(i as u64, Relaxed);
+            }
+            assert!(counters
+                .iter()
+                .enumerate()
+                .all(|(i, c)| c.load(Relaxed) == i as u64));
+        }
+    }
+
+    #[test]
+    fn zero_sized_elements() {
+        let units = ZeroedSlice::<()>::new(5);
+        assert_eq!(units.len(), 5);
+    }
+}
