@@ -106,7 +106,7 @@ impl Stripes {
     }
 
     /// Counts a lookup that consulted the recent table; returns the stripe's new count
-    /// (approximate like [`hit`](Self::hit)).
+    /// (approximate like [`count_hit`]).
     #[inline]
     pub(crate) fn recent_lookup(&self, thread: usize) -> u64 {
         bump(&self.stripe(thread).recent_lookups)
@@ -121,7 +121,7 @@ impl Stripes {
             .fold(0, u64::wrapping_add)
     }
 
-    /// Counts a value replaced in place (approximate like [`hit`](Self::hit): it is on
+    /// Counts a value replaced in place (approximate like [`count_hit`]: it is on
     /// the lock-free overwrite path).
     #[inline]
     pub(crate) fn overwrite(&self, thread: usize) {

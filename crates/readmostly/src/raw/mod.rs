@@ -33,7 +33,12 @@
 //!   So the rebuild's pause is bounded by the step, not by the map's size (except a
 //!   promotion that arrives before the rebuild is done). A promotion also moves the
 //!   recent table's entries into the new main table: a pause bounded by the recent
-//!   table's size (reported apart, `longest_promotion_move`).
+//!   table's size (reported apart, `longest_promotion_move`). Starting a rebuild
+//!   allocates the dirty table at full size, zeroed by the allocator ([`zeroed`]): fresh
+//!   pages, not written up front, so that operation's pause does not grow with the map
+//!   either. Bulk copies under the lock (rebuild steps, the promotion's move, table
+//!   growth) request a batch of entries and buckets from memory before touching the
+//!   first ([`Inserter`]).
 //! * [`Entry`]: shared by both tables; see [`entry`] for its state machine.
 //!
 //! # Invariants (all under `mu`)
