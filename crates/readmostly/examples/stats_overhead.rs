@@ -1,17 +1,23 @@
-//! What hit statistics cost a read: an interleaved A/B benchmark of `get` on two maps
-//! that differ only in `Builder::hit_statistics` (on / off).
+//! What hit statistics cost a read: an interleaved A/B benchmark of `get` with hit
+//! counting on and off.
 //!
 //! ```text
 //! cargo run --release -p readmostly --example stats_overhead            # 41 rounds
 //! cargo run --release -p readmostly --example stats_overhead -- --batch  # one pin per 64 gets
+//! cargo run --release -p readmostly --example stats_overhead -- --aa     # the method's own bias
 //! valgrind --tool=callgrind target/release/examples/stats_overhead --only on --rounds 1
 //! ```
 //!
 //! Wall-clock A/B runs on a shared machine drift by more than the effect being measured,
-//! so the two maps run in alternating blocks (A B, then B A, ...) of the same key
+//! so the two settings run in alternating blocks (A B, then B A, ...) of the same key
 //! sequence, and the overhead is the median of the per-round ratios `on / off` with a
-//! bootstrap 95 % confidence interval. `--only on|off` runs one map for instruction
-//! counting under valgrind.
+//! bootstrap 95 % confidence interval. By default both settings run on **one map**,
+//! switched with `SyncMap::set_hit_statistics` between blocks: same tables, same
+//! entries, same addresses, so the comparison is not biased by where two maps' memory
+//! happened to land (two separately built maps of 64 Ki keys differed by up to 2× with
+//! identical settings). `--two-maps` runs the older method: two maps built with
+//! `Builder::hit_statistics(true / false)`. `--aa` makes both sides the same setting
+//! (off). `--only on|off` runs one setting for instruction counting under valgrind.
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -25,6 +31,7 @@ struct Args {
     batch: bool,
     only: Option<bool>,
     aa: bool,
+    two_maps: bool,
 }
 
 fn parse() -> Result<Args, String> {
@@ -35,6 +42,7 @@ fn parse() -> Result<Args, String> {
         batch: false,
         only: None,
         aa: false,
+        two_maps: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -45,6 +53,7 @@ fn parse() -> Result<Args, String> {
             "--rounds" => args.rounds = num(&value("--rounds")?)?.max(1) as usize,
             "--batch" => args.batch = true,
             "--aa" => args.aa = true,
+            "--two-maps" => args.two_maps = true,
             "--only" => {
                 args.only = Some(match value("--only")?.as_str() {
                     "on" => true,
@@ -53,7 +62,7 @@ fn parse() -> Result<Args, String> {
                 })
             }
             "-h" | "--help" => return Err(
-                "usage: stats_overhead [--keys N] [--ops N] [--rounds N] [--batch] [--aa] [--only on|off]"
+                "usage: stats_overhead [--keys N] [--ops N] [--rounds N] [--batch] [--aa] [--two-maps] [--only on|off]"
                     .into(),
             ),
             other => return Err(format!("unknown argument {other} (try --help)")),
@@ -161,21 +170,31 @@ fn main() {
         return;
     }
 
-    // `--aa`: both maps without hit statistics, to see what two separately allocated
-    // maps differ by when the code is the same (the method's own bias).
-    let on = build(args.keys, !args.aa);
-    let off = build(args.keys, false);
+    // The two sides: one map switched between settings (default), or two maps.
+    // `--aa`: both sides without hit statistics, to see the method's own bias.
+    let on_setting = !args.aa;
+    let first = build(args.keys, on_setting);
+    let second = args.two_maps.then(|| build(args.keys, false));
+    let side = |on: bool| -> f64 {
+        match &second {
+            Some(off_map) => run(if on { &first } else { off_map }, &keys, args.batch),
+            None => {
+                first.set_hit_statistics(on && on_setting);
+                run(&first, &keys, args.batch)
+            }
+        }
+    };
     // Warm-up: one block each.
-    run(&on, &keys, args.batch);
-    run(&off, &keys, args.batch);
+    side(true);
+    side(false);
     let (mut t_on, mut t_off, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..args.rounds {
         let (a, b) = if round % 2 == 0 {
-            let a = run(&on, &keys, args.batch);
-            (a, run(&off, &keys, args.batch))
+            let a = side(true);
+            (a, side(false))
         } else {
-            let b = run(&off, &keys, args.batch);
-            (run(&on, &keys, args.batch), b)
+            let b = side(false);
+            (side(true), b)
         };
         t_on.push(a);
         t_off.push(b);
@@ -195,8 +214,20 @@ fn main() {
     let hi = medians[medians.len() * 975 / 1000];
     let ratio = median(&mut ratios.clone());
     println!(
-        "{} keys, {} rounds of {} gets each ({mode}), maps interleaved",
-        args.keys, args.rounds, args.ops
+        "{} keys, {} rounds of {} gets each ({mode}), {}{}",
+        args.keys,
+        args.rounds,
+        args.ops,
+        if args.two_maps {
+            "two maps interleaved"
+        } else {
+            "one map, setting switched between blocks"
+        },
+        if args.aa {
+            " (A/A: both sides off)"
+        } else {
+            ""
+        }
     );
     println!(
         "hit statistics on : median {:.2} ns/get (min {:.2})",

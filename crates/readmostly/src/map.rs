@@ -750,6 +750,26 @@ where
     pub fn stats(&self) -> Stats {
         self.pin().raw().stats()
     }
+
+    /// Turns hit counting on or off at run time (the setting [`Builder::hit_statistics`]
+    /// chose at construction): for example on only while an operator investigates a
+    /// hit rate. Takes effect for handles pinned afterwards (a [`MapRef`] keeps the
+    /// setting it was pinned with); `Stats::hits` keeps what was counted so far.
+    ///
+    /// ```
+    /// let map = readmostly::SyncMap::new();
+    /// map.insert(1, 1);
+    /// map.promote();
+    /// map.set_hit_statistics(false);
+    /// map.get_cloned(&1);
+    /// assert_eq!(map.stats().hits, 0);
+    /// map.set_hit_statistics(true);
+    /// map.get_cloned(&1);
+    /// assert_eq!(map.stats().hits, 1);
+    /// ```
+    pub fn set_hit_statistics(&self, on: bool) {
+        self.raw.set_count_hits(on);
+    }
 }
 
 impl<K, V> Default for SyncMap<K, V> {

@@ -790,6 +790,23 @@ where
         self.shard_stats().iter().sum()
     }
 
+    /// Turns hit counting on or off at run time in every shard, like
+    /// [`SyncMap::set_hit_statistics`](crate::SyncMap::set_hit_statistics).
+    ///
+    /// ```
+    /// let map = readmostly::ShardedMap::new();
+    /// map.insert(1, 1);
+    /// map.promote();
+    /// map.set_hit_statistics(false);
+    /// map.get_cloned(&1);
+    /// assert_eq!(map.stats().hits, 0);
+    /// ```
+    pub fn set_hit_statistics(&self, on: bool) {
+        for shard in self.shards.iter() {
+            shard.raw.set_count_hits(on);
+        }
+    }
+
     /// The statistics of each shard, in shard order: shows skew (a hot tenant, a shard
     /// that keeps promoting).
     ///

@@ -6,7 +6,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 
-use crate::{Promotion, RecentKeys, SyncMap};
+use crate::{Promotion, RecentKeys, ShardedMap, SyncMap};
 
 /// Scale loops down under Miri.
 const N: u64 = if cfg!(miri) { 24 } else { 400 };
@@ -502,6 +502,38 @@ fn lock_free_new_keys_reach_the_main_table_at_promotion() {
         assert!(!map.insert(k, k));
     }
     assert_eq!(map.len(), added as usize);
+}
+
+#[test]
+fn hit_statistics_switch_at_run_time_for_later_handles() {
+    let map: SyncMap<u64, u64> = SyncMap::builder().hit_statistics(false).build();
+    map.insert(1, 1);
+    map.promote();
+    let before = map.pin();
+    map.set_hit_statistics(true);
+    let after = map.pin();
+    for _ in 0..5 {
+        assert_eq!(before.get(&1), Some(&1));
+        assert_eq!(after.get(&1), Some(&1));
+    }
+    // Each handle keeps the setting it was pinned with.
+    assert_eq!(map.stats().hits, 5);
+    drop((before, after));
+    map.set_hit_statistics(false);
+    assert_eq!(map.get_cloned(&1), Some(1));
+    assert_eq!(map.stats().hits, 5, "off again: not counted, nothing lost");
+
+    let sharded: ShardedMap<u64, u64> = ShardedMap::builder().shards(4).build();
+    for k in 0..64 {
+        sharded.insert(k, k);
+    }
+    sharded.promote();
+    sharded.set_hit_statistics(false);
+    (0..64).for_each(|k| assert_eq!(sharded.get_cloned(&k), Some(k)));
+    assert_eq!(sharded.stats().hits, 0);
+    sharded.set_hit_statistics(true);
+    (0..64).for_each(|k| assert_eq!(sharded.get_cloned(&k), Some(k)));
+    assert_eq!(sharded.stats().hits, 64, "every shard switched");
 }
 
 #[test]

@@ -848,8 +848,10 @@ pub(crate) struct RawMap<K, V> {
     /// How many read-table entries one operation visits at most while the dirty table
     /// is being rebuilt (at least 1).
     rebuild_step: usize,
-    /// Whether lock-free lookups count hits (the only statistic on the read path).
-    count_hits: bool,
+    /// Whether lock-free lookups count hits (the only statistic on the read path). Read
+    /// once per handle. A std atomic even under loom and shuttle: a setting, not part of
+    /// the protocol.
+    count_hits: std::sync::atomic::AtomicBool,
     /// Declared last: dropped after `Drop::drop` freed the live structures; the last map
     /// sharing the collector reclaims everything still retired.
     collector: Arc<Collector>,
@@ -893,7 +895,7 @@ impl<K, V> RawMap<K, V> {
             promotion,
             recent,
             rebuild_step: rebuild_step.max(1),
-            count_hits,
+            count_hits: std::sync::atomic::AtomicBool::new(count_hits),
             collector,
         }
     }
@@ -974,8 +976,17 @@ impl<K, V> RawMap<K, V> {
     /// the map does not count hits.
     #[inline]
     pub(crate) fn hit_counter<G: Guard>(&self, guard: &G) -> Option<&HitCounter> {
+        // Relaxed: a setting; handles pinned around a change may count or not (the
+        // statistics are approximate anyway).
         self.count_hits
+            .load(Relaxed)
             .then(|| self.stripes.hit_counter(guard.thread_id()))
+    }
+
+    /// Turns hit counting on or off for handles pinned from now on.
+    pub(crate) fn set_count_hits(&self, on: bool) {
+        // Relaxed: as in `hit_counter`.
+        self.count_hits.store(on, Relaxed);
     }
 
     fn lock(&self) -> MutexGuard<'_, Dirty<K, V>> {
