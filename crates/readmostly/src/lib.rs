@@ -142,6 +142,9 @@
 //!   lock go in prefetched batches (about 45 ns per entry of a million-key map on the
 //!   development machine, `examples/rebuild_pause`), and new tables are allocated zeroed,
 //!   so starting a rebuild or growing the recent table writes no O(n) memory up front.
+//!   Doubling the recent table's slot array copies its entries under the lock (up to half
+//!   the map's size; [`Stats::longest_recent_growth`]): a few milliseconds per million
+//!   keys, once per doubling.
 //! * Retired values, entries and tables are handed to seize in batches of 512 per thread
 //!   ([`Builder::retire_batch`]): each hand-over costs a process-wide memory barrier, so
 //!   smaller batches slow overwrite-heavy loads down, larger ones hold more memory.

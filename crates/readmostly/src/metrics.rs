@@ -31,6 +31,7 @@
 //! | `readmostly_dirty_len` | gauge | [`Stats::dirty_len`] (0 when there is no dirty table) |
 //! | `readmostly_longest_rebuild_step` | gauge | [`Stats::longest_rebuild_step`] (entries) |
 //! | `readmostly_longest_promotion_move` | gauge | [`Stats::longest_promotion_move`] (entries) |
+//! | `readmostly_longest_recent_growth` | gauge | [`Stats::longest_recent_growth`] (entries) |
 //! | `readmostly_miss_velocity` | gauge | [`MissReport::velocity`] (misses/s) |
 //! | `readmostly_miss_threshold` | gauge | [`MissReport::threshold`] |
 //! | `readmostly_miss_base_rate` | gauge | [`MissReport::base_rate`] |
@@ -80,7 +81,7 @@ pub fn record_stats(map: &str, stats: &Stats) {
     for (name, value) in counters {
         counter!(name, "map" => map.to_owned()).absolute(value);
     }
-    let gauges: [(&'static str, usize); 6] = [
+    let gauges: [(&'static str, usize); 7] = [
         ("readmostly_len", stats.len),
         ("readmostly_read_len", stats.read_len),
         ("readmostly_recent_len", stats.recent_len),
@@ -92,6 +93,10 @@ pub fn record_stats(map: &str, stats: &Stats) {
         (
             "readmostly_longest_promotion_move",
             usize::try_from(stats.longest_promotion_move).unwrap_or(usize::MAX),
+        ),
+        (
+            "readmostly_longest_recent_growth",
+            usize::try_from(stats.longest_recent_growth).unwrap_or(usize::MAX),
         ),
     ];
     for (name, value) in gauges {

@@ -194,6 +194,8 @@ pub(crate) struct LockedCounters {
     pub(crate) longest_rebuild_step: u64,
     /// The most recent-table entries one promotion moved into the new main table.
     pub(crate) longest_promotion_move: u64,
+    /// The most entries one operation copied to double the recent table's slot array.
+    pub(crate) longest_recent_growth: u64,
     pub(crate) new_keys: u64,
     /// Promotions forced by a full recent table.
     pub(crate) recent_full: u64,
@@ -277,6 +279,10 @@ pub struct Stats {
     /// promotion's pause, in entries. At most the recent table's size (see
     /// [`RecentKeys`](crate::RecentKeys)).
     pub longest_promotion_move: u64,
+    /// The most entries a single operation copied to double the recent table's slot array
+    /// (under the lock: the third kind of pause, in entries; at most half the recent
+    /// table's size).
+    pub longest_recent_growth: u64,
     /// Read-table entries the rebuild in progress has not visited yet (0 when no
     /// rebuild is in progress).
     pub rebuild_pending: usize,
@@ -336,6 +342,7 @@ impl Stats {
             expunged: c.expunged,
             longest_rebuild_step: c.longest_rebuild_step,
             longest_promotion_move: c.longest_promotion_move,
+            longest_recent_growth: c.longest_recent_growth,
             rebuild_pending: 0,
             new_keys: c.new_keys + striped.new_keys,
             overwrites: striped.overwrites,
@@ -395,9 +402,9 @@ impl Stats {
             .wrapping_add(self.removes)
     }
 
-    /// Adds `other` into `self`: counters and sizes add up (`longest_rebuild_step` and
-    /// `longest_promotion_move` take the larger); `dirty_len` is the sum over
-    /// the maps that have a dirty table (`None` if neither has one).
+    /// Adds `other` into `self`: counters and sizes add up (`longest_rebuild_step`,
+    /// `longest_promotion_move` and `longest_recent_growth` take the larger); `dirty_len`
+    /// is the sum over the maps that have a dirty table (`None` if neither has one).
     ///
     /// ```
     /// let a = readmostly::SyncMap::new();
@@ -422,6 +429,7 @@ impl Stats {
         self.longest_promotion_move = self
             .longest_promotion_move
             .max(other.longest_promotion_move);
+        self.longest_recent_growth = self.longest_recent_growth.max(other.longest_recent_growth);
         self.rebuild_pending += other.rebuild_pending;
         self.new_keys += other.new_keys;
         self.overwrites = self.overwrites.wrapping_add(other.overwrites);
@@ -509,6 +517,11 @@ impl fmt::Display for Stats {
                 self.read_len, self.recent_len
             )?,
         }
+        writeln!(
+            f,
+            "recent table    longest growth copied {} entries",
+            self.longest_recent_growth
+        )?;
         writeln!(
             f,
             "promotions      {} ({} with a full recent table; longest move {} entries)",

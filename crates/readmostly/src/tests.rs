@@ -481,6 +481,13 @@ fn lock_free_new_keys_reach_the_main_table_at_promotion() {
     assert_eq!(s.new_keys, base + added, "{s:?}");
     assert_eq!(s.recent_len, added as usize, "{s:?}");
     assert_eq!(s.dirty_len, Some((base + added) as usize), "{s:?}");
+    // The slot array doubled on the way; the last doubling copied the half-full array's
+    // entries (one thread: exactly half its slots).
+    assert_eq!(
+        s.longest_recent_growth,
+        (added - 1).next_power_of_two() / 2,
+        "{s:?}"
+    );
     assert!(map.promote());
     let s = map.stats();
     assert_eq!(s.longest_promotion_move, added, "{s:?}");

@@ -170,6 +170,10 @@ fn prometheus_scrape_reports_map_statistics() {
         value(r#"readmostly_longest_promotion_move{map="orders"}"#),
         orders_stats.longest_promotion_move as f64
     );
+    assert_eq!(
+        value(r#"readmostly_longest_recent_growth{map="orders"}"#),
+        orders_stats.longest_recent_growth as f64
+    );
     assert!(
         body.contains("# TYPE readmostly_hits_total counter"),
         "{body}"

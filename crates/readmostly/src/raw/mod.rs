@@ -539,8 +539,15 @@ impl<K, V> Recent<K, V> {
     /// Adds `e` (a new key's entry, which no other thread has seen) to the table under
     /// `mu`: allocates the first array, or replaces a half-full one by one twice as large,
     /// as needed. `Full` when the table holds `max_len` keys or is off. Replaced arrays are
-    /// retired through `guard`.
-    fn add_locked(&self, e: EntryPtr<K, V>, hash: u64, guard: &impl Guard) -> Add<K, V>
+    /// retired through `guard`. `*copied` is set to the number of entries a replacement
+    /// copied (0 if none: part of this operation's pause).
+    fn add_locked(
+        &self,
+        e: EntryPtr<K, V>,
+        hash: u64,
+        guard: &impl Guard,
+        copied: &mut u64,
+    ) -> Add<K, V>
     where
         K: Eq,
     {
@@ -565,7 +572,10 @@ impl<K, V> Recent<K, V> {
             );
             if let Some(old) = NonNull::new(old) {
                 // SAFETY: as above.
-                unsafe { old.as_ref() }.seal_locked(|e, hash| new.insert_private(e, hash));
+                unsafe { old.as_ref() }.seal_locked(|e, hash| {
+                    new.insert_private(e, hash);
+                    *copied += 1;
+                });
             }
             let new = Box::into_raw(Box::new(new));
             // Release: see `slots`.
@@ -1573,7 +1583,11 @@ where
         }
         let (e, p) = Entry::alloc(hash, key, value);
         let fresh = Fresh(Some(e));
-        let full = match read.recent.add_locked(e, hash, self.guard) {
+        let mut copied = 0;
+        let added = read.recent.add_locked(e, hash, self.guard, &mut copied);
+        let c = &mut dirty.counters;
+        c.longest_recent_growth = c.longest_recent_growth.max(copied);
+        let full = match added {
             Add::Added => false,
             Add::Found(other) => {
                 let (key, value) = fresh.into_parts();
