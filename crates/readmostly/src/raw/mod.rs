@@ -678,21 +678,26 @@ fn insert_entry<K, V>(table: &mut Table<EntryPtr<K, V>>, e: EntryPtr<K, V>) {
 /// batch instead of once per entry.
 struct Inserter<'t, K, V> {
     table: &'t mut Table<EntryPtr<K, V>>,
-    batch: Vec<(u64, EntryPtr<K, V>)>,
+    /// The queued entries: `batch[..len]` (no heap allocation per rebuild step; the
+    /// placeholders beyond `len` are never used).
+    batch: [(u64, EntryPtr<K, V>); BATCH],
+    len: usize,
 }
 
 impl<'t, K, V> Inserter<'t, K, V> {
     fn new(table: &'t mut Table<EntryPtr<K, V>>) -> Self {
         Inserter {
             table,
-            batch: Vec::with_capacity(BATCH),
+            batch: [(0, NonNull::dangling()); BATCH],
+            len: 0,
         }
     }
 
     /// Queues `e`, which `table` does not hold, with its hash (`hash`).
     fn push(&mut self, hash: u64, e: EntryPtr<K, V>) {
-        self.batch.push((hash, e));
-        if self.batch.len() == BATCH {
+        self.batch[self.len] = (hash, e);
+        self.len += 1;
+        if self.len == BATCH {
             self.flush();
         }
     }
@@ -700,8 +705,9 @@ impl<'t, K, V> Inserter<'t, K, V> {
     fn flush(&mut self) {
         // SAFETY: as in `insert_entry`: entries in the table are live (caller holds `mu`).
         let hasher = |e: &EntryPtr<K, V>| unsafe { e.as_ref() }.hash;
-        self.table.insert_unique_batch(&self.batch, hasher);
-        self.batch.clear();
+        self.table
+            .insert_unique_batch(&self.batch[..self.len], hasher);
+        self.len = 0;
     }
 }
 
