@@ -48,7 +48,7 @@ unsafe impl Item for NonZeroU32 {}
 
 // SAFETY: the tags are integers (zero: empty slot, zero overflow count) and the slots are
 // `Option<T>` with `T: Item`, for which zero bytes are `None`: a zeroed bucket is valid,
-// and is `Bucket::EMPTY`.
+// and is an empty bucket (no items, no overflow).
 unsafe impl<T: Item> Zeroable for Bucket<T> {}
 
 /// Mixes a hasher's output before the tables use it: one 64 × 64 → 128-bit multiply by
