@@ -89,6 +89,8 @@ pub fn reason(
     let about = MapKind::parse(&best.map).map_or("", MapKind::about);
     let headline = if best.map == "syncmap-batch" {
         "Use readmostly::SyncMap and keep one pin (MapRef from SyncMap::pin) across batches of operations.".to_string()
+    } else if best.map == "syncmap-each" {
+        "Use readmostly::SyncMap, keep one pin (MapRef from SyncMap::pin) across batches of operations, and look keys up in batches with MapRef::get_each.".to_string()
     } else {
         format!("Use {}: {about}.", best.map)
     };

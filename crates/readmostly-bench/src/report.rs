@@ -285,6 +285,7 @@ pub fn targets(rows: &[Row]) -> Vec<(String, String, Option<bool>)> {
     let mut t = vec![
         ratio("syncmap", "scc-hashindex", "read100", 1.1),
         ratio("syncmap-batch", "frozen-std", "read100", 0.85),
+        ratio("syncmap-each", "frozen-std", "read100", 0.85),
         ratio("syncmap", "scc-hashindex", "read99", 1.2),
         ratio("syncmap", "scc-hashindex", "read95", 1.0),
         ratio("syncmap", "scc-hashindex", "write50", 1.5),

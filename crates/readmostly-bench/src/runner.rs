@@ -307,6 +307,37 @@ fn exec<V: Value, H: Handle<V>>(h: &mut H, op: &Op, salt: u64, size: usize) -> b
     }
 }
 
+/// Runs `ops` (at most [`SAMPLE_EVERY`]) with each run of consecutive lookups handed to
+/// [`Handle::get_many`] in one call; returns (lookups, lookups that found their key).
+#[inline(always)]
+fn exec_batched<V: Value, H: Handle<V>>(
+    h: &mut H,
+    ops: &[Op],
+    salt: u64,
+    size: usize,
+) -> (u64, u64) {
+    let mut keys = [0u64; SAMPLE_EVERY];
+    let (mut n, mut gets, mut hits) = (0, 0, 0);
+    for op in ops {
+        if op.kind == OpKind::Get {
+            keys[n] = if op.fresh { op.key ^ salt } else { op.key };
+            n += 1;
+            continue;
+        }
+        if n > 0 {
+            gets += n as u64;
+            hits += h.get_many(&keys[..n]);
+            n = 0;
+        }
+        exec::<V, H>(h, op, salt, size);
+    }
+    if n > 0 {
+        gets += n as u64;
+        hits += h.get_many(&keys[..n]);
+    }
+    (gets, hits)
+}
+
 fn timed<V: Value, H: Handle<V>>(
     h: &mut H,
     ops: &[Op],
@@ -343,10 +374,16 @@ fn timed<V: Value, H: Handle<V>>(
                 }
             }
             seen += 1;
-            for op in rest {
-                let hit = exec::<V, H>(h, op, salt, ctl.value_size);
-                gets += (op.kind == OpKind::Get) as u64;
-                hits += (hit && op.kind == OpKind::Get) as u64;
+            if H::BATCHED_GETS {
+                let (g, found) = exec_batched::<V, H>(h, rest, salt, ctl.value_size);
+                gets += g;
+                hits += found;
+            } else {
+                for op in rest {
+                    let hit = exec::<V, H>(h, op, salt, ctl.value_size);
+                    gets += (op.kind == OpKind::Get) as u64;
+                    hits += (hit && op.kind == OpKind::Get) as u64;
+                }
             }
             done += chunk.len() as u64;
             if t1 >= deadline {

@@ -962,6 +962,24 @@ where
         self.shard(key, hash).get(hash, key)
     }
 
+    /// Looks up every key of `keys` and calls `f(i, value)` for each, in order, with
+    /// prefetching (see [`MapRef::get_each`](crate::MapRef::get_each)).
+    ///
+    /// ```
+    /// let map: readmostly::ShardedMap<u64, u64> = (0..100).map(|k| (k, k)).collect();
+    /// let mut found = 0;
+    /// map.pin().get_each(&[1, 2, 500], |_, v| found += v.is_some() as u32);
+    /// assert_eq!(found, 2);
+    /// ```
+    pub fn get_each<'s, Q>(&'s self, keys: &[Q], f: impl FnMut(usize, Option<&'s V>))
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq,
+        R: Router<Q>,
+    {
+        crate::raw::get_each(keys, |k| self.map.hash(k), |k, h| self.shard(k, h), f);
+    }
+
     /// Whether `key` is present.
     ///
     /// ```

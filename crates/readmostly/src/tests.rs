@@ -511,6 +511,47 @@ fn lock_free_new_keys_reach_the_main_table_at_promotion() {
     assert_eq!(map.len(), added as usize);
 }
 
+/// `get_each` answers exactly what `get` answers, key by key and in order, wherever the
+/// key lives: main table, recent table, dirty table only (recent table off), deleted, or
+/// absent; and across more keys than one prefetch batch.
+#[test]
+fn get_each_matches_get() {
+    let n = if cfg!(miri) { 40 } else { 400 };
+    for recent in [RecentKeys::Auto, RecentKeys::Off] {
+        let map: SyncMap<u64, u64> = SyncMap::builder().recent_keys(recent).build();
+        for k in 0..n {
+            map.insert(k, k * 3);
+        }
+        map.promote();
+        for k in n..n + n / 4 {
+            map.insert(k, k * 3); // recent table, or dirty only
+        }
+        for k in (0..n).step_by(7) {
+            map.remove(&k);
+        }
+        let keys: Vec<u64> = (0..n + n / 2).rev().collect();
+        let m = map.pin();
+        let mut seen = Vec::new();
+        m.get_each(&keys, |i, v| seen.push((i, v.copied())));
+        let want: Vec<_> = keys.iter().map(|k| m.get(k).copied()).collect();
+        assert_eq!(seen.len(), keys.len(), "{recent:?}");
+        for (j, (i, v)) in seen.into_iter().enumerate() {
+            assert_eq!((i, v), (j, want[j]), "{recent:?} key {}", keys[j]);
+        }
+    }
+    let sharded: ShardedMap<u64, u64> = ShardedMap::builder().shards(4).build();
+    for k in 0..n {
+        sharded.insert(k, k);
+    }
+    let keys: Vec<u64> = (0..2 * n).collect();
+    let mut found = 0;
+    sharded.pin().get_each(&keys, |i, v| {
+        assert_eq!(v.copied(), (keys[i] < n).then_some(keys[i]));
+        found += 1;
+    });
+    assert_eq!(found, keys.len());
+}
+
 #[test]
 fn hit_statistics_switch_at_run_time_for_later_handles() {
     let map: SyncMap<u64, u64> = SyncMap::builder().hit_statistics(false).build();

@@ -121,8 +121,16 @@ pub trait BenchMap: Sync + Sized {
 
 /// The operations of the timed loop. Keys are already mixed.
 pub trait Handle<V> {
+    /// Whether the timed loop hands runs of consecutive lookups to
+    /// [`get_many`](Self::get_many) (only maps that offer a batch lookup API say so).
+    const BATCHED_GETS: bool = false;
     /// Looks `key` up and reads its value; `true` if found.
     fn get(&mut self, key: u64) -> bool;
+    /// Looks every key up, reading each value found; returns how many were found.
+    #[inline]
+    fn get_many(&mut self, keys: &[u64]) -> u64 {
+        keys.iter().map(|&k| u64::from(self.get(k))).sum()
+    }
     /// Stores `value` for `key`, replacing any previous value.
     fn insert(&mut self, key: u64, value: V);
     /// Removes `key`; `true` if it was present.
@@ -151,6 +159,8 @@ pub enum MapKind {
     SyncMap,
     /// `readmostly::SyncMap`, one pin held across a batch of operations.
     SyncMapBatch,
+    /// As `SyncMapBatch`, with runs of lookups done by one `get_each` (prefetching).
+    SyncMapEach,
     /// `readmostly::SyncMap` with hit counting off, one pin per call.
     SyncMapNoStats,
     /// `readmostly::SyncMap` without the recent table (Go's design), one pin per call.
@@ -179,9 +189,10 @@ pub enum MapKind {
 
 impl MapKind {
     /// Every map, in report order.
-    pub const ALL: [MapKind; 14] = [
+    pub const ALL: [MapKind; 15] = [
         MapKind::SyncMap,
         MapKind::SyncMapBatch,
+        MapKind::SyncMapEach,
         MapKind::SyncMapNoStats,
         MapKind::SyncMapGo,
         MapKind::Sharded,
@@ -201,6 +212,7 @@ impl MapKind {
         match self {
             MapKind::SyncMap => "syncmap",
             MapKind::SyncMapBatch => "syncmap-batch",
+            MapKind::SyncMapEach => "syncmap-each",
             MapKind::SyncMapNoStats => "syncmap-nostats",
             MapKind::SyncMapGo => "syncmap-go",
             MapKind::Sharded => "sharded",
@@ -222,6 +234,9 @@ impl MapKind {
             MapKind::SyncMap => "readmostly::SyncMap, one pin (guard) per call: the headline configuration",
             MapKind::SyncMapBatch => {
                 "readmostly::SyncMap, one pin kept across 64 operations (a caller holding a MapRef)"
+            }
+            MapKind::SyncMapEach => {
+                "as syncmap-batch, each run of lookups done by one MapRef::get_each (prefetched 16 at a time)"
             }
             MapKind::SyncMapNoStats => {
                 "readmostly::SyncMap with hit statistics off, one pin per call (measures their cost)"
@@ -264,6 +279,7 @@ impl MapKind {
             self,
             MapKind::SyncMap
                 | MapKind::SyncMapBatch
+                | MapKind::SyncMapEach
                 | MapKind::SyncMapNoStats
                 | MapKind::SyncMapGo
                 | MapKind::Sharded
@@ -361,6 +377,7 @@ fn by_map<V: Value, S: Hasher, F: WithMap>(map: MapKind, s: S, f: F) -> F::Outpu
     match map {
         MapKind::SyncMap => f.run::<syncmap::SyncMapAdapter<V, S>>(map, s),
         MapKind::SyncMapBatch => f.run::<syncmap_batch::SyncMapBatch<V, S>>(map, s),
+        MapKind::SyncMapEach => f.run::<syncmap_batch::SyncMapBatch<V, S, true>>(map, s),
         MapKind::SyncMapNoStats => f.run::<syncmap::SyncMapAdapter<V, S, false>>(map, s),
         MapKind::SyncMapGo => f.run::<syncmap::SyncMapAdapter<V, S, true, false>>(map, s),
         MapKind::Sharded => f.run::<sharded::ShardedAdapter<V, S>>(map, s),
@@ -387,6 +404,7 @@ pub(crate) mod tests {
         let mut h = m.handle();
         assert!(h.get(5));
         assert!(!h.get(500));
+        assert_eq!(h.get_many(&[5, 500, 6, 7]), 3);
         if M::READ_ONLY {
             assert_eq!(h.iterate(), 100);
             return;
@@ -420,6 +438,7 @@ pub(crate) mod tests {
         smoke::<syncmap::SyncMapAdapter<u64, S>>(s());
         smoke::<syncmap::SyncMapAdapter<u64, S, true, false>>(s());
         smoke::<syncmap_batch::SyncMapBatch<u64, S>>(s());
+        smoke::<syncmap_batch::SyncMapBatch<u64, S, true>>(s());
         smoke::<sharded::ShardedAdapter<u64, S>>(s());
         smoke::<rwlock_std::RwLockStd<u64, S>>(s());
         smoke::<mutex_std::MutexStd<u64, S>>(s());

@@ -719,6 +719,37 @@ impl<K, V> Drop for Inserter<'_, K, V> {
     }
 }
 
+/// Looks up every key of `keys` in turn, as `raw(key, hash).get(hash, key)` would, and
+/// hands `f` each result with its index; [`BATCH`] keys at a time, first prefetching all
+/// their home buckets, then the entries those buckets point to (the `get_each` of the
+/// map types). `raw` picks the map (the shard) of a key.
+pub(crate) fn get_each<'a, K, V, G, Q>(
+    keys: &[Q],
+    hash: impl Fn(&Q) -> u64,
+    raw: impl Fn(&Q, u64) -> RawRef<'a, K, V, G>,
+    mut f: impl FnMut(usize, Option<&'a V>),
+) where
+    K: Borrow<Q> + Eq + 'a,
+    V: 'a,
+    G: Guard + 'a,
+    Q: Eq,
+{
+    let mut hashes = [0u64; BATCH];
+    for (c, chunk) in keys.chunks(BATCH).enumerate() {
+        let hashes = &mut hashes[..chunk.len()];
+        for (h, k) in hashes.iter_mut().zip(chunk) {
+            *h = hash(k);
+            raw(k, *h).prefetch_bucket(*h);
+        }
+        for (&h, k) in hashes.iter().zip(chunk) {
+            raw(k, h).prefetch_entry(h);
+        }
+        for (j, (&h, k)) in hashes.iter().zip(chunk).enumerate() {
+            f(c * BATCH + j, raw(k, h).get(h, k));
+        }
+    }
+}
+
 /// Entries allocated by [`RawRef::insert_all`] and not published yet: freed if a panic in
 /// user code unwinds before they are.
 struct Unpublished<K, V>(Vec<EntryPtr<K, V>>);
@@ -1698,6 +1729,26 @@ where
     {
         let e = self.find_entry(hash, key)?;
         e.load(self.guard).map(|p| self.value(p))
+    }
+
+    /// Starts loading the main table's home bucket for `hash`: the first stage of a
+    /// pipelined batch of lookups (a hint: reads only the published, immutable table;
+    /// changes nothing).
+    #[inline]
+    pub(crate) fn prefetch_bucket(&self, hash: u64) {
+        self.read().table.prefetch_home(hash);
+    }
+
+    /// Starts loading the entry that the home bucket's first tag matching `hash` points
+    /// to (the bucket should already be on its way: [`prefetch_bucket`]): the second
+    /// stage; the lookup itself is the third. A hint, like `prefetch_bucket`.
+    ///
+    /// [`prefetch_bucket`]: Self::prefetch_bucket
+    #[inline]
+    pub(crate) fn prefetch_entry(&self, hash: u64) {
+        if let Some(e) = self.read().table.home_candidate(hash) {
+            prefetch(e.as_ptr());
+        }
     }
 
     /// The lock-free start of every insert: `key`'s entry from the read table (main or

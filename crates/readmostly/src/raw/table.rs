@@ -197,6 +197,24 @@ impl<T: Item> Table<T> {
         self.buckets[at].slots[slot].as_ref()
     }
 
+    /// Starts loading the home bucket of `hash` (a hint; see [`prefetch`]).
+    #[inline]
+    pub(crate) fn prefetch_home(&self, hash: u64) {
+        prefetch(&self.buckets[hash as usize & self.mask]);
+    }
+
+    /// The first item in `hash`'s home bucket whose tag matches: the item a lookup of
+    /// `hash` most likely compares first (for prefetching it; no key is compared).
+    #[inline]
+    pub(crate) fn home_candidate(&self, hash: u64) -> Option<&T> {
+        let bucket = &self.buckets[hash as usize & self.mask];
+        let matches = candidate_tags(bucket.tag_word() ^ (u64::from(tag(hash)) * LO));
+        if matches == 0 {
+            return None;
+        }
+        bucket.slots[first_slot(matches)].as_ref()
+    }
+
     /// Where the item with hash `hash` for which `eq` holds is: (bucket, slot).
     #[inline]
     fn position(&self, hash: u64, mut eq: impl FnMut(&T) -> bool) -> Option<(usize, usize)> {
