@@ -17,6 +17,9 @@ use std::time::Instant;
 
 use readmostly::SyncMap;
 
+mod common;
+use common::{count, median, Rng};
+
 type Hasher = foldhash::fast::FixedState;
 
 struct Args {
@@ -48,33 +51,6 @@ fn parse() -> Result<Args, String> {
         return Err("--keys and --ops must be positive".into());
     }
     Ok(args)
-}
-
-/// `N`, `NKi` or `NMi`.
-fn count(s: &str) -> Result<u64, String> {
-    let (digits, scale) = if let Some(d) = s.strip_suffix("Ki") {
-        (d, 1 << 10)
-    } else if let Some(d) = s.strip_suffix("Mi") {
-        (d, 1 << 20)
-    } else {
-        (s, 1)
-    };
-    digits
-        .parse::<u64>()
-        .map(|n| n * scale)
-        .map_err(|_| format!("not a count: {s}"))
-}
-
-/// xorshift64*: the same key sequence for every side.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
 }
 
 const PIN_EVERY: usize = 64;
@@ -111,11 +87,6 @@ fn frozen(map: &HashMap<u64, u64, Hasher>, keys: &[u64]) -> f64 {
     }
     black_box(sum);
     start.elapsed().as_nanos() as f64 / keys.len() as f64
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 fn main() {

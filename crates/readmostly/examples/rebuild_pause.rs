@@ -19,6 +19,9 @@ use std::time::Instant;
 
 use readmostly::SyncMap;
 
+mod common;
+use common::count;
+
 struct Args {
     keys: Vec<u64>,
     cycles: usize,
@@ -50,22 +53,6 @@ fn parse() -> Result<Args, String> {
         return Err("--keys must be positive".into());
     }
     Ok(args)
-}
-
-/// `65536`, `64Ki`, `1Mi`.
-fn count(s: &str) -> Result<u64, String> {
-    let (digits, scale) = match s.strip_suffix("Ki") {
-        Some(d) => (d, 1 << 10),
-        None => match s.strip_suffix("Mi") {
-            Some(d) => (d, 1 << 20),
-            None => (s, 1),
-        },
-    };
-    digits
-        .replace('_', "")
-        .parse::<u64>()
-        .map(|n| n * scale)
-        .map_err(|_| format!("not a count: {s}"))
 }
 
 struct Outcome {

@@ -24,6 +24,9 @@ use std::time::Instant;
 
 use readmostly::SyncMap;
 
+mod common;
+use common::{median, Rng};
+
 struct Args {
     keys: u64,
     ops: usize,
@@ -80,18 +83,6 @@ fn num(s: &str) -> Result<u64, String> {
         .map_err(|_| format!("not a number: {s}"))
 }
 
-/// A small deterministic generator (xorshift64*), so both maps see the same keys.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-}
-
 type Map = SyncMap<u64, u64, foldhash::fast::FixedState>;
 
 fn build(keys: u64, stats: bool) -> Map {
@@ -127,16 +118,6 @@ fn run(map: &Map, keys: &[u64], batch: bool) -> f64 {
     }
     black_box(sum);
     start.elapsed().as_nanos() as f64 / keys.len() as f64
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
 }
 
 fn main() {
