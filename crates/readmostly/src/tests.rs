@@ -552,6 +552,68 @@ fn get_each_matches_get() {
     assert_eq!(found, keys.len());
 }
 
+/// A hasher that gives every three consecutive `u64` keys the same hash: equal home
+/// buckets and equal tags, so `get_each`'s first candidate is often another key's entry.
+#[derive(Clone, Default)]
+struct Thirds(u64);
+
+impl std::hash::Hasher for Thirds {
+    fn finish(&self) -> u64 {
+        self.0 / 3
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// `get_each` when the candidate entry holds another key (colliding hashes), and for
+/// keys whose entries were expunged by a rebuild and then stored again.
+#[test]
+fn get_each_matches_get_with_collisions_and_expunged_entries() {
+    let n = if cfg!(miri) { 60 } else { 600 };
+    let map: SyncMap<u64, u64, std::hash::BuildHasherDefault<Thirds>> = SyncMap::builder()
+        .hasher(Default::default())
+        .rebuild_step(1)
+        .build();
+    for k in 0..n {
+        map.insert(k, k);
+    }
+    map.promote();
+    for k in (0..n).step_by(2) {
+        map.remove(&k);
+    }
+    // New keys start the rebuild, which expunges the removed entries (one per step).
+    for k in n..n + n / 2 {
+        map.insert(k, k);
+    }
+    // Some expunged keys come back (their entries return to the dirty table).
+    for k in (0..n).step_by(6) {
+        map.insert(k, k + 1);
+    }
+    assert!(map.stats().expunged > 0, "{}", map.stats());
+    let keys: Vec<u64> = (0..n + n / 2 + 10).collect();
+    let m = map.pin();
+    let want: Vec<_> = keys.iter().map(|k| m.get(k).copied()).collect();
+    let mut seen = Vec::new();
+    m.get_each(&keys, |i, v| seen.push((i, v.copied())));
+    assert_eq!(seen.len(), keys.len());
+    for (j, (i, v)) in seen.into_iter().enumerate() {
+        assert_eq!((i, v), (j, want[j]), "key {}", keys[j]);
+    }
+    // And once everything is promoted into one main table.
+    drop(m);
+    map.promote();
+    let m = map.pin();
+    m.get_each(&keys, |i, v| {
+        assert_eq!(v, m.get(&keys[i]), "key {}", keys[i])
+    });
+}
+
 #[test]
 fn hit_statistics_switch_at_run_time_for_later_handles() {
     let map: SyncMap<u64, u64> = SyncMap::builder().hit_statistics(false).build();

@@ -423,6 +423,8 @@ fn worker(
                 9..=10 => Call::RemoveIf(guess(rng)),
                 _ => Call::Remove,
             };
+            let batched = rng.below(2) == 0;
+            let others = [rng.below(KEYS), rng.below(KEYS), rng.below(KEYS)];
             let fresh_pin;
             let m = match &long_pin {
                 Some(m) => m,
@@ -433,6 +435,18 @@ fn worker(
             };
             let inv = clock.fetch_add(1, SeqCst);
             let ret = match call {
+                // Half the reads through `get_each`, with the key last in a batch of
+                // four, so its candidate entry is taken a few lookups before it is read.
+                Call::Get if batched => {
+                    let keys = [others[0], others[1], others[2], key];
+                    let mut found = None;
+                    m.get_each(&keys, |i, v| {
+                        if i == 3 {
+                            found = v.copied();
+                        }
+                    });
+                    Ret::Value(found)
+                }
                 Call::Get => Ret::Value(m.get(&key).copied()),
                 Call::Insert(v) => Ret::Value(m.insert(key, v).copied()),
                 Call::GetOrInsert(v) => {

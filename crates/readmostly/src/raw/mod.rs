@@ -720,9 +720,14 @@ impl<K, V> Drop for Inserter<'_, K, V> {
 }
 
 /// Looks up every key of `keys` in turn, as `raw(key, hash).get(hash, key)` would, and
-/// hands `f` each result with its index; [`BATCH`] keys at a time, first prefetching all
-/// their home buckets, then the entries those buckets point to (the `get_each` of the
-/// map types). `raw` picks the map (the shard) of a key.
+/// hands `f` each result with its index; [`BATCH`] keys at a time, in three passes:
+/// hash each key and prefetch its home bucket; take the entry each home bucket's first
+/// matching tag points to (the *candidate*) and prefetch it; then, for each key whose
+/// candidate holds an equal key, read the value from it directly, and look every other
+/// key up the ordinary way (other slots, later buckets, the recent and dirty tables).
+/// The direct path returns what `get` would: the candidate is the main-table entry that
+/// `get`'s own search would stop at, found in a read table published during this call
+/// (see [`RawRef::get_candidate`]). `raw` picks the map (the shard) of a key.
 pub(crate) fn get_each<'a, K, V, G, Q>(
     keys: &[Q],
     hash: impl Fn(&Q) -> u64,
@@ -735,17 +740,21 @@ pub(crate) fn get_each<'a, K, V, G, Q>(
     Q: Eq,
 {
     let mut hashes = [0u64; BATCH];
+    let mut candidates: [Option<EntryPtr<K, V>>; BATCH] = [None; BATCH];
     for (c, chunk) in keys.chunks(BATCH).enumerate() {
         let hashes = &mut hashes[..chunk.len()];
+        let candidates = &mut candidates[..chunk.len()];
         for (h, k) in hashes.iter_mut().zip(chunk) {
             *h = hash(k);
             raw(k, *h).prefetch_bucket(*h);
         }
-        for (&h, k) in hashes.iter().zip(chunk) {
-            raw(k, h).prefetch_entry(h);
+        for ((&h, k), candidate) in hashes.iter().zip(chunk).zip(candidates.iter_mut()) {
+            *candidate = raw(k, h).candidate(h);
         }
-        for (j, (&h, k)) in hashes.iter().zip(chunk).enumerate() {
-            f(c * BATCH + j, raw(k, h).get(h, k));
+        for (j, ((&h, k), &candidate)) in
+            hashes.iter().zip(chunk).zip(candidates.iter()).enumerate()
+        {
+            f(c * BATCH + j, raw(k, h).get_candidate(candidate, h, k));
         }
     }
 }
@@ -1739,16 +1748,50 @@ where
         self.read().table.prefetch_home(hash);
     }
 
-    /// Starts loading the entry that the home bucket's first tag matching `hash` points
-    /// to (the bucket should already be on its way: [`prefetch_bucket`]): the second
-    /// stage; the lookup itself is the third. A hint, like `prefetch_bucket`.
-    ///
-    /// [`prefetch_bucket`]: Self::prefetch_bucket
+    /// The entry that the main table's home bucket for `hash` points to at its first tag
+    /// matching `hash` (the entry a lookup of `hash` most likely compares first), with a
+    /// request to load it started: the second pass of [`get_each`]. Reads only the
+    /// published, immutable table; the bucket should already be on its way
+    /// ([`prefetch_bucket`](Self::prefetch_bucket)).
     #[inline]
-    pub(crate) fn prefetch_entry(&self, hash: u64) {
-        if let Some(e) = self.read().table.home_candidate(hash) {
-            prefetch(e.as_ptr());
+    pub(crate) fn candidate(&self, hash: u64) -> Option<EntryPtr<K, V>> {
+        let e = self.read().table.home_candidate(hash).copied()?;
+        prefetch(e.as_ptr());
+        Some(e)
+    }
+
+    /// [`get`](Self::get), given the [`candidate`](Self::candidate) for `hash` taken
+    /// earlier under the same guard: if the candidate holds `key`, its value, without
+    /// searching again; otherwise the ordinary lookup.
+    ///
+    /// The same result as `get`: the candidate came from the main table of a read table
+    /// published at some moment `t` during this call, and a key has one entry in a
+    /// main table, so the candidate is the entry `get` would have found at `t`. Reading
+    /// its slot later is what `get` itself does after finding it (the slot load is the
+    /// lookup's linearization point either way): while that read table stays published
+    /// a store of the key goes into this entry (an expunged one is brought back, never
+    /// replaced), and if a promotion replaced the table in between, the entry is either
+    /// still the key's entry or expunged, which it only becomes while the key is absent.
+    #[inline]
+    pub(crate) fn get_candidate<Q>(
+        &self,
+        candidate: Option<EntryPtr<K, V>>,
+        hash: u64,
+        key: &Q,
+    ) -> Option<&'a V>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Eq,
+    {
+        if let Some(e) = candidate {
+            // `candidate` came from a published read table under `self.guard`.
+            let entry = self.entry(e);
+            if entry.key.borrow() == key {
+                self.hit();
+                return entry.load(self.guard).map(|p| self.value(p));
+            }
         }
+        self.get(hash, key)
     }
 
     /// The lock-free start of every insert: `key`'s entry from the read table (main or
