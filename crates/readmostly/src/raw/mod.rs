@@ -112,7 +112,7 @@ use std::sync::Arc;
 
 use self::entry::{is_value, reclaim_entry, reclaim_inline_value, Entry, LoadOrStore};
 use self::reclaim::{boxed, Collector, Guard, LocalGuard, OwnedGuard};
-use self::table::{prefetch, Table, BATCH};
+use self::table::{prefetch, Bucket, Table, BATCH};
 #[cfg(not(any(loom, shuttle)))]
 use self::zeroed::{Zeroable, ZeroedSlice};
 use crate::map::{Promotion, RecentKeys};
@@ -740,20 +740,26 @@ pub(crate) fn get_each<'a, K, V, G, Q>(
     Q: Eq,
 {
     let mut hashes = [0u64; BATCH];
+    let mut buckets: [Option<&'a Bucket<EntryPtr<K, V>>>; BATCH] = [None; BATCH];
     let mut candidates: [Option<EntryPtr<K, V>>; BATCH] = [None; BATCH];
     for (c, chunk) in keys.chunks(BATCH).enumerate() {
-        let hashes = &mut hashes[..chunk.len()];
-        let candidates = &mut candidates[..chunk.len()];
-        for (h, k) in hashes.iter_mut().zip(chunk) {
+        let n = chunk.len();
+        for ((h, k), bucket) in hashes[..n].iter_mut().zip(chunk).zip(&mut buckets[..n]) {
             *h = hash(k);
-            raw(k, *h).prefetch_bucket(*h);
+            *bucket = Some(raw(k, *h).prefetch_bucket(*h));
         }
-        for ((&h, k), candidate) in hashes.iter().zip(chunk).zip(candidates.iter_mut()) {
-            *candidate = raw(k, h).candidate(h);
-        }
-        for (j, ((&h, k), &candidate)) in
-            hashes.iter().zip(chunk).zip(candidates.iter()).enumerate()
+        for ((&h, bucket), candidate) in hashes[..n]
+            .iter()
+            .zip(&buckets[..n])
+            .zip(&mut candidates[..n])
         {
+            *candidate = bucket.and_then(|b| b.candidate(h).copied());
+            if let Some(e) = candidate {
+                prefetch(e.as_ptr());
+            }
+        }
+        let keys = hashes[..n].iter().zip(chunk).zip(&candidates[..n]);
+        for (j, ((&h, k), &candidate)) in keys.enumerate() {
             f(c * BATCH + j, raw(k, h).get_candidate(candidate, h, k));
         }
     }
@@ -1740,28 +1746,17 @@ where
         e.load(self.guard).map(|p| self.value(p))
     }
 
-    /// Starts loading the main table's home bucket for `hash`: the first stage of a
-    /// pipelined batch of lookups (a hint: reads only the published, immutable table;
-    /// changes nothing).
+    /// The main table's home bucket for `hash`, with a request to load it started: the
+    /// first pass of [`get_each`]. Reads only the published, immutable table; the
+    /// bucket lives as long as the guard.
     #[inline]
-    pub(crate) fn prefetch_bucket(&self, hash: u64) {
-        self.read().table.prefetch_home(hash);
+    pub(crate) fn prefetch_bucket(&self, hash: u64) -> &'a Bucket<EntryPtr<K, V>> {
+        self.read().table.prefetch_home(hash)
     }
 
-    /// The entry that the main table's home bucket for `hash` points to at its first tag
-    /// matching `hash` (the entry a lookup of `hash` most likely compares first), with a
-    /// request to load it started: the second pass of [`get_each`]. Reads only the
-    /// published, immutable table; the bucket should already be on its way
-    /// ([`prefetch_bucket`](Self::prefetch_bucket)).
-    #[inline]
-    pub(crate) fn candidate(&self, hash: u64) -> Option<EntryPtr<K, V>> {
-        let e = self.read().table.home_candidate(hash).copied()?;
-        prefetch(e.as_ptr());
-        Some(e)
-    }
-
-    /// [`get`](Self::get), given the [`candidate`](Self::candidate) for `hash` taken
-    /// earlier under the same guard: if the candidate holds `key`, its value, without
+    /// [`get`](Self::get), given the *candidate* for `hash` taken earlier under the same
+    /// guard (the item at the first slot of the main table's home bucket whose tag
+    /// matches, [`Bucket::candidate`]): if the candidate holds `key`, its value, without
     /// searching again; otherwise the ordinary lookup.
     ///
     /// The same result as `get`: the candidate came from the main table of a read table

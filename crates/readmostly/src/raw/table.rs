@@ -130,7 +130,7 @@ pub(crate) const BATCH: usize = 16;
 
 #[repr(C, align(64))]
 #[derive(Clone, Copy)]
-struct Bucket<T> {
+pub(crate) struct Bucket<T> {
     tags: [u8; 8],
     slots: [Option<T>; SLOTS],
 }
@@ -144,6 +144,17 @@ impl<T: Copy> Bucket<T> {
     #[inline]
     fn overflow(&self) -> u8 {
         self.tags[SLOTS]
+    }
+
+    /// The item at the first slot whose tag matches `hash`: the item a lookup of `hash`
+    /// that starts at this bucket compares first (no key is compared).
+    #[inline]
+    pub(crate) fn candidate(&self, hash: u64) -> Option<&T> {
+        let matches = candidate_tags(self.tag_word() ^ (u64::from(tag(hash)) * LO));
+        if matches == 0 {
+            return None;
+        }
+        self.slots[first_slot(matches)].as_ref()
     }
 }
 
@@ -197,22 +208,13 @@ impl<T: Item> Table<T> {
         self.buckets[at].slots[slot].as_ref()
     }
 
-    /// Starts loading the home bucket of `hash` (a hint; see [`prefetch`]).
+    /// The home bucket of `hash`, with a request to load it started (a hint; see
+    /// [`prefetch`]).
     #[inline]
-    pub(crate) fn prefetch_home(&self, hash: u64) {
-        prefetch(&self.buckets[hash as usize & self.mask]);
-    }
-
-    /// The first item in `hash`'s home bucket whose tag matches: the item a lookup of
-    /// `hash` most likely compares first (for prefetching it; no key is compared).
-    #[inline]
-    pub(crate) fn home_candidate(&self, hash: u64) -> Option<&T> {
+    pub(crate) fn prefetch_home(&self, hash: u64) -> &Bucket<T> {
         let bucket = &self.buckets[hash as usize & self.mask];
-        let matches = candidate_tags(bucket.tag_word() ^ (u64::from(tag(hash)) * LO));
-        if matches == 0 {
-            return None;
-        }
-        bucket.slots[first_slot(matches)].as_ref()
+        prefetch(bucket);
+        bucket
     }
 
     /// Where the item with hash `hash` for which `eq` holds is: (bucket, slot).
