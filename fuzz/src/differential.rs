@@ -50,6 +50,8 @@ pub enum Expect {
 #[derive(Arbitrary, Debug, Clone)]
 pub enum Op {
     Get(u8),
+    /// `MapRef::get_each` over these keys (batches of 16 inside).
+    GetEach(Vec<u8>),
     GetCloned(u8),
     ContainsKey(u8),
     With(u8),
@@ -189,6 +191,17 @@ impl<S: BuildHasher> Ctx<'_, S> {
             Op::Get(k) => {
                 let k = key(k);
                 assert_eq!(m.get(k.as_str()).map(|v| **v), self.model.get(&k).copied());
+            }
+            Op::GetEach(ref ks) => {
+                let keys: Vec<String> = ks.iter().map(|&k| key(k)).collect();
+                let mut got = Vec::new();
+                m.get_each::<String>(&keys, |i, v| got.push((i, v.map(|v| **v))));
+                let want: Vec<_> = keys
+                    .iter()
+                    .enumerate()
+                    .map(|(i, k)| (i, self.model.get(k).copied()))
+                    .collect();
+                assert_eq!(got, want);
             }
             Op::GetCloned(k) => {
                 let k = key(k);

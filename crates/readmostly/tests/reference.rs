@@ -81,6 +81,8 @@ impl TestVal for String {
 #[derive(Debug, Clone)]
 enum Op {
     Get(u8),
+    /// `MapRef::get_each` over these keys (more than one prefetch batch when long).
+    GetEach(Vec<u8>),
     /// `MapRef::insert` (returns the previous value).
     InsertPrev(u8, u32),
     /// `SyncMap::insert` (returns whether a value was replaced).
@@ -123,6 +125,7 @@ fn val() -> impl Strategy<Value = u32> {
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         6 => key().prop_map(Op::Get),
+        2 => prop::collection::vec(key(), 0..40).prop_map(Op::GetEach),
         5 => (key(), val()).prop_map(|(k, v)| Op::InsertPrev(k, v)),
         3 => (key(), val()).prop_map(|(k, v)| Op::Insert(k, v)),
         3 => (key(), val()).prop_map(|(k, v)| Op::GetOrInsert(k, v)),
@@ -193,6 +196,17 @@ fn apply<K, V, S>(
             let k = K::make(k);
             let got = with_pin!(pin, m => m.get(k.borrowed()).cloned());
             assert_eq!(got.as_ref(), model.get(k.borrowed()), "get({k:?})");
+        }
+        Op::GetEach(ref keys) => {
+            let keys: Vec<K> = keys.iter().map(|&k| K::make(k)).collect();
+            let mut got = Vec::new();
+            with_pin!(pin, m => m.get_each::<K>(&keys, |i, v| got.push((i, v.cloned()))));
+            let want: Vec<_> = keys
+                .iter()
+                .enumerate()
+                .map(|(i, k)| (i, model.get(k.borrowed()).cloned()))
+                .collect();
+            assert_eq!(got, want, "get_each({keys:?})");
         }
         Op::InsertPrev(k, v) => {
             let (k, v) = (K::make(k), V::make(v));
