@@ -926,7 +926,7 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq,
     {
-        crate::raw::get_each(keys, |k| self.map.hash(k), |_, _| self.raw(), f);
+        crate::raw::get_each(keys, |k| self.map.hash(k), |_, _| self.raw(), true, f);
     }
 
     /// Whether `key` is present.

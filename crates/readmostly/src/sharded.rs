@@ -977,7 +977,13 @@ where
         Q: Hash + Eq,
         R: Router<Q>,
     {
-        crate::raw::get_each(keys, |k| self.map.hash(k), |k, h| self.shard(k, h), f);
+        crate::raw::get_each(
+            keys,
+            |k| self.map.hash(k),
+            |k, h| self.shard(k, h),
+            false,
+            f,
+        );
     }
 
     /// Whether `key` is present.

@@ -77,6 +77,14 @@ pub(crate) fn count_hit(counter: &HitCounter) {
     bump(counter);
 }
 
+/// Counts `n` reads answered from the read table at once (approximate like
+/// [`count_hit`]).
+#[inline]
+pub(crate) fn count_hits(counter: &HitCounter, n: u64) {
+    // Relaxed: statistic only.
+    counter.store(counter.load(Relaxed).wrapping_add(n), Relaxed);
+}
+
 impl Stripes {
     /// `n` stripes, rounded up to a power of two (at least one).
     pub(crate) fn new(n: usize) -> Self {

@@ -552,6 +552,31 @@ fn get_each_matches_get() {
     assert_eq!(found, keys.len());
 }
 
+/// `get_each` counts the same hits as a `get` per key (its direct path counts them once
+/// per batch), for `SyncMap` and `ShardedMap`.
+#[test]
+fn get_each_counts_hits_like_get() {
+    let map: SyncMap<u64, u64> = (0..100).map(|k| (k, k)).collect();
+    map.promote();
+    let sharded: ShardedMap<u64, u64> = (0..100).map(|k| (k, k)).collect();
+    let keys: Vec<u64> = (50..150).collect();
+    let before = map.stats().hits;
+    map.pin().get_each(&keys, |_, _| {});
+    let each = map.stats().hits - before;
+    let m = map.pin();
+    keys.iter().for_each(|k| drop(m.get(k)));
+    drop(m);
+    assert_eq!(map.stats().hits - before - each, each);
+    assert!(each >= 50, "{each}");
+    let before = sharded.stats().hits;
+    sharded.pin().get_each(&keys, |_, _| {});
+    let each = sharded.stats().hits - before;
+    let m = sharded.pin();
+    keys.iter().for_each(|k| drop(m.get(k)));
+    drop(m);
+    assert_eq!(sharded.stats().hits - before - each, each);
+}
+
 /// A hasher that gives every three consecutive `u64` keys the same hash: equal home
 /// buckets and equal tags, so `get_each`'s first candidate is often another key's entry.
 #[derive(Clone, Default)]

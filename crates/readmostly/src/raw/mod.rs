@@ -116,7 +116,7 @@ use self::table::{prefetch, Bucket, Table, BATCH};
 #[cfg(not(any(loom, shuttle)))]
 use self::zeroed::{Zeroable, ZeroedSlice};
 use crate::map::{Promotion, RecentKeys};
-use crate::stats::{count_hit, HitCounter, LockedCounters, Stats, Stripes};
+use crate::stats::{count_hit, count_hits, HitCounter, LockedCounters, Stats, Stripes};
 use crate::sync::{
     lock, try_lock, AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Mutex, MutexGuard,
 };
@@ -727,11 +727,14 @@ impl<K, V> Drop for Inserter<'_, K, V> {
 /// key up the ordinary way (other slots, later buckets, the recent and dirty tables).
 /// The direct path returns what `get` would: the candidate is the main-table entry that
 /// `get`'s own search would stop at, found in a read table published during this call
-/// (see [`RawRef::get_candidate`]). `raw` picks the map (the shard) of a key.
+/// (see [`RawRef::candidate_value`]). `raw` picks the map (the shard) of a key; with
+/// `one_map` it returns the same map for every key, and the direct path's hits are
+/// counted once per batch.
 pub(crate) fn get_each<'a, K, V, G, Q>(
     keys: &[Q],
     hash: impl Fn(&Q) -> u64,
     raw: impl Fn(&Q, u64) -> RawRef<'a, K, V, G>,
+    one_map: bool,
     mut f: impl FnMut(usize, Option<&'a V>),
 ) where
     K: Borrow<Q> + Eq + 'a,
@@ -759,8 +762,24 @@ pub(crate) fn get_each<'a, K, V, G, Q>(
             }
         }
         let keys = hashes[..n].iter().zip(chunk).zip(&candidates[..n]);
+        let mut hits = 0;
         for (j, ((&h, k), &candidate)) in keys.enumerate() {
-            f(c * BATCH + j, raw(k, h).get_candidate(candidate, h, k));
+            let raw = raw(k, h);
+            let value = match raw.candidate_value(candidate, k) {
+                Some(value) if one_map => {
+                    hits += 1;
+                    value
+                }
+                Some(value) => {
+                    raw.count_hits(1);
+                    value
+                }
+                None => raw.get(h, k),
+            };
+            f(c * BATCH + j, value);
+        }
+        if hits > 0 {
+            raw(&chunk[0], hashes[0]).count_hits(hits);
         }
     }
 }
@@ -1754,10 +1773,11 @@ where
         self.read().table.prefetch_home(hash)
     }
 
-    /// [`get`](Self::get), given the *candidate* for `hash` taken earlier under the same
-    /// guard (the item at the first slot of the main table's home bucket whose tag
-    /// matches, [`Bucket::candidate`]): if the candidate holds `key`, its value, without
-    /// searching again; otherwise the ordinary lookup.
+    /// What [`get`](Self::get) would return, if the *candidate* for `key` taken earlier
+    /// under the same guard (the item at the first slot of the main table's home bucket
+    /// whose tag matches, [`Bucket::candidate`]) holds `key`: its value, without
+    /// searching again and without counting the hit (the caller counts). `None` if the
+    /// candidate holds another key (or there is none): look the key up the ordinary way.
     ///
     /// The same result as `get`: the candidate came from the main table of a read table
     /// published at some moment `t` during this call, and a key has one entry in a
@@ -1768,25 +1788,26 @@ where
     /// replaced), and if a promotion replaced the table in between, the entry is either
     /// still the key's entry or expunged, which it only becomes while the key is absent.
     #[inline]
-    pub(crate) fn get_candidate<Q>(
+    pub(crate) fn candidate_value<Q>(
         &self,
         candidate: Option<EntryPtr<K, V>>,
-        hash: u64,
         key: &Q,
-    ) -> Option<&'a V>
+    ) -> Option<Option<&'a V>>
     where
         K: Borrow<Q>,
         Q: ?Sized + Eq,
     {
-        if let Some(e) = candidate {
-            // `candidate` came from a published read table under `self.guard`.
-            let entry = self.entry(e);
-            if entry.key.borrow() == key {
-                self.hit();
-                return entry.load(self.guard).map(|p| self.value(p));
-            }
+        // `candidate` came from a published read table under `self.guard`.
+        let entry = self.entry(candidate?);
+        (entry.key.borrow() == key).then(|| entry.load(self.guard).map(|p| self.value(p)))
+    }
+
+    /// Counts `n` lookups answered from the main table (unless hits are not counted).
+    #[inline]
+    pub(crate) fn count_hits(&self, n: u64) {
+        if let Some(counter) = self.hits {
+            count_hits(counter, n);
         }
-        self.get(hash, key)
     }
 
     /// The lock-free start of every insert: `key`'s entry from the read table (main or
