@@ -906,10 +906,12 @@ where
 
     /// Looks up every key of `keys` and calls `f(i, value)` for each, in order: the same
     /// results as calling [`get`](Self::get) on each, but 16 keys at a time, first
-    /// requesting all their buckets from memory, then all their entries, then looking
-    /// them up; so a batch of lookups into a map larger than the CPU's caches keeps many
-    /// memory accesses in flight instead of waiting for each in turn. No allocation; the
-    /// requests are prefetch hints and change nothing.
+    /// requesting all their buckets from memory, then the entry each bucket most likely
+    /// holds for its key, then reading each value straight from that entry when it holds
+    /// the key (any other key is looked up the ordinary way); so a batch of lookups into
+    /// a map larger than the CPU's caches keeps many memory accesses in flight instead
+    /// of waiting for each in turn, and most keys are located once, not twice. No
+    /// allocation; the requests are prefetch hints and change nothing.
     ///
     /// ```
     /// let map: readmostly::SyncMap<u64, u64> = (0..100).map(|k| (k, k * 10)).collect();
