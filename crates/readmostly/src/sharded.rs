@@ -455,6 +455,7 @@ impl<K, V, S: fmt::Debug, R: fmt::Debug> fmt::Debug for ShardedBuilder<K, V, S, 
 
 impl<K, V, S, R> ShardedMap<K, V, S, R> {
     /// The collector shared by every shard.
+    #[inline]
     fn collector(&self) -> &Collector {
         self.shards[0].raw.collector()
     }
@@ -567,6 +568,7 @@ impl<K, V, S, R> ShardedMap<K, V, S, R> {
     /// };
     /// assert_eq!(*r, 1);
     /// ```
+    #[inline]
     pub fn pin(&self) -> ShardedRef<'_, K, V, S, R, LocalGuard<'_>> {
         ShardedRef {
             map: self,
@@ -585,6 +587,7 @@ impl<K, V, S, R> ShardedMap<K, V, S, R> {
     ///     s.spawn(move || assert_eq!(m.get(&1), Some(&10)));
     /// });
     /// ```
+    #[inline]
     pub fn pin_owned(&self) -> ShardedRef<'_, K, V, S, R, OwnedGuard<'_>> {
         ShardedRef {
             map: self,
