@@ -552,6 +552,57 @@ fn get_each_matches_get() {
     assert_eq!(found, keys.len());
 }
 
+/// `f` may change the map between two keys of a batch: each later key's result is what
+/// `get` returns after `f` ran for the keys before it (a candidate entry taken from a
+/// read table that was replaced meanwhile is not used).
+#[test]
+fn get_each_sees_changes_its_callback_made() {
+    // `clear`, then the key stored again: a new entry in a new read table.
+    let map: SyncMap<u64, u64> = SyncMap::new();
+    map.insert(1, 10);
+    map.promote();
+    let m = map.pin();
+    let mut seen = Vec::new();
+    m.get_each(&[0, 1], |i, v| {
+        seen.push((i, v.copied()));
+        if i == 0 {
+            map.clear();
+            map.insert(1, 5);
+            assert_eq!(m.get(&1), Some(&5));
+        }
+    });
+    assert_eq!(seen, [(0, None), (1, Some(5))]);
+    drop(m);
+    // Removed, expunged by the rebuild a new key starts, promoted away, stored again.
+    map.insert(1, 10);
+    map.promote();
+    let m = map.pin();
+    let mut seen = Vec::new();
+    m.get_each(&[0, 1], |i, v| {
+        seen.push((i, v.copied()));
+        if i == 0 {
+            map.remove(&1);
+            map.insert(2, 2);
+            map.promote();
+            map.insert(1, 5);
+        }
+    });
+    assert_eq!(seen, [(0, None), (1, Some(5))]);
+    drop(m);
+    let sharded: ShardedMap<u64, u64> = ShardedMap::builder().shards(2).build();
+    sharded.insert(1, 10);
+    let m = sharded.pin();
+    let mut seen = Vec::new();
+    m.get_each(&[0, 1], |i, v| {
+        seen.push((i, v.copied()));
+        if i == 0 {
+            sharded.clear();
+            sharded.insert(1, 5);
+        }
+    });
+    assert_eq!(seen, [(0, None), (1, Some(5))]);
+}
+
 /// `get_each` counts the same hits as a `get` per key (its direct path counts them once
 /// per batch), for `SyncMap` and `ShardedMap`.
 #[test]

@@ -725,8 +725,9 @@ impl<K, V> Drop for Inserter<'_, K, V> {
 /// matching tag points to (the *candidate*) and prefetch it; then, for each key whose
 /// candidate holds an equal key, read the value from it directly, and look every other
 /// key up the ordinary way (other slots, later buckets, the recent and dirty tables).
-/// The direct path returns what `get` would: the candidate is the main-table entry that
-/// `get`'s own search would stop at, found in a read table published during this call
+/// The direct path returns what `get` would return at that point (after `f` ran for the
+/// keys before): it is taken only if the read table the candidate came from is still the
+/// published one, and then the candidate is the entry `get`'s own search would stop at
 /// (see [`RawRef::candidate_value`]). `raw` picks the map (the shard) of a key; with
 /// `one_map` it returns the same map for every key, and the direct path's hits are
 /// counted once per batch.
@@ -743,13 +744,17 @@ pub(crate) fn get_each<'a, K, V, G, Q>(
     Q: Eq,
 {
     let mut hashes = [0u64; BATCH];
+    let mut tables: [*const ReadTable<K, V>; BATCH] = [std::ptr::null(); BATCH];
     let mut buckets: [Option<&'a Bucket<EntryPtr<K, V>>>; BATCH] = [None; BATCH];
     let mut candidates: [Option<EntryPtr<K, V>>; BATCH] = [None; BATCH];
     for (c, chunk) in keys.chunks(BATCH).enumerate() {
         let n = chunk.len();
-        for ((h, k), bucket) in hashes[..n].iter_mut().zip(chunk).zip(&mut buckets[..n]) {
-            *h = hash(k);
-            *bucket = Some(raw(k, *h).prefetch_bucket(*h));
+        for (j, k) in chunk.iter().enumerate() {
+            let h = hash(k);
+            let read = raw(k, h).read();
+            hashes[j] = h;
+            tables[j] = read;
+            buckets[j] = Some(read.table.prefetch_home(h));
         }
         for ((&h, bucket), candidate) in hashes[..n]
             .iter()
@@ -761,11 +766,19 @@ pub(crate) fn get_each<'a, K, V, G, Q>(
                 prefetch(e.as_ptr());
             }
         }
-        let keys = hashes[..n].iter().zip(chunk).zip(&candidates[..n]);
         let mut hits = 0;
-        for (j, ((&h, k), &candidate)) in keys.enumerate() {
-            let raw = raw(k, h);
-            let value = match raw.candidate_value(candidate, k) {
+        for (j, k) in chunk.iter().enumerate() {
+            let (h, raw) = (hashes[j], raw(k, hashes[j]));
+            // `f` may have changed the map since the first pass (it may use the map, or
+            // wait for a thread that does): the candidate answers only if the read table
+            // it came from is still the published one (still the same object: the guard
+            // keeps it from being freed, so its address cannot be reused).
+            let direct = if std::ptr::eq(raw.read(), tables[j]) {
+                raw.candidate_value(candidates[j], k)
+            } else {
+                None
+            };
+            let value = match direct {
                 Some(value) if one_map => {
                     hits += 1;
                     value
@@ -1765,28 +1778,18 @@ where
         e.load(self.guard).map(|p| self.value(p))
     }
 
-    /// The main table's home bucket for `hash`, with a request to load it started: the
-    /// first pass of [`get_each`]. Reads only the published, immutable table; the
-    /// bucket lives as long as the guard.
-    #[inline]
-    pub(crate) fn prefetch_bucket(&self, hash: u64) -> &'a Bucket<EntryPtr<K, V>> {
-        self.read().table.prefetch_home(hash)
-    }
-
-    /// What [`get`](Self::get) would return, if the *candidate* for `key` taken earlier
-    /// under the same guard (the item at the first slot of the main table's home bucket
-    /// whose tag matches, [`Bucket::candidate`]) holds `key`: its value, without
-    /// searching again and without counting the hit (the caller counts). `None` if the
-    /// candidate holds another key (or there is none): look the key up the ordinary way.
+    /// What [`get`](Self::get) would return now, if `candidate` holds `key`: its value,
+    /// without searching again and without counting the hit (the caller counts). `None`
+    /// if the candidate holds another key (or there is none): look the key up the
+    /// ordinary way.
     ///
-    /// The same result as `get`: the candidate came from the main table of a read table
-    /// published at some moment `t` during this call, and a key has one entry in a
-    /// main table, so the candidate is the entry `get` would have found at `t`. Reading
-    /// its slot later is what `get` itself does after finding it (the slot load is the
-    /// lookup's linearization point either way): while that read table stays published
-    /// a store of the key goes into this entry (an expunged one is brought back, never
-    /// replaced), and if a promotion replaced the table in between, the entry is either
-    /// still the key's entry or expunged, which it only becomes while the key is absent.
+    /// `candidate` must be the item at the first slot whose tag matches `key`'s hash in
+    /// the home bucket of the main table of the read table published *now*
+    /// ([`Bucket::candidate`]; the caller took it earlier under the same guard and checks
+    /// that the table is still published). A main table holds one entry per key, and
+    /// `get` searches the home bucket's matching slots first, in the same order, so an
+    /// equal key there is the entry `get` would stop at, and reading its slot is what
+    /// `get` does next.
     #[inline]
     pub(crate) fn candidate_value<Q>(
         &self,
