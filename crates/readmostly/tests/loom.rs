@@ -698,10 +698,11 @@ fn absent_get_racing_recent_insert() {
 
 /// (c) A lock-free read racing the promotion triggered by a full recent table
 /// (`RecentKeys::AtMost(1)`): key 1 fills the recent table; the insert of key 2 finds it
-/// full and promotes the dirty table (key 2 included) under the lock. A read of key 1
-/// finds it in the old recent table or the new main table; a read of key 2 finds nothing
-/// (old table: not in its recent table, not amended) or the value (new table). The
-/// writer reads its own key back.
+/// full, promotes the dirty table under the lock (key 1 moves into the new main table)
+/// and adds key 2 to the new read table's recent table. A read of key 1 finds it in the
+/// old recent table or the new main table; a read of key 2 finds nothing (old table: not
+/// in its recent table, not amended) or the value (new table). The writer reads its own
+/// key back.
 fn get_racing_recent_full_promotion(key: u64, swap: bool) {
     let map = new_map(Promotion::DirtyLen, at_most(1));
     map.insert(1, 10);
@@ -731,11 +732,12 @@ fn get_racing_recent_full_promotion(key: u64, swap: bool) {
         (1, 1, 0),
         "the full recent table promoted once; no read took the lock"
     );
-    assert_eq!((stats.read_len, stats.recent_len), (2, 0));
+    assert_eq!((stats.read_len, stats.recent_len), (1, 1));
     assert_eq!(contents(&map), [(1, 10), (2, 20)]);
-    // The next new key rebuilds the dirty table and fills the new recent table.
+    // The next new key finds the recent table full again: key 2 is promoted, key 3 fills
+    // the new recent table.
     assert!(!map.insert(3, 30));
-    assert_eq!(map.stats().recent_len, 1);
+    assert_eq!((map.stats().read_len, map.stats().recent_len), (2, 1));
     assert_eq!(contents(&map), [(1, 10), (2, 20), (3, 30)]);
 }
 
@@ -750,6 +752,31 @@ fn get_racing_recent_full_promotion_first_key() {
 fn get_racing_recent_full_promotion_second_key() {
     model("get_racing_recent_full_promotion_second_key", |swap| {
         get_racing_recent_full_promotion(2, swap)
+    });
+}
+
+/// (c2) Two inserts of one new key when the recent table has room for one more key
+/// (`AtMost(4)`, three keys in it, eight slots): one reserves the room and adds without
+/// the lock, the
+/// other finds no room, takes the lock, does not find the key (the first has not filled
+/// its slot yet) and finds the table full. The promotion that follows must not publish
+/// two entries for the key: exactly one insert finds the key absent, and the map holds
+/// it once. (Adding the key to the dirty table before promoting published both.)
+#[test]
+fn same_new_key_racing_a_full_recent_table() {
+    model("same_new_key_racing_a_full_recent_table", |swap| {
+        let map = new_map(Promotion::DirtyLen, at_most(4));
+        for k in 1..4 {
+            map.insert(k, k * 10);
+        }
+        assert_eq!(map.stats().recent_len, 3);
+        let (m1, m2) = (map.clone(), map.clone());
+        let (a, b) = race(swap, move || m1.insert(7, 70), move || m2.insert(7, 71));
+        assert!(a != b, "both inserts found key 7 absent (or both present)");
+        map.promote();
+        let seen = contents(&map);
+        assert_eq!(seen.len(), 4, "{seen:?}");
+        assert!(seen[3] == (7, 70) || seen[3] == (7, 71), "{seen:?}");
     });
 }
 

@@ -1056,3 +1056,25 @@ fn churn_with_clear_and_retain() {
         contents(&map);
     });
 }
+
+/// Two inserts of one new key when the recent table has one reservation left: one
+/// reserves it without the lock, the other (under the lock, not finding the key yet)
+/// finds the table full and promotes. The promotion must not publish two entries for the
+/// key (one moved from the recent table, one from the dirty table): found by review as
+/// "iter visited a key twice" within a few schedules.
+#[test]
+fn same_new_key_racing_a_full_recent_table() {
+    model("same_new_key_racing_a_full_recent_table", || {
+        let map = new_map(Promotion::DirtyLen, at_most(4));
+        for x in 0..3u64 {
+            map.insert(1000 + x, 0);
+        }
+        let (m1, m2) = (map.clone(), map.clone());
+        let (a, b) = race(move || m1.insert(7, 1), move || m2.insert(7, 2));
+        // Exactly one of the two found the key absent.
+        assert!(a != b, "both inserts saw the same state: {a} {b}");
+        map.promote();
+        let seen = contents(&map);
+        assert_eq!(seen.iter().filter(|(k, _)| *k == 7).count(), 1, "{seen:?}");
+    });
+}

@@ -1680,25 +1680,37 @@ where
             Add::Sealed => unreachable!("see `Recent::add_locked`"),
             Add::Full => true,
         };
+        if full && self.map.recent != RecentKeys::Off {
+            // The recent table is full: publish the dirty table now, rather than make
+            // readers of new and absent keys take the lock. But not with our entry in
+            // it: a lock-free adder of the same key may hold a reservation on this table
+            // and fill a slot after our caller's lookup; the promotion would then move
+            // that entry into the new main table beside ours (two entries for one key).
+            // So promote first: sealing the array, it moves such an entry (and we find it
+            // below) or makes its add fail and retry under `mu` (and find ours). Then add
+            // the key to the new read table's (empty) recent table.
+            let (key, value) = fresh.into_parts();
+            dirty.counters.recent_full += 1;
+            self.promote_locked(dirty);
+            let read = self.read();
+            if let Some(other) = self.find_in(&read.table, hash, &key) {
+                return NewKey::Exists(other, key, value);
+            }
+            return self.new_entry_locked(dirty, read, hash, key, value);
+        }
         fresh.published();
         dirty.counters.new_keys += 1;
         if full {
+            // The recent table is off: the key goes into the dirty table only.
             let table = dirty
                 .table
                 .as_mut()
                 .expect("the dirty table was just created if missing");
             insert_entry(table, e);
-            if self.map.recent != RecentKeys::Off {
-                // The recent table is full: publish the dirty table (new key included) now,
-                // rather than make readers of new and absent keys take the lock.
-                dirty.counters.recent_full += 1;
-                self.promote_locked(dirty);
-            } else {
-                // Relaxed: `amended` is only written under `mu`, which we hold.
-                if !read.amended.load(Relaxed) {
-                    // Release: pairs with the Acquire load in `find_entry`.
-                    read.amended.store(true, Release);
-                }
+            // Relaxed: `amended` is only written under `mu`, which we hold.
+            if !read.amended.load(Relaxed) {
+                // Release: pairs with the Acquire load in `find_entry`.
+                read.amended.store(true, Release);
             }
         }
         NewKey::Added(p)
@@ -1865,7 +1877,10 @@ where
                     self.map.stripes.add_len(self.thread(), 1);
                     return None;
                 }
-                // In the current recent table: not expunged (invariant 6).
+                // In the current recent table (invariant 6), or in the main table a
+                // full recent table's promotion just published (whose entries come from
+                // the dirty table or the recent table, invariants 4 and 6), with `mu` held
+                // since: not expunged.
                 NewKey::Exists(e, _, value) => {
                     pending = Pending::new(value);
                     e
@@ -1935,7 +1950,10 @@ where
                     self.map.stripes.add_len(self.thread(), 1);
                     return (self.value(p), true);
                 }
-                // In the current recent table: not expunged (invariant 6).
+                // In the current recent table (invariant 6), or in the main table a
+                // full recent table's promotion just published (whose entries come from
+                // the dirty table or the recent table, invariants 4 and 6), with `mu` held
+                // since: not expunged.
                 NewKey::Exists(e, _, value) => {
                     pending = Pending::new(value);
                     e.try_load_or_store(&mut || pending.ptr(), self.guard)

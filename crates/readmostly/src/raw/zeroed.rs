@@ -69,14 +69,17 @@ impl<T: Zeroable> ZeroedSlice<T> {
         let Some(block) = NonNull::new(block) else {
             alloc::handle_alloc_error(layout)
         };
-        // Bytes from the block's start to the first `align`-aligned address: less than
-        // `align`, and a multiple of 16 (the block is 16-aligned), so at most `align - 16`,
-        // the spare bytes requested. Address arithmetic only; the pointer below is derived
-        // from `block` and keeps its provenance.
+        // Bytes from the block's start to the first `align`-aligned address: 0 when
+        // `align <= 16` (the block is 16-aligned); otherwise less than `align` and a
+        // multiple of 16, so at most `align - 16`, the spare bytes requested. Address
+        // arithmetic only; the pointer below is derived from `block` and keeps its
+        // provenance.
         let offset = block.as_ptr().addr().wrapping_neg() & (align - 1);
         debug_assert!(offset + std::mem::size_of::<T>() * len <= bytes);
-        // SAFETY: `offset <= align - 16 < bytes`, so the result is inside the block
-        // (or one past its end when `len == 0`); non-null as `block` is.
+        // SAFETY: `offset` is 0 or at most `align - 16`, the spare bytes, and
+        // `bytes = size_of::<T>() * len + spare`, so `offset <= bytes`: the result is
+        // inside the block or one past its end (when the elements take no bytes);
+        // non-null as `block` is.
         let start = unsafe { NonNull::new_unchecked(block.as_ptr().add(offset)) }.cast::<T>();
         ZeroedSlice {
             start,
