@@ -111,7 +111,8 @@ impl Promotion {
 /// added to and read without the lock: adding a new key, reading it, and reading an
 /// absent key stay lock-free. When it is full, the next new key promotes at once, moving
 /// its entries into the new main table (a pause proportional to its size, reported as
-/// [`Stats::longest_promotion_move`](crate::Stats::longest_promotion_move)).
+/// [`Stats::longest_promotion_move`](crate::Stats::longest_promotion_move)), and then
+/// goes into the new read table's recent table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum RecentKeys {

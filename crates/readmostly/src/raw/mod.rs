@@ -16,7 +16,9 @@
 //!   adding a new key, nor reading it, nor reading an absent key takes the lock while it
 //!   has room. Its entries are in no other table until a promotion seals it and moves
 //!   them into the next main table. When it is full the next new key promotes at once
-//!   (that key included). Misses of the main table that the recent table answers are
+//!   and then goes into the new read table's recent table (not into the dirty table
+//!   before the promotion: a lock-free adder of the same key may still hold a
+//!   reservation on the full table, and the promotion would publish both). Misses of the main table that the recent table answers are
 //!   counted per thread and still drive promotion. Disabled ([`RecentKeys::Off`]), the
 //!   map behaves exactly like Go's: new keys go into the dirty table under the lock and
 //!   are reachable only through the lock until a promotion.
@@ -51,8 +53,7 @@
 //!    table; a promotion moves the entries into the next main table as they are, and
 //!    `clear` detaches them), and no key is in both the main and the recent table.
 //!    Entries of the dirty table that are in neither read-side table exist only while
-//!    `read.amended` is set (recent table off), or for the moment between a full recent
-//!    table's new key and the promotion that follows it.
+//!    `read.amended` is set (recent table off).
 //! 7. A recent table whose read table is no longer published is sealed: every empty slot
 //!    of its array holds the seal, so no key can be added to it (a promotion or `clear`
 //!    seals it before publishing the next read table).
