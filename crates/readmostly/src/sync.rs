@@ -20,10 +20,13 @@ pub(crate) use shuttle::sync::{Mutex, MutexGuard};
 
 /// Locks `mutex`, ignoring poisoning.
 ///
-/// Every critical section of the dirty table runs user code (`Eq`) only before it
-/// mutates anything — or, in a bulk insert, only while it fills a private table that is
-/// published at the end — so a panic while the lock is held never leaves the protected
-/// state half-updated; the poison flag therefore carries no information we need.
+/// Every critical section of the dirty table runs user code (`Eq`) only where the
+/// protected state is consistent: before it mutates anything, between complete steps (a
+/// rebuild step, a doubling of the recent table's slot array or a promotion, each
+/// finished before the next lookup), or, in a bulk insert, while it fills a private
+/// table that is published at the end; a reservation taken before a lookup is given back
+/// by its drop guard. So a panic while the lock is held never leaves the state
+/// half-updated; the poison flag therefore carries no information we need.
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()

@@ -622,3 +622,76 @@ fn panics_in_with_and_in_loop_bodies() {
     }
     counts.assert_all_dropped();
 }
+
+thread_local! {
+    /// Comparisons of two different [`SameHash`] keys left before one panics.
+    static OTHER_KEY_EQ_LEFT: Cell<Option<u32>> = const { Cell::new(None) };
+}
+
+/// Keys that all hash alike, so looking one up or adding it compares it with every key
+/// in the recent table's probe run; the `n`th such comparison panics on demand.
+#[derive(Debug)]
+struct SameHash(u32);
+
+impl Hash for SameHash {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        0u8.hash(state);
+    }
+}
+
+impl PartialEq for SameHash {
+    fn eq(&self, other: &Self) -> bool {
+        if self.0 != other.0 {
+            if let Some(left) = OTHER_KEY_EQ_LEFT.with(Cell::get) {
+                if left == 0 {
+                    OTHER_KEY_EQ_LEFT.with(|c| c.set(None));
+                    injected_panic();
+                }
+                OTHER_KEY_EQ_LEFT.with(|c| c.set(Some(left - 1)));
+            }
+        }
+        self.0 == other.0
+    }
+}
+
+impl Eq for SameHash {}
+
+/// A panic in `Eq` anywhere in the insert of a new key (the lock-free lookup, the
+/// lock-free add into the recent table, the lookup under the lock, the add under the
+/// lock after the slot array grew) leaves the recent table's length right: an add that
+/// took a reservation and unwound gives it back, so the table does not report itself
+/// full (and promote) a key early. Every comparison in turn is made to panic.
+#[test]
+fn eq_panic_while_adding_a_new_key_gives_the_reservation_back() {
+    quiet_injected_panics();
+    let recent = readmostly::RecentKeys::AtMost(NonZeroUsize::new(4).unwrap());
+    // Three keys in an eight-slot array (room for a fourth without the lock), and two
+    // keys in a four-slot array (the third must take the lock and grow the array).
+    for keys in [3, 2] {
+        for n in 0..12 {
+            let map: SyncMap<SameHash, u32> = SyncMap::builder().recent_keys(recent).build();
+            for k in 0..keys {
+                map.insert(SameHash(k), k);
+            }
+            OTHER_KEY_EQ_LEFT.with(|c| c.set(Some(n)));
+            let r = catch_unwind(AssertUnwindSafe(|| {
+                EXPECTING.with(|c| c.set(true));
+                map.insert(SameHash(100), 100)
+            }));
+            EXPECTING.with(|c| c.set(false));
+            OTHER_KEY_EQ_LEFT.with(|c| c.set(None));
+            let context = format!("{keys} keys, panic at comparison {n}");
+            let s = map.stats();
+            let added = u32::from(r.is_ok());
+            assert_eq!(map.len() as u32, keys + added, "{context}: {s}");
+            assert_eq!(s.recent_len as u32, keys + added, "{context}: {s}");
+            assert_eq!(s.promotions, 0, "{context}: {s}");
+            // Up to four keys fit without a promotion.
+            for k in map.len() as u32..4 {
+                map.insert(SameHash(k + 10), k);
+            }
+            let s = map.stats();
+            assert_eq!((s.recent_len, s.promotions), (4, 0), "{context}: {s}");
+        }
+    }
+}

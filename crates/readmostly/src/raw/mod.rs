@@ -48,15 +48,6 @@
 //! 1. `read.amended` ⇒ `dirty.table.is_some()`, and so does a recent table that has a
 //!    slot array (the first new key after a promotion starts the rebuild before it
 //!    allocates the array).
-//! 6. An entry of the recent table is in no other table, and is never expunged while its
-//!    read table is published (only rebuilds expunge, and they visit only the main
-//!    table; a promotion moves the entries into the next main table as they are, and
-//!    `clear` detaches them), and no key is in both the main and the recent table.
-//!    Entries of the dirty table that are in neither read-side table exist only while
-//!    `read.amended` is set (recent table off).
-//! 7. A recent table whose read table is no longer published is sealed: every empty slot
-//!    of its array holds the seal, so no key can be added to it (a promotion or `clear`
-//!    seals it before publishing the next read table).
 //! 2. When `dirty.table` is `Some`, every entry of the read table's main table is in the
 //!    dirty table, or expunged (the expunged ones are exactly `dirty.expunged`), or not yet
 //!    visited by the rebuild (`dirty.rebuild`: slots at or after its cursor); an
@@ -68,6 +59,15 @@
 //! 5. An entry reachable from no table is expunged, and is retired exactly once: by
 //!    the promotion that drops the read table holding it, by `remove` of a dirty-only
 //!    key, or by `clear`.
+//! 6. An entry of the recent table is in no other table, and is never expunged while its
+//!    read table is published (only rebuilds expunge, and they visit only the main
+//!    table; a promotion moves the entries into the next main table as they are, and
+//!    `clear` detaches them), and no key is in both the main and the recent table.
+//!    Entries of the dirty table that are in neither read-side table exist only while
+//!    `read.amended` is set (recent table off).
+//! 7. A recent table whose read table is no longer published is sealed: every empty slot
+//!    of its array holds the seal, so no key can be added to it (a promotion or `clear`
+//!    seals it before publishing the next read table).
 //!
 //! # Reclamation
 //!
@@ -95,7 +95,8 @@
 //!   sealing only marks empty slots, so a reader that meets an empty or sealed slot knows
 //!   every key it probes for was absent from that array when that slot was read (linear
 //!   probing: a key lives past every slot that was full when it was added). The slot
-//!   array pointer is replaced under `mu` with **Release** and loaded with **Acquire**.
+//!   array pointer is replaced under `mu` with **Release** and loaded with **SeqCst** (what
+//!   `Guard::protect` uses for protected pointers; Acquire is what the contents need).
 //!   `Recent::len` (reservations) is Relaxed: its modification order alone bounds the
 //!   filled slots (see `Recent::try_reserve`).
 
@@ -108,7 +109,7 @@ pub(crate) use self::table::spread;
 
 use std::borrow::Borrow;
 use std::ptr::NonNull;
-use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release, SeqCst};
 use std::sync::Arc;
 
 use self::entry::{is_value, reclaim_entry, reclaim_inline_value, Entry, LoadOrStore};
@@ -449,9 +450,11 @@ impl<K, V> Recent<K, V> {
     /// the guard protecting the read table is held: replaced arrays are retired.
     #[inline]
     fn slots(&self) -> &[RecentSlot<K, V>] {
-        // Acquire: pairs with the Release store in `add_locked`, so the array's slots and
-        // their contents at publication are visible.
-        let array = self.array.load(Acquire);
+        // SeqCst, what `Guard::protect` uses for the pointers it protects (seize states its
+        // guarantee for such loads; it is a plain load on x86): the caller's guard protects
+        // the array. Acquire is what the contents need: pairs with the Release store in
+        // `add_locked`, so the array's slots and their contents at publication are visible.
+        let array = self.array.load(SeqCst);
         if array.is_null() {
             return &[];
         }
@@ -515,20 +518,16 @@ impl<K, V> Recent<K, V> {
     /// slots are never emptied, the last reservation that filled a slot of an array saw
     /// every filled slot of it counted, so at most half the slots are ever filled.
     #[inline]
-    fn try_reserve(&self) -> Option<&SlotArray<K, V>> {
-        // Acquire: as in `slots`.
-        let array = NonNull::new(self.array.load(Acquire))?;
+    fn try_reserve(&self) -> Option<Reserved<'_, K, V>> {
+        // SeqCst: as in `slots`.
+        let array = NonNull::new(self.array.load(SeqCst))?;
         // SAFETY: as in `slots`.
         let array = unsafe { &*array.as_ptr() };
         // Relaxed: the count's modification order alone bounds the filled slots (above);
         // what the slots hold is ordered by their own compare-and-swaps.
         let n = self.len.fetch_add(1, Relaxed) + 1;
-        if n <= self.max_len && n <= array.slots.len() / 2 {
-            Some(array)
-        } else {
-            self.unreserve();
-            None
-        }
+        let reservation = Reservation(Some(self));
+        (n <= self.max_len && n <= array.slots.len() / 2).then_some((array, reservation))
     }
 
     /// Gives back a reservation whose add did not fill a slot.
@@ -557,8 +556,8 @@ impl<K, V> Recent<K, V> {
         }
         // Relaxed: as in `try_reserve`.
         let n = self.len.fetch_add(1, Relaxed) + 1;
+        let reservation = Reservation(Some(self));
         if n > self.max_len {
-            self.unreserve();
             return Add::Full;
         }
         // Relaxed: replaced only under `mu`, which we hold.
@@ -593,11 +592,11 @@ impl<K, V> Recent<K, V> {
         };
         // SAFETY: just published or checked above; only replaced under `mu`.
         match unsafe { &*array }.add(e, hash) {
-            Add::Added => Add::Added,
-            Add::Found(other) => {
-                self.unreserve();
-                Add::Found(other)
+            Add::Added => {
+                reservation.keep();
+                Add::Added
             }
+            Add::Found(other) => Add::Found(other),
             // Only holders of `mu` seal, and they seal an array they replace or whose read
             // table they retire, all before releasing `mu`.
             Add::Sealed | Add::Full => unreachable!("the current array is never sealed"),
@@ -609,6 +608,31 @@ impl<K, V> Recent<K, V> {
     #[inline]
     fn len(&self) -> usize {
         self.len.load(Relaxed)
+    }
+}
+
+/// The array a lock-free add goes into, and its reservation ([`Recent::try_reserve`]).
+type Reserved<'r, K, V> = (&'r SlotArray<K, V>, Reservation<'r, K, V>);
+
+/// A reservation of room in a recent table ([`Recent::try_reserve`], and the one
+/// [`Recent::add_locked`] takes), counted in its `len`: given back when dropped, unless
+/// the add filled a slot ([`keep`](Self::keep)). So an add that finds its key, meets a
+/// seal or the table full, or unwinds from a panic in user `Eq` while probing never
+/// leaves `len` counting a key that was not added.
+struct Reservation<'r, K, V>(Option<&'r Recent<K, V>>);
+
+impl<K, V> Reservation<'_, K, V> {
+    /// The add filled a slot: the reservation stays counted.
+    fn keep(mut self) {
+        self.0 = None;
+    }
+}
+
+impl<K, V> Drop for Reservation<'_, K, V> {
+    fn drop(&mut self) {
+        if let Some(recent) = self.0 {
+            recent.unreserve();
+        }
     }
 }
 
@@ -1729,20 +1753,20 @@ where
         key: K,
         value: V,
     ) -> NewKey<'a, K, V> {
-        let Some(array) = read.recent.try_reserve() else {
+        let Some((array, reservation)) = read.recent.try_reserve() else {
             return NewKey::Locked(key, value);
         };
         let (e, p) = Entry::alloc(hash, key, value);
         let fresh = Fresh(Some(e));
         match array.add(e, hash) {
-            Add::Added => {}
+            Add::Added => reservation.keep(),
             Add::Found(other) => {
-                read.recent.unreserve();
+                drop(reservation);
                 let (key, value) = fresh.into_parts();
                 return NewKey::Exists(self.entry(other), key, value);
             }
             Add::Sealed | Add::Full => {
-                read.recent.unreserve();
+                drop(reservation);
                 let (key, value) = fresh.into_parts();
                 return NewKey::Locked(key, value);
             }
