@@ -76,10 +76,8 @@ impl<T: Zeroable> ZeroedSlice<T> {
         // provenance.
         let offset = block.as_ptr().addr().wrapping_neg() & (align - 1);
         debug_assert!(offset + std::mem::size_of::<T>() * len <= bytes);
-        // SAFETY: `offset` is 0 or at most `align - 16`, the spare bytes, and
-        // `bytes = size_of::<T>() * len + spare`, so `offset <= bytes`: the result is
-        // inside the block or one past its end (when the elements take no bytes);
-        // non-null as `block` is.
+        // SAFETY: `offset` is 0 or at most the spare bytes, so `offset <= bytes`: inside
+        // the block, or one past its end if the elements take no bytes; non-null.
         let start = unsafe { NonNull::new_unchecked(block.as_ptr().add(offset)) }.cast::<T>();
         ZeroedSlice {
             start,
