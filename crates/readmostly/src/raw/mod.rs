@@ -18,8 +18,9 @@
 //!   them into the next main table. When it is full the next new key promotes at once
 //!   and then goes into the new read table's recent table (not into the dirty table
 //!   before the promotion: a lock-free adder of the same key may still hold a
-//!   reservation on the full table, and the promotion would publish both). Misses of the main table that the recent table answers are
-//!   counted per thread and still drive promotion. Disabled ([`RecentKeys::Off`]), the
+//!   reservation on the full table, and the promotion would publish both). Misses of
+//!   the main table that the recent table answers are counted per thread and still
+//!   drive promotion. Disabled ([`RecentKeys::Off`]), the
 //!   map behaves exactly like Go's: new keys go into the dirty table under the lock and
 //!   are reachable only through the lock until a promotion.
 //! * `dirty`: behind the mutex `mu`, an optional table of entry pointers that holds
