@@ -51,16 +51,22 @@ pub(crate) struct StripedTotals {
     pub(crate) len: usize,
 }
 
-/// Adds one to a counter with a plain load + store instead of a locked read-modify-write,
-/// and returns the new count. Two threads that share a stripe can lose an increment
-/// (approximate count).
+/// Adds `n` to a counter with a plain load + store instead of a locked
+/// read-modify-write, and returns the new count. Two threads that share a stripe can
+/// lose an increment (approximate count).
+#[inline]
+fn bump_by(counter: &AtomicU64, n: u64) -> u64 {
+    // Relaxed: statistic only.
+    let sum = counter.load(Relaxed).wrapping_add(n);
+    // Relaxed: as above.
+    counter.store(sum, Relaxed);
+    sum
+}
+
+/// [`bump_by`] one.
 #[inline]
 fn bump(counter: &AtomicU64) -> u64 {
-    // Relaxed: statistic only.
-    let n = counter.load(Relaxed).wrapping_add(1);
-    // Relaxed: as above.
-    counter.store(n, Relaxed);
-    n
+    bump_by(counter, 1)
 }
 
 /// A stripe's hit counter (a std atomic even under loom, like every statistic).
@@ -81,8 +87,7 @@ pub(crate) fn count_hit(counter: &HitCounter) {
 /// [`count_hit`]).
 #[inline]
 pub(crate) fn count_hits(counter: &HitCounter, n: u64) {
-    // Relaxed: statistic only.
-    counter.store(counter.load(Relaxed).wrapping_add(n), Relaxed);
+    bump_by(counter, n);
 }
 
 impl Stripes {

@@ -557,38 +557,40 @@ fn get_each_matches_get() {
 /// read table that was replaced meanwhile is not used).
 #[test]
 fn get_each_sees_changes_its_callback_made() {
-    // `clear`, then the key stored again: a new entry in a new read table.
+    /// `get_each` over keys 0 and 1 of a map holding key 1 (promoted); after key 0's
+    /// result, `change` runs (given the handle's `get`).
+    fn each_around(
+        map: &SyncMap<u64, u64>,
+        change: impl Fn(&dyn Fn(u64) -> Option<u64>),
+    ) -> Vec<(usize, Option<u64>)> {
+        map.insert(1, 10);
+        map.promote();
+        let m = map.pin();
+        let mut seen = Vec::new();
+        m.get_each(&[0, 1], |i, v| {
+            seen.push((i, v.copied()));
+            if i == 0 {
+                change(&|k| m.get(&k).copied());
+            }
+        });
+        seen
+    }
     let map: SyncMap<u64, u64> = SyncMap::new();
-    map.insert(1, 10);
-    map.promote();
-    let m = map.pin();
-    let mut seen = Vec::new();
-    m.get_each(&[0, 1], |i, v| {
-        seen.push((i, v.copied()));
-        if i == 0 {
-            map.clear();
-            map.insert(1, 5);
-            assert_eq!(m.get(&1), Some(&5));
-        }
+    // `clear`, then the key stored again: a new entry in a new read table.
+    let seen = each_around(&map, |get| {
+        map.clear();
+        map.insert(1, 5);
+        assert_eq!(get(1), Some(5));
     });
     assert_eq!(seen, [(0, None), (1, Some(5))]);
-    drop(m);
     // Removed, expunged by the rebuild a new key starts, promoted away, stored again.
-    map.insert(1, 10);
-    map.promote();
-    let m = map.pin();
-    let mut seen = Vec::new();
-    m.get_each(&[0, 1], |i, v| {
-        seen.push((i, v.copied()));
-        if i == 0 {
-            map.remove(&1);
-            map.insert(2, 2);
-            map.promote();
-            map.insert(1, 5);
-        }
+    let seen = each_around(&map, |_| {
+        map.remove(&1);
+        map.insert(2, 2);
+        map.promote();
+        map.insert(1, 5);
     });
     assert_eq!(seen, [(0, None), (1, Some(5))]);
-    drop(m);
     let sharded: ShardedMap<u64, u64> = ShardedMap::builder().shards(2).build();
     sharded.insert(1, 10);
     let m = sharded.pin();
@@ -607,29 +609,42 @@ fn get_each_sees_changes_its_callback_made() {
 /// per batch), for `SyncMap` and `ShardedMap`.
 #[test]
 fn get_each_counts_hits_like_get() {
+    /// Hits counted by `each` over `keys`, after checking that `get` per key counts as
+    /// many.
+    fn hits_of_each_and_get(
+        keys: &[u64],
+        hits: impl Fn() -> u64,
+        each: impl Fn(&[u64]),
+        get: impl Fn(&u64),
+    ) -> u64 {
+        let before = hits();
+        each(keys);
+        let each = hits() - before;
+        keys.iter().for_each(get);
+        assert_eq!(hits() - before - each, each);
+        each
+    }
+    let keys: Vec<u64> = (50..150).collect();
     let map: SyncMap<u64, u64> = (0..100).map(|k| (k, k)).collect();
     map.promote();
-    let sharded: ShardedMap<u64, u64> = (0..100).map(|k| (k, k)).collect();
-    let keys: Vec<u64> = (50..150).collect();
-    let before = map.stats().hits;
-    map.pin().get_each(&keys, |_, _| {});
-    let each = map.stats().hits - before;
-    let m = map.pin();
-    keys.iter().for_each(|k| {
-        let _ = m.get(k);
-    });
-    drop(m);
-    assert_eq!(map.stats().hits - before - each, each);
+    let each = hits_of_each_and_get(
+        &keys,
+        || map.stats().hits,
+        |keys| map.pin().get_each(keys, |_, _| {}),
+        |k| {
+            let _ = map.pin().get(k);
+        },
+    );
     assert!(each >= 50, "{each}");
-    let before = sharded.stats().hits;
-    sharded.pin().get_each(&keys, |_, _| {});
-    let each = sharded.stats().hits - before;
-    let m = sharded.pin();
-    keys.iter().for_each(|k| {
-        let _ = m.get(k);
-    });
-    drop(m);
-    assert_eq!(sharded.stats().hits - before - each, each);
+    let sharded: ShardedMap<u64, u64> = (0..100).map(|k| (k, k)).collect();
+    hits_of_each_and_get(
+        &keys,
+        || sharded.stats().hits,
+        |keys| sharded.pin().get_each(keys, |_, _| {}),
+        |k| {
+            let _ = sharded.pin().get(k);
+        },
+    );
 }
 
 /// A hasher that gives every three consecutive `u64` keys the same hash: equal home

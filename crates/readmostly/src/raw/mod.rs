@@ -810,7 +810,7 @@ pub(crate) fn get_each<'a, K, V, G, Q>(
                     value
                 }
                 Some(value) => {
-                    raw.count_hits(1);
+                    raw.hit();
                     value
                 }
                 None => raw.get(h, k),
