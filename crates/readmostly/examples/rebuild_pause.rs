@@ -5,6 +5,7 @@
 //! ```text
 //! cargo run --release -p readmostly --example rebuild_pause                 # 64 Ki and 1 Mi keys
 //! cargo run --release -p readmostly --example rebuild_pause -- --keys 4Mi --cycles 3
+//! cargo run --release -p readmostly --example rebuild_pause -- --grow 4Mi   # growing map
 //! ```
 //!
 //! Each cycle: promote a map of `keys` keys (a third of them deleted, so the rebuild has
@@ -14,6 +15,12 @@
 //! `Stats::longest_rebuild_step`. Single-threaded: what is measured is the work one
 //! operation does while holding the lock, which every other writer (and, with
 //! `RecentKeys::Off`, every reader of a new key) waits for.
+//!
+//! `--grow N` measures a map that only grows instead: N new keys inserted one at a time
+//! into an empty map (default settings), each timed, through every promotion that the
+//! full recent table forces and every doubling of its slot array. Reports the slowest
+//! inserts with the map's size at the time, the percentiles, and the longest pauses the
+//! map's statistics recorded (rebuild step, promotion move, recent-table growth).
 
 use std::time::Instant;
 
@@ -25,12 +32,14 @@ use common::count;
 struct Args {
     keys: Vec<u64>,
     cycles: usize,
+    grow: Option<u64>,
 }
 
 fn parse() -> Result<Args, String> {
     let mut args = Args {
         keys: vec![1 << 16, 1 << 20],
         cycles: 5,
+        grow: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -43,14 +52,15 @@ fn parse() -> Result<Args, String> {
                     .collect::<Result<_, _>>()?
             }
             "--cycles" => args.cycles = count(&value("--cycles")?)?.max(1) as usize,
+            "--grow" => args.grow = Some(count(&value("--grow")?)?),
             "-h" | "--help" => {
-                return Err("usage: rebuild_pause [--keys N[,N...]] [--cycles N]".into())
+                return Err("usage: rebuild_pause [--keys N[,N...]] [--cycles N] | --grow N".into())
             }
             other => return Err(format!("unknown argument {other} (try --help)")),
         }
     }
-    if args.keys.contains(&0) {
-        return Err("--keys must be positive".into());
+    if args.keys.contains(&0) || args.grow == Some(0) {
+        return Err("--keys and --grow must be positive".into());
     }
     Ok(args)
 }
@@ -111,6 +121,43 @@ fn measure(keys: u64, step: usize, cycles: usize) -> Outcome {
     }
 }
 
+/// Inserts `n` new keys one at a time into an empty map, timing each.
+fn grow(n: u64) {
+    let map: SyncMap<u64, u64> = SyncMap::new();
+    let mut times = Vec::with_capacity(n as usize);
+    let start = Instant::now();
+    for k in 0..n {
+        let t = Instant::now();
+        map.insert(k, k);
+        times.push((t.elapsed().as_nanos() as u64, k));
+    }
+    let total = start.elapsed();
+    let s = map.stats();
+    println!(
+        "{n} inserts in {:.2} s ({:.0} ns per insert); {} promotions, {} rebuilds",
+        total.as_secs_f64(),
+        total.as_nanos() as f64 / n as f64,
+        s.promotions,
+        s.dirty_rebuilds
+    );
+    times.sort_unstable();
+    let at = |q: f64| times[((n as f64 * q) as usize).min(times.len() - 1)].0 as f64 / 1e3;
+    println!(
+        "p99 {:.1} µs, p99.9 {:.1} µs, p99.99 {:.1} µs",
+        at(0.99),
+        at(0.999),
+        at(0.9999)
+    );
+    println!("slowest inserts (map size at the time):");
+    for &(ns, k) in times.iter().rev().take(5) {
+        println!("  {:>10.1} µs at {k:>9} keys", ns as f64 / 1e3);
+    }
+    println!(
+        "longest rebuild step {} entries, promotion move {} entries, recent growth {} entries",
+        s.longest_rebuild_step, s.longest_promotion_move, s.longest_recent_growth
+    );
+}
+
 fn main() {
     let args = match parse() {
         Ok(a) => a,
@@ -119,6 +166,10 @@ fn main() {
             std::process::exit(2);
         }
     };
+    if let Some(n) = args.grow {
+        grow(n);
+        return;
+    }
     println!(
         "{:>9} {:>12} {:>9} {:>12} {:>12} {:>10} {:>14}",
         "keys", "step", "inserts", "worst", "p99.9", "mean", "longest step"

@@ -135,7 +135,11 @@
 //!   spread over later operations, at most [`Builder::rebuild_step`] entries each, taken
 //!   by lock-free adders only when the lock is free ([`Stats::longest_rebuild_step`]
 //!   reports the longest step); a promotion finishes what is left and moves the recent
-//!   table's entries into the new main table ([`Stats::longest_promotion_move`]). When
+//!   table's entries into the new main table ([`Stats::longest_promotion_move`]), which
+//!   the rebuild sized for them, so the move never rehashes the table. While the rebuild
+//!   keeps up, the longest pause is therefore bounded by the recent table's limit (half
+//!   the read table, at most 2^20 keys: about 35–50 ms at that limit on the development
+//!   machine, in a map growing to 4 or 8 Mi keys), not by the map's size. When
 //!   new keys come faster than one thread can rebuild (a growing map on many threads),
 //!   that promotion does most of the rebuild: a pause of milliseconds per million keys
 //!   for the writers of new keys that wait for it (readers never wait). Copies under the
@@ -156,7 +160,9 @@
 //!   64 Ki keys and 3× at 1 Mi on the development machine: 0.7–0.8× a frozen `HashMap`).
 //! * Memory: one heap block per key (40 bytes for `u64 → u64`) plus a 64-byte bucket per
 //!   seven slots of the read table (and of the dirty table while one exists; at most six
-//!   keys per bucket on average before a table doubles): about 50 bytes per key
+//!   keys per bucket on average before a table doubles; a rebuilt dirty table, and so the
+//!   read table it becomes, has room for the recent table's limit too, up to 1.5× the
+//!   keys, rounded up to a power of two of buckets): about 50 bytes per key
 //!   requested from the allocator at steady state, measured by `tests/alloc.rs`. A bulk
 //!   load through `Extend` on the owned map (or `collect()`) builds no dirty table at
 //!   all; after loading through a shared reference, [`SyncMap::promote`] drops it until

@@ -896,3 +896,25 @@ fn bulk_extend_caps_a_lying_size_hint() {
     assert_eq!(map.len(), N as usize + 1);
     assert_eq!(map.pin().get(&(N - 1)), Some(&(N - 1)));
 }
+
+#[test]
+fn promoting_a_full_recent_table_needs_no_rehash() {
+    // A bulk load sizes the read table exactly (6 Ki keys fill 1 Ki buckets: no slack).
+    // The first new key starts a rebuild; the dirty table it allocates must have room for
+    // the recent table's keys too, or the promotion that the full recent table forces
+    // would rehash the whole table under the lock (`promote_locked` asserts it has room,
+    // in debug builds).
+    let n = if cfg!(miri) { 48 } else { 6 << 10 };
+    let map: SyncMap<u64, u64> = (0..n).map(|k| (k, k)).collect();
+    let mut next = n;
+    while map.stats().recent_full_promotions == 0 {
+        map.insert(next, next);
+        next += 1;
+    }
+    let s = map.stats();
+    assert_eq!(s.promotions, 1);
+    assert_eq!(s.longest_promotion_move as usize, s.read_len - n as usize);
+    for k in 0..next {
+        assert_eq!(map.get_cloned(&k), Some(k));
+    }
+}
