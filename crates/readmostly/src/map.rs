@@ -1212,7 +1212,8 @@ impl<V> fmt::Display for CompareExchangeError<'_, V> {
 impl<V: fmt::Debug> std::error::Error for CompareExchangeError<'_, V> {}
 
 /// The error of `try_insert` ([`SyncMap::try_insert`], [`ShardedMap::try_insert`](crate::ShardedMap::try_insert)):
-/// the key was new and the map already held `max_len` keys. Gives the key and the value
+/// the key was new and the map already held `max_len` keys (or more: concurrent callers
+/// can each pass the check before any of them inserts). Gives the key and the value
 /// back.
 ///
 /// ```
@@ -1220,7 +1221,7 @@ impl<V: fmt::Debug> std::error::Error for CompareExchangeError<'_, V> {}
 /// let err = map.try_insert("k", 1).unwrap_err();
 /// assert_eq!(
 ///     err.to_string(),
-///     "capacity limit reached: the map holds 0 keys (max_len), a new key was not inserted"
+///     "capacity limit reached: the map holds at least 0 keys (max_len), a new key was not inserted"
 /// );
 /// let (k, v) = err.into_inner();
 /// assert_eq!((k, v), ("k", 1));
@@ -1251,7 +1252,7 @@ impl<K, V> fmt::Display for CapacityError<K, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "capacity limit reached: the map holds {} keys (max_len), a new key was not inserted",
+            "capacity limit reached: the map holds at least {} keys (max_len), a new key was not inserted",
             self.max_len
         )
     }

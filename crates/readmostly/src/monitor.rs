@@ -270,12 +270,19 @@ impl<R> Notify<R> {
         Level::from_u8(self.level.load(Relaxed))
     }
 
-    /// Records `to` and calls the callback if the level changed. Called with no lock
-    /// held, so the callback may use the monitor.
-    fn set(&self, to: Level, report: R) {
-        // Relaxed: as in `level`. Samples are serialised by the monitor's mutex, so
-        // the swap sees the previous sample's level.
-        let from = Level::from_u8(self.level.swap(to.as_u8(), Relaxed));
+    /// Records `to` as the polled level and returns the previous one. Called while the
+    /// monitor's mutex is held, like the update of its last report, so the polled level
+    /// is always the last report's, and consecutive samples' changes chain (each `from`
+    /// is the previous sample's `to`).
+    fn swap_locked(&self, to: Level) -> Level {
+        // Relaxed: as in `level`; the monitor's mutex orders the swaps.
+        Level::from_u8(self.level.swap(to.as_u8(), Relaxed))
+    }
+
+    /// Calls the callback if the level changed. Called with no lock held, so the callback
+    /// may use the monitor (two threads sampling at once may run their callbacks in
+    /// either order).
+    fn notify(&self, from: Level, to: Level, report: R) {
         if from != to {
             if let Some(f) = &self.on_change {
                 f(&LevelChange { from, to, report });
@@ -317,9 +324,11 @@ impl Sample {
 }
 
 /// The size the growth guard watches: entries in the dirty table (present keys and
-/// deleted entries not yet expunged), or the present keys when there is none.
+/// deleted entries not yet expunged), or the present keys when there is none
+/// ([`Stats::dirty_size`], summed per shard for a `ShardedMap`; the maximum with `len`
+/// and `dirty_len` covers snapshots built by hand, whose `dirty_size` may be 0).
 fn dirty_size(s: &Stats) -> usize {
-    s.len.max(s.dirty_len.unwrap_or(0))
+    s.dirty_size.max(s.len).max(s.dirty_len.unwrap_or(0))
 }
 
 /// Samples within a window, plus the step schedule.
@@ -480,7 +489,9 @@ impl MissVelocityConfig {
 pub struct MissReport {
     /// When the sample was taken (the monitor's clock).
     pub at: Duration,
-    /// Misses per second over the window.
+    /// Misses per second over the window — over the history there is until a full
+    /// window exists (from the second sample on: the first report, one step after the
+    /// first sample, is over one step).
     pub velocity: f64,
     /// Writes / (reads + writes) over the window (0 when there were no operations).
     pub write_ratio: f64,
@@ -682,12 +693,14 @@ impl MissVelocityMonitor {
             learning,
         };
         st.last = Some(report);
-        drop(st);
+        let from = self.notify.swap_locked(level);
+        // Under the lock too: the gauges follow the samples' order.
         #[cfg(feature = "metrics")]
         if let Some(name) = &self.notify.name {
             crate::metrics::record_miss_report(name, &report);
         }
-        self.notify.set(level, report);
+        drop(st);
+        self.notify.notify(from, level, report);
         Some(report)
     }
 }
@@ -909,12 +922,14 @@ impl GrowthGuard {
             level,
         };
         st.last = Some(report);
-        drop(st);
+        let from = self.notify.swap_locked(level);
+        // Under the lock too: the gauges follow the samples' order.
         #[cfg(feature = "metrics")]
         if let Some(name) = &self.notify.name {
             crate::metrics::record_growth_report(name, &report);
         }
-        self.notify.set(level, report);
+        drop(st);
+        self.notify.notify(from, level, report);
         Some(report)
     }
 }

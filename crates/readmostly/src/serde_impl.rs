@@ -12,7 +12,10 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::{ShardedMap, SyncMap};
 
-/// Serializes `entries` as a map of unknown length.
+/// Serializes `entries` as a map with its length up front, which formats such as bincode
+/// and postcard require. The entries are gathered first (references, under the caller's
+/// pin), so the length is that of the entries written even while other threads change
+/// the map (`len()` could differ from what the iteration visits).
 fn serialize_entries<'a, K, V, Ser>(
     entries: impl Iterator<Item = (&'a K, &'a V)>,
     serializer: Ser,
@@ -22,7 +25,8 @@ where
     V: Serialize + 'a,
     Ser: Serializer,
 {
-    let mut map = serializer.serialize_map(None)?;
+    let entries: Vec<(&K, &V)> = entries.collect();
+    let mut map = serializer.serialize_map(Some(entries.len()))?;
     for (k, v) in entries {
         map.serialize_entry(k, v)?;
     }
@@ -30,7 +34,7 @@ where
 }
 
 /// Deserializes a map into any `M` built by `FromIterator` (both map types), without
-/// buffering the entries.
+/// buffering the entries here (a `ShardedMap`'s `FromIterator` groups them per shard).
 fn deserialize_map<'de, M, K, V, D>(deserializer: D) -> Result<M, D::Error>
 where
     M: FromIterator<(K, V)>,

@@ -76,9 +76,10 @@ impl<Q: ?Sized> Router<Q> for ByHash {
 ///
 /// The function sees the key as `&T`, any type the key borrows as (`str` for a `String`
 /// key, the key type itself, ...), so lookups by a borrowed form route the same way as
-/// inserts. The tenant id is mixed by a multiplicative hash before it picks the shard:
-/// consecutive ids land in distinct shards. Build one with
-/// [`ShardedBuilder::route_by_tenant`].
+/// inserts. The tenant id is mixed by a multiplicative hash before it picks the shard,
+/// so every bit of the id counts and ids spread over the shards like hashes: a tenant's
+/// keys always share a shard, and different tenants may too (consecutive ids are not
+/// guaranteed distinct shards). Build one with [`ShardedBuilder::route_by_tenant`].
 pub struct ByTenant<F, T: ?Sized> {
     tenant: F,
     _marker: PhantomData<fn(&T)>,
@@ -96,8 +97,9 @@ where
     fn route(&self, key: &Q, _hash: u64) -> u64 {
         let t = (self.tenant)(key.borrow());
         // Fold the high half into the low half, then multiply by 2⁶⁴/φ: the product's
-        // bits 32.. depend on every bit of the id, and ids that differ only in their low
-        // bits map to distinct shards (an odd multiplier is a bijection modulo 2ⁿ).
+        // bits 32.., which pick the shard, depend on every bit of the id below them (and,
+        // through the fold, on the high half). Not a bijection onto the shard bits:
+        // ids that differ in a few bits can share a shard.
         (t ^ (t >> 32)).wrapping_mul(0x9e37_79b9_7f4a_7c15)
     }
 }
@@ -258,8 +260,8 @@ impl<K, V, S, R> ShardedBuilder<K, V, S, R> {
         self
     }
 
-    /// Sets the number of statistics stripes per shard (rounded up to a power of two).
-    /// The default, one per hardware thread (4 to 64), keeps lookups from writing cache
+    /// Sets the number of statistics stripes per shard (rounded up to a power of two,
+    /// between 1 and 1024). The default, one per hardware thread (4 to 64), keeps lookups from writing cache
     /// lines that other threads write; fewer stripes save `128` bytes each per shard at
     /// the cost of shared writes on the read path when threads outnumber stripes.
     ///
@@ -701,8 +703,8 @@ where
 
     /// Like [`insert`](Self::insert), but refuses a **new** key once the whole map holds
     /// [`max_len`](ShardedBuilder::max_len) keys (see
-    /// [`SyncMap::try_insert`](crate::SyncMap::try_insert) for the exact rule). Checking
-    /// the limit for a new key sums every shard's counters.
+    /// [`SyncMap::try_insert`](crate::SyncMap::try_insert) for the exact rule). Each call
+    /// (overwrites too) sums every shard's key counters first: shards × stripes loads.
     ///
     /// ```
     /// let map: readmostly::ShardedMap<&str, u32> =

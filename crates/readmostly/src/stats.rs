@@ -30,6 +30,10 @@ pub(crate) fn default_stripes() -> usize {
     (threads * 2).clamp(4, 256)
 }
 
+/// The most stripes a statistics block has (128 KiB of counters): more than any
+/// machine's threads can use, since threads pick a stripe by their reclamation id.
+pub(crate) const MAX_STRIPES: usize = 1 << 10;
+
 /// Per-thread striped counters.
 ///
 /// A thread uses the stripe selected by its reclamation-thread id, so threads rarely
@@ -91,9 +95,12 @@ pub(crate) fn count_hits(counter: &HitCounter, n: u64) {
 }
 
 impl Stripes {
-    /// `n` stripes, rounded up to a power of two (at least one).
+    /// `n` stripes, rounded up to a power of two, between one and [`MAX_STRIPES`].
     pub(crate) fn new(n: usize) -> Self {
-        let n = n.max(1).next_power_of_two();
+        // Clamped before rounding: `next_power_of_two` of more than 2^63 wraps to 0 in
+        // release builds, and an empty array with a mask of `usize::MAX` would make
+        // `stripe` index out of bounds.
+        let n = n.clamp(1, MAX_STRIPES).next_power_of_two();
         Stripes {
             stripes: (0..n).map(|_| Stripe::default()).collect(),
             mask: n - 1,
@@ -164,6 +171,12 @@ impl Stripes {
         stripe.len.fetch_sub(n as isize, Relaxed);
         // Relaxed: statistic only.
         stripe.removes.fetch_add(n as u64, Relaxed);
+    }
+
+    /// How many stripes there are.
+    #[cfg(test)]
+    pub(crate) fn stripe_count(&self) -> usize {
+        self.stripes.len()
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -328,6 +341,12 @@ pub struct Stats {
     pub dirty_len: Option<usize>,
     /// Present keys (see [`SyncMap::len`](crate::SyncMap::len)).
     pub len: usize,
+    /// What the growth guard ([`GrowthGuard`](crate::monitor::GrowthGuard)) watches:
+    /// the dirty table's entries (present keys and deleted ones not yet expunged), or the
+    /// present keys when there is no dirty table — per map, then summed over merged maps.
+    /// (Computing it from merged `len` and `dirty_len` would lose the deleted entries of
+    /// the shards that have a dirty table whenever the other shards hold more keys.)
+    pub dirty_size: usize,
 }
 
 impl Stats {
@@ -368,6 +387,7 @@ impl Stats {
             recent_len,
             dirty_len,
             len: striped.len,
+            dirty_size: striped.len.max(dirty_len.unwrap_or(0)),
         }
     }
 
@@ -415,7 +435,7 @@ impl Stats {
             .wrapping_add(self.removes)
     }
 
-    /// Adds `other` into `self`: counters and sizes add up (`longest_rebuild_step`,
+    /// Adds `other` into `self`: counters and sizes (`dirty_size` too) add up (`longest_rebuild_step`,
     /// `longest_promotion_move` and `longest_recent_growth` take the larger); `dirty_len`
     /// is the sum over the maps that have a dirty table (`None` if neither has one).
     ///
@@ -431,22 +451,24 @@ impl Stats {
     pub fn merge(&mut self, other: &Stats) {
         self.hits = self.hits.wrapping_add(other.hits);
         self.recent_lookups = self.recent_lookups.wrapping_add(other.recent_lookups);
-        self.misses += other.misses;
-        self.slow_reads += other.slow_reads;
-        self.promotions += other.promotions;
-        self.recent_full_promotions += other.recent_full_promotions;
-        self.dirty_rebuilds += other.dirty_rebuilds;
-        self.rebuild_copied += other.rebuild_copied;
-        self.expunged += other.expunged;
+        self.misses = self.misses.wrapping_add(other.misses);
+        self.slow_reads = self.slow_reads.wrapping_add(other.slow_reads);
+        self.promotions = self.promotions.wrapping_add(other.promotions);
+        self.recent_full_promotions = self
+            .recent_full_promotions
+            .wrapping_add(other.recent_full_promotions);
+        self.dirty_rebuilds = self.dirty_rebuilds.wrapping_add(other.dirty_rebuilds);
+        self.rebuild_copied = self.rebuild_copied.wrapping_add(other.rebuild_copied);
+        self.expunged = self.expunged.wrapping_add(other.expunged);
         self.longest_rebuild_step = self.longest_rebuild_step.max(other.longest_rebuild_step);
         self.longest_promotion_move = self
             .longest_promotion_move
             .max(other.longest_promotion_move);
         self.longest_recent_growth = self.longest_recent_growth.max(other.longest_recent_growth);
         self.rebuild_pending += other.rebuild_pending;
-        self.new_keys += other.new_keys;
+        self.new_keys = self.new_keys.wrapping_add(other.new_keys);
         self.overwrites = self.overwrites.wrapping_add(other.overwrites);
-        self.removes += other.removes;
+        self.removes = self.removes.wrapping_add(other.removes);
         self.retired = self.retired.wrapping_add(other.retired);
         self.retired_bytes = self.retired_bytes.wrapping_add(other.retired_bytes);
         self.read_len += other.read_len;
@@ -456,6 +478,7 @@ impl Stats {
             (a, b) => Some(a.unwrap_or(0) + b.unwrap_or(0)),
         };
         self.len += other.len;
+        self.dirty_size += other.dirty_size;
     }
 }
 

@@ -918,3 +918,23 @@ fn promoting_a_full_recent_table_needs_no_rehash() {
         assert_eq!(map.get_cloned(&k), Some(k));
     }
 }
+
+#[test]
+fn huge_stripe_counts_are_clamped() {
+    // `usize::MAX.next_power_of_two()` wraps to 0 in release builds: an empty stripe array
+    // whose mask lets every counter update index out of bounds.
+    let stripes = crate::stats::Stripes::new(usize::MAX);
+    assert_eq!(stripes.stripe_count(), crate::stats::MAX_STRIPES);
+    let map: ShardedMap<u64, u64> = ShardedMap::builder()
+        .shards(2)
+        .stripes_per_shard(usize::MAX)
+        .build();
+    for k in 0..N {
+        map.insert(k, k);
+    }
+    for k in 0..N {
+        assert_eq!(map.get_cloned(&k), Some(k));
+    }
+    let s = map.stats();
+    assert_eq!((s.len, s.new_keys), (N as usize, N));
+}

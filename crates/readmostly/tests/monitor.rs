@@ -368,3 +368,46 @@ fn growth_guard_on_leaking_sharded_map() {
     assert_eq!(map.len(), 3_000);
     assert_eq!(refused, 4_000 - 3_000);
 }
+
+/// The guard watches each shard's dirty table (deleted entries included) and sums over
+/// the shards: a shard whose dirty table is full of deleted entries counts even when
+/// another shard, with no dirty table, holds more keys.
+#[test]
+fn growth_guard_counts_every_shards_dirty_table() {
+    const N: u64 = 3_000;
+    const M: u64 = 4_000;
+    // Keys below 1 << 32 are tenant 0's, the others tenant 1's: one shard each.
+    let map: ShardedMap<u64, u64, _, _> = ShardedMap::builder()
+        .shards(2)
+        .rebuild_step(usize::MAX)
+        .route_by_tenant(|k: &u64| k >> 32)
+        .build();
+    assert_ne!(map.shard_of(&0), map.shard_of(&(1 << 32)));
+    // Tenant 1: M keys; tenant 0: N keys; both promoted (no dirty tables). Then a new
+    // key of tenant 0, whose rebuild copies all N into its shard's dirty table, and the
+    // N keys removed: deleted entries in that dirty table.
+    for k in 0..M {
+        map.insert((1 << 32) + k, k);
+    }
+    for k in 0..N {
+        map.insert(k, k);
+    }
+    map.promote();
+    map.insert(N, N);
+    for k in 0..N {
+        map.remove(&k);
+    }
+    let shards = map.shard_stats();
+    let (a, b) = (&shards[map.shard_of(&0)], &shards[map.shard_of(&(1 << 32))]);
+    assert_eq!((a.len, a.dirty_len), (1, Some(N as usize + 1)));
+    assert_eq!((b.len, b.dirty_len), (M as usize, None));
+    let s = map.stats();
+    assert_eq!(s.dirty_size, (N + 1 + M) as usize);
+    let mut config = GrowthConfig::default();
+    config.max_size = 6_000; // above M + 1, below N + 1 + M
+    let guard = GrowthGuard::with_clock(config, ManualClock::new());
+    let r = guard.tick(&map).unwrap();
+    assert_eq!(r.size, (N + 1 + M) as usize);
+    assert!(r.size_exceeded);
+    assert_eq!(r.level, Level::Crit);
+}
