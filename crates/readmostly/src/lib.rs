@@ -245,7 +245,14 @@
 //!   operation waited 130–210 ms (readers never wait). [`ShardedMap`] divides the copy
 //!   and the wait by its shard count (`churn10` 104, `ttl-cache` 68, 3–5 ms at worst),
 //!   and lock-based sharded maps (dashmap, scc `HashMap`) have no copy at all: use them
-//!   when a map grows by millions of keys on many threads.
+//!   when a map grows by millions of keys on many threads. Even on one thread, a
+//!   growing map of millions of keys has single inserts that take tens of milliseconds
+//!   (moving up to 2^20 recent entries at a promotion, or doubling the recent slot
+//!   array: 33–50 ms at 4–8 Mi keys on the development machine, `examples/rebuild_pause
+//!   --grow`). A [`RecentKeys::AtMost`] limit shortens them at the cost of more
+//!   rebuilds, but one far below the map's size lets the rebuild fall behind, and the
+//!   promotion then finishes it in one go (a limit of 2^16 keys in an 8 Mi-key map:
+//!   300 ms).
 //! * **Write-heavy workloads.** Each overwrite allocates a box and retires the old one:
 //!   at 16 threads `write50` ran at 38–49 Mops/s against 70–87 for dashmap and 94–157
 //!   for scc `HashMap`, which update values in place.
