@@ -338,11 +338,13 @@ struct Window {
 }
 
 impl Window {
-    /// Whether a sample is due at `now`.
+    /// Whether a sample is due at `now`: `step` after the last one, and never twice at
+    /// the same instant (a zero step samples on every call whose clock reading is
+    /// new, so calls at a clock that stands still cannot grow the window without bound).
     fn due(&self, now: Duration, step: Duration) -> bool {
         self.samples
             .back()
-            .is_none_or(|last| now >= last.at.saturating_add(step))
+            .is_none_or(|last| now > last.at && now >= last.at.saturating_add(step))
     }
 
     /// Adds `s` and drops samples older than needed: keeps the newest sample at or
@@ -412,7 +414,7 @@ impl Default for BaseRate {
 pub struct MissVelocityConfig {
     /// Velocity window (default 10 s).
     pub window: Duration,
-    /// Sampling step (default 5 s).
+    /// Sampling step (default 5 s; zero samples at every call with a new clock reading).
     pub step: Duration,
     /// Where `base_rate` comes from (default: learned).
     pub base_rate: BaseRate,
@@ -754,7 +756,7 @@ pub struct GrowthConfig {
     pub max_growth_per_minute: f64,
     /// Window of the growth rate (default one minute).
     pub window: Duration,
-    /// Sampling step (default 5 s).
+    /// Sampling step (default 5 s; zero samples at every call with a new clock reading).
     pub step: Duration,
 }
 
@@ -955,6 +957,25 @@ mod tests {
         assert_eq!(percentile(&v, 1.0), 100.0);
         assert_eq!(percentile(&VecDeque::from([3.0]), 0.95), 3.0);
         assert_eq!(percentile(&VecDeque::new(), 0.95), 0.0);
+    }
+
+    #[test]
+    fn a_zero_step_samples_once_per_clock_reading() {
+        let clock = ManualClock::new();
+        let config = MissVelocityConfig {
+            step: Duration::ZERO,
+            ..MissVelocityConfig::default()
+        };
+        let monitor = MissVelocityMonitor::with_clock(config, clock.clone());
+        let stats = Stats::default();
+        for _ in 0..1_000 {
+            monitor.sample(&stats);
+        }
+        assert_eq!(lock(&monitor.state).window.samples.len(), 1);
+        clock.advance(Duration::from_millis(1));
+        assert!(monitor.sample(&stats).is_some());
+        assert!(monitor.sample(&stats).is_none());
+        assert_eq!(lock(&monitor.state).window.samples.len(), 2);
     }
 
     #[test]
