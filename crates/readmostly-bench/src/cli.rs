@@ -77,7 +77,7 @@ struct RunArgs {
     #[arg(long, value_name = "TIME")]
     duration: Option<String>,
     /// Cap on one cell's timed region in --ops mode (the cell is flagged if cut short) [default: 3s; --quick: 0.5s]
-    #[arg(long, value_name = "TIME")]
+    #[arg(long, value_name = "TIME", conflicts_with = "duration")]
     max_time: Option<String>,
     /// Prefilled keys, e.g. 64Ki, 1M [default: 64Ki, cache-resident]
     #[arg(long, value_name = "N")]
@@ -88,9 +88,9 @@ struct RunArgs {
     /// Value type: u64, string (String payload) or bytes (Arc<[u8]> payload)
     #[arg(long, value_name = "TYPE", default_value = "u64")]
     value: String,
-    /// Payload bytes of string / bytes values
-    #[arg(long, value_name = "BYTES", default_value_t = 16)]
-    value_size: usize,
+    /// Payload bytes of string / bytes values [default: 16]
+    #[arg(long, value_name = "BYTES")]
+    value_size: Option<usize>,
     /// Hasher for every map: foldhash (fixed seed, as the anchors) or std (SipHash, random seed)
     #[arg(long, value_name = "NAME", default_value = "foldhash")]
     hasher: String,
@@ -131,7 +131,7 @@ struct CompareArgs {
     #[arg(long)]
     no_claim: bool,
     /// Operations of all threads together in each claim cell [default: 2M; --quick: 400k; at least 1000 per thread]
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", conflicts_with = "no_claim")]
     claim_ops: Option<String>,
 }
 
@@ -238,9 +238,11 @@ pub fn parse_count(s: &str) -> Option<u64> {
     if let Ok(n) = num.parse::<u64>() {
         return n.checked_mul(mult);
     }
+    // A fraction with a suffix (`1.5M`) must come to a whole count: `1.5` alone, or
+    // `0.0001k`, is refused rather than rounded.
     let f: f64 = num.parse().ok()?;
-    (f.is_finite() && f >= 0.0 && f * (mult as f64) < u64::MAX as f64)
-        .then(|| (f * mult as f64).round() as u64)
+    let n = f * mult as f64;
+    (f.is_finite() && f >= 0.0 && n < u64::MAX as f64 && n.fract() == 0.0).then_some(n as u64)
 }
 
 /// Parses a duration: `2s`, `1.5s`, `500ms`, `100us`, `1m`, or plain seconds.
@@ -475,9 +477,17 @@ fn common(
             a.hasher
         ))
     })?;
-    if a.value_size > 1 << 20 {
-        return Err(Error::usage("--value-size must be at most 1Mi bytes"));
-    }
+    let value_size = match (a.value_size, value) {
+        (Some(_), ValueKind::U64) => {
+            return Err(Error::usage(
+                "--value-size applies to --value string or bytes (u64 values have no payload)",
+            ))
+        }
+        (Some(n), _) if n > 1 << 20 => {
+            return Err(Error::usage("--value-size must be at most 1Mi bytes"))
+        }
+        (n, _) => n.unwrap_or(16),
+    };
     // Memory of the pre-generated streams: 16 bytes per operation, plus a tenth for warm-up.
     if let Stop::Ops { per_thread, .. } = stop {
         let max_threads = *threads.iter().max().unwrap_or(&1) as u64;
@@ -494,7 +504,7 @@ fn common(
         stop,
         keys,
         value,
-        value_size: a.value_size,
+        value_size,
         hasher,
         dists: parse_dists(&a.dist)?,
         seed: a.seed,
@@ -557,6 +567,17 @@ fn compare(c: &CompareArgs, command: String, out: &mut dyn Write) -> Result<(), 
         None if c.quick => 400_000,
         None => 2_000_000,
     };
+    // The claim cells' streams: 18 bytes per operation, all threads together (at least
+    // 1000 per thread at the largest claim thread count), as for --ops above.
+    let claim_bytes = claim_ops
+        .max(1_000 * suite::MAX_CLAIM_THREADS)
+        .saturating_mul(18);
+    if !c.no_claim && claim_bytes > 32 << 30 {
+        return Err(Error::usage(format!(
+            "--claim-ops {claim_ops} needs {} GiB of operation streams; use fewer (e.g. 2M)",
+            claim_bytes >> 30
+        )));
+    }
     if !c.no_files {
         prepare_out(&c.out)?;
     }
@@ -596,12 +617,18 @@ fn compare(c: &CompareArgs, command: String, out: &mut dyn Write) -> Result<(), 
             .map_err(io)?;
         }
     }
+    if results.rows.is_empty() {
+        return Err(Error::msg(
+            "no cell could run: every map was skipped for every workload (see the skipped list above)",
+        ));
+    }
     Ok(())
 }
 
 /// Writes results.csv, results.json, claim.csv, plots and report.md into `dir`; returns
 /// the number of files written.
 pub fn write_outputs(res: &Results, dir: &Path) -> Result<usize, Error> {
+    remove_stale_outputs(res, dir)?;
     let mut n = 0;
     write_file(&dir.join("results.csv"), &record::to_csv(&res.rows)?)?;
     write_file(&dir.join("results.json"), &record::to_json(res)?)?;
@@ -633,6 +660,41 @@ pub fn write_outputs(res: &Results, dir: &Path) -> Result<usize, Error> {
     }
     write_file(&dir.join("report.md"), &report::markdown(res, &plots))?;
     Ok(n + 1)
+}
+
+/// Removes what an earlier run wrote to `dir` and this one will not overwrite: its
+/// `claim.csv` when this run has no claim, and plots (`plots/*-throughput.svg`,
+/// `plots/*-latency.svg`) of workloads this run does not have. Other files are left alone.
+fn remove_stale_outputs(res: &Results, dir: &Path) -> Result<(), Error> {
+    let remove = |p: &Path| match fs::remove_file(p) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::msg(format!(
+            "cannot remove stale {}: {e}",
+            p.display()
+        ))),
+    };
+    if res.claim_rows.is_empty() {
+        remove(&dir.join("claim.csv"))?;
+    }
+    let Ok(plots) = fs::read_dir(dir.join("plots")) else {
+        return Ok(());
+    };
+    let current: Vec<String> = res
+        .rows
+        .iter()
+        .flat_map(|r| {
+            ["throughput", "latency"].map(|k| format!("{}-{}-{k}.svg", r.workload, r.dist))
+        })
+        .collect();
+    for entry in plots.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let ours = name.ends_with("-throughput.svg") || name.ends_with("-latency.svg");
+        if ours && !current.contains(&name) {
+            remove(&entry.path())?;
+        }
+    }
+    Ok(())
 }
 
 fn advise_cmd(a: &AdviseArgs, out: &mut dyn Write) -> Result<(), Error> {
@@ -705,10 +767,16 @@ fn advise_cmd(a: &AdviseArgs, out: &mut dyn Write) -> Result<(), Error> {
     if a.format == "json" {
         let text =
             serde_json::to_string_pretty(&advice).map_err(|e| Error::msg(format!("JSON: {e}")))?;
-        writeln!(out, "{text}").map_err(io)
+        writeln!(out, "{text}").map_err(io)?;
     } else {
-        write!(out, "{}", advise::render(&advice)).map_err(io)
+        write!(out, "{}", advise::render(&advice)).map_err(io)?;
     }
+    if advice.recommended.is_none() {
+        return Err(Error::msg(
+            "no candidate map could run this workload (see the skipped maps above)",
+        ));
+    }
+    Ok(())
 }
 
 fn list(out: &mut dyn Write) -> Result<(), Error> {
@@ -752,6 +820,8 @@ mod tests {
         assert_eq!(parse_count("1.5M"), Some(1_500_000));
         assert_eq!(parse_count("x"), None);
         assert_eq!(parse_count("-3"), None);
+        assert_eq!(parse_count("1.5"), None);
+        assert_eq!(parse_count("0.5k"), Some(500));
         assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
         assert_eq!(parse_duration("2s"), Some(Duration::from_secs(2)));
         assert_eq!(parse_duration("1.5"), Some(Duration::from_millis(1500)));

@@ -11,8 +11,10 @@ fn err(e: impl std::fmt::Display) -> Error {
     Error::msg(format!("plot: {e}"))
 }
 
+/// A distinct colour per map: 16 (Tableau 10, then darker and lighter variants), more
+/// than the bench has maps, so no two maps of one plot share one.
 fn color(i: usize) -> RGBColor {
-    const C: [RGBColor; 11] = [
+    const C: [RGBColor; 16] = [
         RGBColor(0xd6, 0x27, 0x28),
         RGBColor(0xff, 0x7f, 0x0e),
         RGBColor(0x1f, 0x77, 0xb4),
@@ -24,9 +26,17 @@ fn color(i: usize) -> RGBColor {
         RGBColor(0xbc, 0xbd, 0x22),
         RGBColor(0x7f, 0x7f, 0x7f),
         RGBColor(0x00, 0x00, 0x00),
+        RGBColor(0x6b, 0x00, 0x00),
+        RGBColor(0x00, 0x3f, 0x7f),
+        RGBColor(0x00, 0x6d, 0x2c),
+        RGBColor(0xff, 0xbb, 0x78),
+        RGBColor(0x9e, 0xda, 0xe5),
     ];
     C[i % C.len()]
 }
+
+// Every map but `noop` (not plotted) gets a colour of its own.
+const _: () = assert!(crate::adapters::MapKind::ALL.len() <= 16 + 1);
 
 fn maps_of(rows: &[&Row]) -> Vec<String> {
     let mut v: Vec<String> = Vec::new();

@@ -380,7 +380,23 @@ pub fn markdown(res: &Results, plots: &[(String, String, String, String)]) -> St
 
     let _ = writeln!(out, "## Where SyncMap loses\n");
     let l = losses(&res.rows);
-    if l.is_empty() {
+    let compared = res.rows.iter().any(|s| {
+        s.map == "syncmap"
+            && res.rows.iter().any(|o| {
+                o.workload == s.workload
+                    && o.dist == s.dist
+                    && o.threads == s.threads
+                    && !is_reference(&o.map)
+                    && !crate::adapters::MapKind::parse(&o.map)
+                        .is_some_and(crate::adapters::MapKind::is_ours)
+            })
+    });
+    if !compared {
+        let _ = writeln!(
+            out,
+            "Not measured: this run has no cell with both SyncMap (`syncmap`) and another candidate.\n"
+        );
+    } else if l.is_empty() {
         let _ = writeln!(
             out,
             "In this run SyncMap (pin per call) was never slower than the best other candidate.\n"

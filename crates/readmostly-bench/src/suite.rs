@@ -10,6 +10,19 @@ use crate::record::{fill_relative, ClaimRow, Meta, Results, Row, Skipped};
 use crate::runner::{run_cell, timer_cost, CellSpec, Outcome, Stop};
 use crate::workloads::{Dist, Workload};
 
+/// The largest thread count of the claim cells ([`SEED_CLAIM`]).
+pub const MAX_CLAIM_THREADS: u64 = {
+    let mut max = 0;
+    let mut i = 0;
+    while i < SEED_CLAIM.len() {
+        if SEED_CLAIM[i].0 as u64 > max {
+            max = SEED_CLAIM[i].0 as u64;
+        }
+        i += 1;
+    }
+    max
+};
+
 /// The seed's claim (chapter 3.2): P99 of sync.Map vs RWMutex + map in a TTL-less cache,
 /// `(goroutines, sync.Map P99 ns, RWMutex+map P99 ns, reduction %)`.
 pub const SEED_CLAIM: [(usize, u64, u64, f64); 3] = [

@@ -275,6 +275,13 @@ impl Workload {
             if !(0.0..=100.0).contains(&v) || !v.is_finite() {
                 return Err(format!("--{name} must be a percentage in 0..=100, got {v}"));
             }
+            // Operation streams are drawn per mille: a share that rounds to zero would be
+            // silently dropped.
+            if v > 0.0 && (v * 10.0).round() == 0.0 {
+                return Err(format!(
+                    "--{name} {v} % is below the resolution of the operation mix (0.1 %, rounded): use at least 0.05"
+                ));
+            }
         }
         let total = read + overwrite + insert + remove;
         if (total - 100.0).abs() > 0.05 {
@@ -634,6 +641,14 @@ mod tests {
     fn custom_rejects_bad_sums() {
         assert!(Workload::custom(90.0, 5.0, 5.0, 5.0).is_err());
         assert!(Workload::custom(-1.0, 101.0, 0.0, 0.0).is_err());
+        // A share below the per-mille resolution is refused, not dropped.
+        assert!(Workload::custom(99.96, 0.04, 0.0, 0.0).is_err());
+        assert_eq!(
+            Workload::custom(99.9, 0.1, 0.0, 0.0)
+                .unwrap()
+                .per_mille(Overwrite),
+            1
+        );
         let w = Workload::custom(90.0, 5.0, 5.0, 0.0).unwrap();
         assert_eq!(w.per_mille(Get), 900);
         assert_eq!(w.new_key_per_mille(), 50.0);

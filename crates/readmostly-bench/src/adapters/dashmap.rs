@@ -47,6 +47,12 @@ impl<V: Value, S: Hasher> Handle<V> for &DashMapAdapter<V, S> {
 
     #[inline]
     fn get_or_insert_with<F: FnOnce() -> V>(&mut self, key: u64, make: F) -> bool {
+        // A read first (a read lock on the key's shard), as a caller would write it, and as every
+        // other adapter (and SyncMap's own `get_or_insert`) does: `entry` alone takes
+        // the exclusive lock even when the key is present.
+        if self.get(key) {
+            return false;
+        }
         match self.map.entry(key) {
             Entry::Occupied(o) => {
                 black_box(o.get().observe());
