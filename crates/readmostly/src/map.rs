@@ -971,7 +971,13 @@ where
     /// ```
     pub fn try_insert(&self, key: K, value: V) -> Result<Option<&V>, CapacityError<K, V>> {
         if let Some(max_len) = self.map.max_len {
-            if self.map.len() >= max_len && !self.contains_key(&key) {
+            // At the limit: is the key there (an overwrite)? Not counted as a hit: the
+            // caller asked for a write.
+            let present = || {
+                let hash = self.map.hash(&key);
+                self.raw().uncounted().get(hash, &key).is_some()
+            };
+            if self.map.len() >= max_len && !present() {
                 return Err(CapacityError {
                     key,
                     value,

@@ -1037,7 +1037,12 @@ where
         R: Router<K>,
     {
         if let Some(max_len) = self.map.max_len {
-            if self.map.len() >= max_len && !self.contains_key(&key) {
+            // As in `MapRef::try_insert`: the check counts no hit.
+            let present = || {
+                let hash = self.map.hash(&key);
+                self.shard(&key, hash).uncounted().get(hash, &key).is_some()
+            };
+            if self.map.len() >= max_len && !present() {
                 return Err(CapacityError {
                     key,
                     value,

@@ -938,3 +938,26 @@ fn huge_stripe_counts_are_clamped() {
     let s = map.stats();
     assert_eq!((s.len, s.new_keys), (N as usize, N));
 }
+
+#[test]
+fn try_insert_at_the_limit_counts_no_hit() {
+    // At the limit, `try_insert` checks whether the key is there (an overwrite is
+    // allowed): a write, not a lookup the caller made.
+    let map: SyncMap<u64, u64> = SyncMap::builder().max_len(2).build();
+    let sharded: ShardedMap<u64, u64> = ShardedMap::builder().shards(2).max_len(2).build();
+    for k in 0..2 {
+        map.insert(k, k);
+        sharded.insert(k, k);
+    }
+    map.promote();
+    sharded.promote();
+    let (before, sharded_before) = (map.stats().hits, sharded.stats().hits);
+    assert_eq!(map.try_insert(1, 10), Ok(true));
+    assert_eq!(sharded.try_insert(1, 10), Ok(true));
+    assert!(map.try_insert(5, 5).is_err());
+    assert!(sharded.try_insert(5, 5).is_err());
+    assert_eq!(map.stats().hits, before);
+    assert_eq!(sharded.stats().hits, sharded_before);
+    assert_eq!(map.get_cloned(&1), Some(10));
+    assert_eq!(sharded.get_cloned(&1), Some(10));
+}

@@ -1358,6 +1358,15 @@ where
         Some(self.retire_value(e, prev))
     }
 
+    /// The same binding without a hit counter: its lookups answered from the main table
+    /// are not counted as hits (for lookups the caller makes on its own account, such as
+    /// `try_insert`'s check at the capacity limit). Recent-table lookups and misses are
+    /// still counted: they drive promotion.
+    #[inline]
+    pub(crate) fn uncounted(self) -> Self {
+        RawRef { hits: None, ..self }
+    }
+
     /// Counts a lookup answered from the read table (unless disabled).
     #[inline]
     fn hit(&self) {
