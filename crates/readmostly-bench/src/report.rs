@@ -244,17 +244,7 @@ fn claim_cells(claim: &[ClaimRow]) -> Vec<Vec<String>> {
 pub fn losses(rows: &[Row]) -> Vec<(&Row, &Row)> {
     let mut v = Vec::new();
     for s in rows.iter().filter(|r| r.map == "syncmap") {
-        let best = rows
-            .iter()
-            .filter(|o| {
-                o.workload == s.workload
-                    && o.dist == s.dist
-                    && o.threads == s.threads
-                    && !is_reference(&o.map)
-                    && !crate::adapters::MapKind::parse(&o.map)
-                        .is_some_and(crate::adapters::MapKind::is_ours)
-            })
-            .max_by(|a, b| a.mops.total_cmp(&b.mops));
+        let best = rivals(rows, s).max_by(|a, b| a.mops.total_cmp(&b.mops));
         if let Some(b) = best {
             if b.mops > s.mops {
                 v.push((s, b));
@@ -263,6 +253,19 @@ pub fn losses(rows: &[Row]) -> Vec<(&Row, &Row)> {
     }
     v.sort_by(|a, b| (a.0.mops / a.1.mops).total_cmp(&(b.0.mops / b.1.mops)));
     v
+}
+
+/// The other candidates measured in `s`'s cell (same workload, distribution and thread
+/// count): neither a reference map nor one of ours.
+fn rivals<'r>(rows: &'r [Row], s: &'r Row) -> impl Iterator<Item = &'r Row> {
+    rows.iter().filter(move |o| {
+        o.workload == s.workload
+            && o.dist == s.dist
+            && o.threads == s.threads
+            && !is_reference(&o.map)
+            && !crate::adapters::MapKind::parse(&o.map)
+                .is_some_and(crate::adapters::MapKind::is_ours)
+    })
 }
 
 /// One BRIEF §3 target: `(description, measured text, met?)`.
@@ -380,17 +383,10 @@ pub fn markdown(res: &Results, plots: &[(String, String, String, String)]) -> St
 
     let _ = writeln!(out, "## Where SyncMap loses\n");
     let l = losses(&res.rows);
-    let compared = res.rows.iter().any(|s| {
-        s.map == "syncmap"
-            && res.rows.iter().any(|o| {
-                o.workload == s.workload
-                    && o.dist == s.dist
-                    && o.threads == s.threads
-                    && !is_reference(&o.map)
-                    && !crate::adapters::MapKind::parse(&o.map)
-                        .is_some_and(crate::adapters::MapKind::is_ours)
-            })
-    });
+    let compared = res
+        .rows
+        .iter()
+        .any(|s| s.map == "syncmap" && rivals(&res.rows, s).next().is_some());
     if !compared {
         let _ = writeln!(
             out,
