@@ -7,6 +7,12 @@
 #       --target x86_64-unknown-linux-gnu -p readmostly-bench
 #   mkdir -p device-bin && cp target/x86_64-unknown-linux-gnu/release/readmostly-bench device-bin/
 #
+# and, for the growing-map pause step (skipped when missing), the example the same way:
+#
+#   RUSTFLAGS="-C target-feature=+crt-static" cargo build --release \
+#       --target x86_64-unknown-linux-gnu -p readmostly --example rebuild_pause
+#   cp target/x86_64-unknown-linux-gnu/release/examples/rebuild_pause device-bin/
+#
 # then run `bash benchmarks/device-16core.sh` there with `device-bin` carried (it is
 # git-ignored). Results go to $OUT (or ./bench-out): one folder per step with the CLI's
 # CSV/JSON/report, and a log. About 6 minutes on 16 cores; each step is skipped once the
@@ -48,6 +54,22 @@ step churn -m syncmap,syncmap-go,sharded,dashmap,scc-hashmap -w churn10,multi-te
 # 3. Every workload at 16 threads (worst case vs dashmap, latency, memory).
 step all16 -m syncmap,syncmap-batch,sharded,dashmap,scc-hashindex,scc-hashmap,papaya,frozen-std \
     -w all -t 16
+# 4. Pauses of a map growing by 4 Mi keys on 1 and 16 threads (the slowest single insert,
+#    and which lock-held copy it was: rebuild finished by a promotion, move, growth).
+PAUSE_BIN=${PAUSE_BIN:-device-bin/rebuild_pause}
+if [[ -x $PAUSE_BIN ]]; then
+    for t in 1 16; do
+        if (($(date +%s) - start > BUDGET_S)); then
+            log "skip grow-$t (budget spent)"
+            continue
+        fi
+        log "start grow-$t: $PAUSE_BIN --grow 4Mi --threads $t"
+        "$PAUSE_BIN" --grow 4Mi --threads "$t" >"$OUT/grow-$t.txt" 2>&1
+        log "end grow-$t (exit $?)"
+    done
+else
+    log "skip grow (no $PAUSE_BIN)"
+fi
 log "done"
 # The device tool returns at most 8 files: pack everything into one archive when asked.
 if [[ -n ${PACK:-} ]]; then

@@ -6,6 +6,7 @@
 //! cargo run --release -p readmostly --example rebuild_pause                 # 64 Ki and 1 Mi keys
 //! cargo run --release -p readmostly --example rebuild_pause -- --keys 4Mi --cycles 3
 //! cargo run --release -p readmostly --example rebuild_pause -- --grow 4Mi   # growing map
+//! cargo run --release -p readmostly --example rebuild_pause -- --grow 4Mi --threads 16
 //! ```
 //!
 //! Each cycle: promote a map of `keys` keys (a third of them deleted, so the rebuild has
@@ -21,6 +22,8 @@
 //! full recent table forces and every doubling of its slot array. Reports the slowest
 //! inserts with the map's size at the time, the percentiles, and the longest pauses the
 //! map's statistics recorded (rebuild step, promotion move, recent-table growth).
+//! `--threads T` splits the keys between T threads inserting at once: new keys then come
+//! faster than one thread at a time can rebuild, which the promotion has to finish.
 
 use std::time::Instant;
 
@@ -33,6 +36,7 @@ struct Args {
     keys: Vec<u64>,
     cycles: usize,
     grow: Option<u64>,
+    threads: u64,
 }
 
 fn parse() -> Result<Args, String> {
@@ -40,6 +44,7 @@ fn parse() -> Result<Args, String> {
         keys: vec![1 << 16, 1 << 20],
         cycles: 5,
         grow: None,
+        threads: 1,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -53,14 +58,18 @@ fn parse() -> Result<Args, String> {
             }
             "--cycles" => args.cycles = count(&value("--cycles")?)?.max(1) as usize,
             "--grow" => args.grow = Some(count(&value("--grow")?)?),
+            "--threads" => args.threads = count(&value("--threads")?)?,
             "-h" | "--help" => {
                 return Err("usage: rebuild_pause [--keys N[,N...]] [--cycles N] | --grow N".into())
             }
             other => return Err(format!("unknown argument {other} (try --help)")),
         }
     }
-    if args.keys.contains(&0) || args.grow == Some(0) {
-        return Err("--keys and --grow must be positive".into());
+    if args.keys.contains(&0) || args.grow == Some(0) || args.threads == 0 {
+        return Err("--keys, --grow and --threads must be positive".into());
+    }
+    if args.threads > 1 && args.grow.is_none() {
+        return Err("--threads applies to --grow".into());
     }
     Ok(args)
 }
@@ -121,22 +130,39 @@ fn measure(keys: u64, step: usize, cycles: usize) -> Outcome {
     }
 }
 
-/// Inserts `n` new keys one at a time into an empty map, timing each.
-fn grow(n: u64) {
+/// Inserts `n` new keys one at a time into an empty map, timing each: `threads` threads
+/// insert disjoint keys (thread `t` the keys `t`, `t + threads`, ...).
+fn grow(n: u64, threads: u64) {
     let map: SyncMap<u64, u64> = SyncMap::new();
-    let mut times = Vec::with_capacity(n as usize);
     let start = Instant::now();
-    for k in 0..n {
-        let t = Instant::now();
-        map.insert(k, k);
-        times.push((t.elapsed().as_nanos() as u64, k));
-    }
+    let mut times: Vec<(u64, u64)> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                let map = &map;
+                s.spawn(move || {
+                    let mut times = Vec::with_capacity((n / threads) as usize + 1);
+                    for k in (t..n).step_by(threads as usize) {
+                        let at = Instant::now();
+                        map.insert(k, k);
+                        // The key counts the map's size at the time (all threads
+                        // advance at about the same pace).
+                        times.push((at.elapsed().as_nanos() as u64, k));
+                    }
+                    times
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("inserting thread"))
+            .collect()
+    });
     let total = start.elapsed();
     let s = map.stats();
     println!(
-        "{n} inserts in {:.2} s ({:.0} ns per insert); {} promotions, {} rebuilds",
+        "{n} inserts on {threads} thread(s) in {:.2} s ({:.0} ns per insert per thread); {} promotions, {} rebuilds",
         total.as_secs_f64(),
-        total.as_nanos() as f64 / n as f64,
+        total.as_nanos() as f64 * threads as f64 / n as f64,
         s.promotions,
         s.dirty_rebuilds
     );
@@ -167,7 +193,7 @@ fn main() {
         }
     };
     if let Some(n) = args.grow {
-        grow(n);
+        grow(n, args.threads);
         return;
     }
     println!(
