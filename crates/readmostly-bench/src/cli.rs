@@ -219,6 +219,12 @@ fn shell_quote(s: &str) -> String {
     }
 }
 
+/// Memory of the pre-generated operation streams: 16 bytes per operation, plus a tenth
+/// for warm-up (rounded up).
+const STREAM_BYTES_PER_OP: u64 = 18;
+/// The most stream memory `--ops` / `--claim-ops` may ask for.
+const MAX_STREAM_BYTES: u64 = 32 << 30;
+
 /// Parses a count with an optional suffix: `k`/`M`/`G` (powers of 1000), `Ki`/`Mi`/`Gi`
 /// (powers of 1024); underscores are ignored.
 pub fn parse_count(s: &str) -> Option<u64> {
@@ -488,11 +494,12 @@ fn common(
         }
         (n, _) => n.unwrap_or(16),
     };
-    // Memory of the pre-generated streams: 16 bytes per operation, plus a tenth for warm-up.
     if let Stop::Ops { per_thread, .. } = stop {
         let max_threads = *threads.iter().max().unwrap_or(&1) as u64;
-        let bytes = per_thread.saturating_mul(max_threads).saturating_mul(18);
-        if bytes > 32 << 30 {
+        let bytes = per_thread
+            .saturating_mul(max_threads)
+            .saturating_mul(STREAM_BYTES_PER_OP);
+        if bytes > MAX_STREAM_BYTES {
             return Err(Error::usage(format!(
                 "--ops {per_thread} x {max_threads} threads needs {} GiB of operation streams; use fewer ops or --duration",
                 bytes >> 30
@@ -567,12 +574,12 @@ fn compare(c: &CompareArgs, command: String, out: &mut dyn Write) -> Result<(), 
         None if c.quick => 400_000,
         None => 2_000_000,
     };
-    // The claim cells' streams: 18 bytes per operation, all threads together (at least
-    // 1000 per thread at the largest claim thread count), as for --ops above.
+    // The claim cells' streams: all threads together (at least 1000 operations per
+    // thread at the largest claim thread count), as for --ops above.
     let claim_bytes = claim_ops
         .max(1_000 * suite::MAX_CLAIM_THREADS)
-        .saturating_mul(18);
-    if !c.no_claim && claim_bytes > 32 << 30 {
+        .saturating_mul(STREAM_BYTES_PER_OP);
+    if !c.no_claim && claim_bytes > MAX_STREAM_BYTES {
         return Err(Error::usage(format!(
             "--claim-ops {claim_ops} needs {} GiB of operation streams; use fewer (e.g. 2M)",
             claim_bytes >> 30
@@ -650,8 +657,8 @@ pub fn write_outputs(res: &Results, dir: &Path) -> Result<usize, Error> {
             .iter()
             .filter(|x| x.workload == r.workload && x.dist == r.dist)
             .collect();
-        let tp = format!("plots/{}-{}-throughput.svg", r.workload, r.dist);
-        let lat = format!("plots/{}-{}-latency.svg", r.workload, r.dist);
+        let tp = format!("plots/{}", plot_file(&r.workload, &r.dist, PLOT_KINDS[0]));
+        let lat = format!("plots/{}", plot_file(&r.workload, &r.dist, PLOT_KINDS[1]));
         let title = format!("{} ({})", r.workload, r.dist);
         plot::throughput(&dir.join(&tp), &title, &rows)?;
         plot::latency(&dir.join(&lat), &title, &rows)?;
@@ -660,6 +667,14 @@ pub fn write_outputs(res: &Results, dir: &Path) -> Result<usize, Error> {
     }
     write_file(&dir.join("report.md"), &report::markdown(res, &plots))?;
     Ok(n + 1)
+}
+
+/// The two plots of each workload and distribution.
+const PLOT_KINDS: [&str; 2] = ["throughput", "latency"];
+
+/// A plot's file name in `plots/`.
+fn plot_file(workload: &str, dist: &str, kind: &str) -> String {
+    format!("{workload}-{dist}-{kind}.svg")
 }
 
 /// Removes what an earlier run wrote to `dir` and this one will not overwrite: its
@@ -683,13 +698,13 @@ fn remove_stale_outputs(res: &Results, dir: &Path) -> Result<(), Error> {
     let current: Vec<String> = res
         .rows
         .iter()
-        .flat_map(|r| {
-            ["throughput", "latency"].map(|k| format!("{}-{}-{k}.svg", r.workload, r.dist))
-        })
+        .flat_map(|r| PLOT_KINDS.map(|k| plot_file(&r.workload, &r.dist, k)))
         .collect();
     for entry in plots.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let ours = name.ends_with("-throughput.svg") || name.ends_with("-latency.svg");
+        let ours = PLOT_KINDS
+            .iter()
+            .any(|k| name.ends_with(&format!("-{k}.svg")));
         if ours && !current.contains(&name) {
             remove(&entry.path())?;
         }
