@@ -3,7 +3,7 @@
 #![deny(unsafe_code)]
 
 use std::fmt;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 // Deliberately std atomics even under loom: these are statistics, not part of the
 // protocol being model-checked, and modelling them would only blow up the state space.
 use std::sync::atomic::{AtomicIsize, AtomicU64};
@@ -22,6 +22,12 @@ struct Stripe {
     recent_lookups: AtomicU64,
     /// New keys added without the lock (the others are counted under it).
     new_keys: AtomicU64,
+    /// Recent-table adds that filled a slot, lock-free or under the lock. Not a
+    /// statistic: the protocol counter by which a thread closing a recent slot array
+    /// learns that no add is in flight any more (`raw::Recent::close_locked`), so an
+    /// atomic of the `sync` shim, modelled under loom and shuttle. Next to `new_keys` and
+    /// `len`, which a lock-free add writes too: no extra cache line.
+    fills: crate::sync::AtomicU64,
 }
 
 /// The default stripe count: twice the available parallelism, at least 4, at most 256.
@@ -101,6 +107,10 @@ impl Stripes {
         // release builds, and an empty array with a mask of `usize::MAX` would make
         // `stripe` index out of bounds.
         let n = n.clamp(1, MAX_STRIPES).next_power_of_two();
+        // Under loom, two stripes: closing a recent slot array sums the fill counters, and
+        // every stripe is one more atomic in each explored execution.
+        #[cfg(loom)]
+        let n = n.min(2);
         Stripes {
             stripes: (0..n).map(|_| Stripe::default()).collect(),
             mask: n - 1,
@@ -161,6 +171,24 @@ impl Stripes {
     pub(crate) fn new_key(&self, thread: usize) {
         // Relaxed: statistic only.
         self.stripe(thread).new_keys.fetch_add(1, Relaxed);
+    }
+
+    /// Counts a recent-table add that filled a slot (after the slot's compare-and-swap).
+    #[inline]
+    pub(crate) fn recent_fill(&self, thread: usize) {
+        // Release: the fill, sequenced before, happens-before whoever reads this count
+        // with Acquire (`recent_fills`): a thread closing the slot array, which then walks
+        // the slots.
+        self.stripe(thread).fills.fetch_add(1, Release);
+    }
+
+    /// Recent-table adds that filled a slot, summed over the stripes (wrapping).
+    pub(crate) fn recent_fills(&self) -> u64 {
+        self.stripes
+            .iter()
+            // Acquire: pairs with the Release in `recent_fill`.
+            .map(|s| s.fills.load(Acquire))
+            .fold(0, u64::wrapping_add)
     }
 
     /// Counts `n` removed keys: subtracts them from the length and adds them to `removes`.

@@ -42,3 +42,26 @@ pub(crate) fn try_lock<T>(mutex: &Mutex<T>) -> Option<MutexGuard<'_, T>> {
         Err(std::sync::TryLockError::WouldBlock) => None,
     }
 }
+
+/// Waits a little before a thread checks again for another thread's progress (the
+/// close of a recent slot array waiting for adds in flight): spins at first, then yields
+/// the processor, since the thread waited for may have been preempted. Under loom and
+/// shuttle, always a yield, so that the checker schedules the other threads.
+pub(crate) fn backoff(round: u32) {
+    #[cfg(loom)]
+    {
+        let _ = round;
+        loom::thread::yield_now();
+    }
+    #[cfg(all(shuttle, not(loom)))]
+    {
+        let _ = round;
+        shuttle::thread::yield_now();
+    }
+    #[cfg(not(any(loom, shuttle)))]
+    if round < 64 {
+        std::hint::spin_loop();
+    } else {
+        std::thread::yield_now();
+    }
+}

@@ -14,7 +14,7 @@
 //!   published. New keys are added to it *without the lock* (a reservation, then a
 //!   compare-and-swap into an empty slot), and it is read without a lock, so neither
 //!   adding a new key, nor reading it, nor reading an absent key takes the lock while it
-//!   has room. Its entries are in no other table until a promotion seals it and moves
+//!   has room. Its entries are in no other table until a promotion closes it and moves
 //!   them into the next main table. When it is full the next new key promotes at once
 //!   and then goes into the new read table's recent table (not into the dirty table
 //!   before the promotion: a lock-free adder of the same key may still hold a
@@ -67,9 +67,11 @@
 //!    `clear` detaches them), and no key is in both the main and the recent table.
 //!    Entries of the dirty table that are in neither read-side table exist only while
 //!    `read.amended` is set (recent table off).
-//! 7. A recent table whose read table is no longer published is sealed: every empty slot
-//!    of its array holds the seal, so no key can be added to it (a promotion or `clear`
-//!    seals it before publishing the next read table).
+//! 7. A recent table whose read table is no longer published is closed, and so is every
+//!    slot array that is no longer current: no add is in flight on it and none can start
+//!    (the [`CLOSED`] bit of its reservation count; a promotion or `clear` closes the
+//!    recent table, and a growth the array it replaces, before publishing the
+//!    replacement). So a closed array's slots no longer change.
 //!
 //! # Reclamation
 //!
@@ -83,9 +85,9 @@
 //! * Publishing a read table (promotion, `clear`) stores `read` with **Release**; every
 //!   load of `read` is an **Acquire** (`Guard::protect`). Entries in a new table were
 //!   created by earlier holders of `mu` or added to the recent table by lock-free adders,
-//!   whose Release compare-and-swap the promoter's Acquire load of the slot (while
-//!   sealing it) synchronised with; so their initialisation happens-before the Release
-//!   store and thus before any reader that sees the table.
+//!   whose fills the promoter's close of the recent table made visible (fill counts,
+//!   below); so their initialisation happens-before the Release store and thus before
+//!   any reader that sees the table.
 //! * Value slots are written with **Release** (inside AcqRel CAS/swap) after the value is
 //!   boxed, and read with **Acquire**, so a reader that sees a pointer sees the value.
 //! * `amended` is written only under `mu`. It only decides whether a reader takes the
@@ -93,14 +95,19 @@
 //! * A recent slot is filled by a compare-and-swap of its entry pointer from null with
 //!   **Release** (publishing the entry's initialisation); readers load the pointer with
 //!   **Acquire**. The slot's copy of the hash is stored (Relaxed) just after; a reader
-//!   that still sees 0 reads the entry's own hash instead. Slots are never emptied, and
-//!   sealing only marks empty slots, so a reader that meets an empty or sealed slot knows
-//!   every key it probes for was absent from that array when that slot was read (linear
-//!   probing: a key lives past every slot that was full when it was added). The slot
+//!   that still sees 0 reads the entry's own hash instead. Slots are never emptied, so a
+//!   reader that meets an empty slot knows every key it probes for was absent from that
+//!   array when that slot was read (linear probing: a key lives past every slot that was
+//!   full when it was added). The slot
 //!   array pointer is replaced under `mu` with **Release** and loaded with **SeqCst** (what
 //!   `Guard::protect` uses for protected pointers; Acquire is what the contents need).
-//!   `Recent::len` (reservations) is Relaxed: its modification order alone bounds the
-//!   filled slots (see `Recent::try_reserve`).
+//!   `Recent::len` (reservations and the [`CLOSED`] bit) needs only its modification
+//!   order to bound the filled slots and to order reservations against a close; a
+//!   growth's reopening is **Release** and reservations **Acquire**, so an adder that
+//!   reserves after it sees that its array was replaced. A fill is counted in its thread's
+//!   stripe with **Release** after the slot's compare-and-swap; the closer sums the stripes
+//!   with **Acquire** until the fills account for every reservation, so every fill
+//!   happens-before its walk of the closed array (`Recent::close_locked`).
 
 mod entry;
 pub(crate) mod reclaim;
@@ -171,8 +178,10 @@ impl<K, V> ReadTable<K, V> {
             + std::mem::size_of_val(self.recent.slots()) as u64
     }
 
-    fn new(table: Table<EntryPtr<K, V>>, recent: RecentKeys) -> *mut Self {
-        let recent = CacheAligned(Recent::new(recent, table.len()));
+    /// A read table to publish; `fills_base` is the map's current count of recent-table
+    /// fills (see [`Recent::fills_base`]).
+    fn new(table: Table<EntryPtr<K, V>>, recent: RecentKeys, fills_base: u64) -> *mut Self {
+        let recent = CacheAligned(Recent::new(recent, table.len(), fills_base));
         Box::into_raw(Box::new(ReadTable {
             table,
             recent,
@@ -195,35 +204,16 @@ impl<K, V> ReadTable<K, V> {
 /// The most keys a recent table may hold (2^20: at most 64 MiB of slots).
 pub(crate) const MAX_RECENT: usize = 1 << 20;
 
-/// The sentinel address of a *sealed* recent slot (see [`SlotArray::seal_locked`]). Never
-/// dereferenced, only compared; no allocation can have the address of this static.
-static SEALED_MARK: u8 = 0;
+/// The bit of [`Recent::len`] that says the current slot array is closed: no add may
+/// start on it (see [`Recent::close_locked`]).
+const CLOSED: usize = 1 << (usize::BITS - 1);
 
-/// The pointer a sealed recent slot holds.
-#[inline]
-fn sealed<K, V>() -> *mut Entry<K, V> {
-    std::ptr::addr_of!(SEALED_MARK)
-        .cast::<Entry<K, V>>()
-        .cast_mut()
-}
-
-/// The entry a recent slot's pointer holds: `None` for an empty or a sealed slot.
-#[inline]
-fn filled<K, V>(p: *mut Entry<K, V>) -> Option<EntryPtr<K, V>> {
-    if p == sealed() {
-        None
-    } else {
-        NonNull::new(p)
-    }
-}
-
-/// One slot of the recent table: empty (null), filled (an entry), or sealed.
+/// One slot of the recent table: empty (null) or filled (an entry), for good once filled.
 struct RecentSlot<K, V> {
     /// The entry's hash, written by the thread that filled the slot just after it did;
     /// 0 until then (see [`hash_of`](Self::hash_of)).
     hash: AtomicU64,
-    /// Null while the slot is empty; the entry once filled; [`sealed()`] once an empty
-    /// slot was sealed (it then stays empty for good).
+    /// Null while the slot is empty; the entry once filled.
     entry: AtomicPtr<Entry<K, V>>,
 }
 
@@ -266,15 +256,12 @@ enum Add<K, V> {
     Added,
     /// An entry with an equal key was already there (added concurrently): ours was not added.
     Found(EntryPtr<K, V>),
-    /// The probe reached a sealed slot: the array is being replaced (growth) or its read
-    /// table retired (promotion, `clear`); the caller retries under `mu`.
-    Sealed,
     /// The recent table holds as many keys as it may (only from [`Recent::add_locked`]).
     Full,
 }
 
 /// A recent table's slot array: a power-of-two number of slots, at most half of them
-/// filled (see [`Recent::try_reserve`]), so a probe always ends at an empty or sealed slot.
+/// filled (see [`Recent::try_reserve`]), so a probe always ends at an empty slot.
 struct SlotArray<K, V> {
     slots: Slots<K, V>,
 }
@@ -311,9 +298,10 @@ impl<K, V> SlotArray<K, V> {
 
     /// Fills the first empty slot of `hash`'s probe sequence with `e`, a new key's entry
     /// that no other thread has seen, unless an entry with an equal key comes first. Lock
-    /// free: slots go from empty to filled or sealed by compare-and-swap, once, so two
-    /// threads adding equal keys meet at the first slot either of them fills. The caller
-    /// holds a reservation ([`Recent::try_reserve`]) and a guard protecting the array.
+    /// free: slots go from empty to filled by compare-and-swap, once, so two threads
+    /// adding equal keys meet at the first slot either of them fills. The caller holds a
+    /// reservation on the open array ([`Recent::try_reserve`]) and a guard protecting it;
+    /// at most half the slots are filled, so the probe ends at an empty slot.
     fn add(&self, e: EntryPtr<K, V>, hash: u64) -> Add<K, V>
     where
         K: Eq,
@@ -338,10 +326,7 @@ impl<K, V> SlotArray<K, V> {
                     Err(actual) => p = actual,
                 }
             }
-            if p == sealed() {
-                return Add::Sealed;
-            }
-            // Neither null (the CAS failed, or the load saw a pointer) nor sealed.
+            // Not null: the CAS failed, or the load saw a pointer.
             let other = NonNull::new(p).expect("a filled slot");
             // SAFETY: a filled slot's entry is live while our guard protects the array
             // (invariants 5 and 6).
@@ -352,25 +337,16 @@ impl<K, V> SlotArray<K, V> {
         }
     }
 
-    /// Seals every empty slot, so that nothing can be added to the array any more, and
-    /// calls `f` with each entry it holds. Caller holds `mu` (only holders of `mu` seal,
-    /// and each array is sealed once: by the growth that replaces it, or the promotion or
-    /// `clear` that retires its read table).
-    fn seal_locked(&self, mut f: impl FnMut(EntryPtr<K, V>, u64)) {
+    /// Calls `f` with each entry of a closed array ([`Recent::close_locked`]: no add is
+    /// in flight or can start, so the slots no longer change). A read-only pass: closing
+    /// wrote nothing into the slots. Caller holds `mu`.
+    fn for_each_closed(&self, mut f: impl FnMut(EntryPtr<K, V>, u64)) {
         for slot in self.slots.iter() {
-            // Acquire: we read the hash of the entry we find (see `hash_of`).
-            let mut p = slot.entry.load(Acquire);
-            if p.is_null() {
-                // Relaxed on success: an adder that finds the mark retries under `mu`,
-                // which orders everything after. Acquire on failure: as above.
-                match slot.entry.compare_exchange(p, sealed(), Relaxed, Acquire) {
-                    Ok(_) => continue,
-                    Err(actual) => p = actual,
-                }
+            // Acquire: the close already made every fill visible (`Recent::close_locked`);
+            // kept so that the entry read below is ordered by the slot itself too.
+            if let Some(e) = NonNull::new(slot.entry.load(Acquire)) {
+                f(e, slot.hash_of(e));
             }
-            debug_assert!(p != sealed(), "an array is sealed once");
-            let e = NonNull::new(p).expect("a filled slot");
-            f(e, slot.hash_of(e));
         }
     }
 }
@@ -379,17 +355,22 @@ impl<K, V> SlotArray<K, V> {
 /// and added to without the lock. Open addressing with linear probing in a [`SlotArray`].
 ///
 /// * Adding a key reserves room first (`len`, see [`try_reserve`](Self::try_reserve)), then
-///   fills an empty slot by compare-and-swap ([`SlotArray::add`]). Adds that find no array,
-///   no room, or a sealed slot take the lock and retry ([`add_locked`](Self::add_locked)),
-///   which allocates the first array (so a read table to which no key is ever added costs
+///   fills an empty slot by compare-and-swap ([`SlotArray::add`]) and counts the fill in
+///   its thread's stripe (`Stripes::recent_fill`). Adds that find no array, no room, or
+///   the array closed take the lock and retry ([`add_locked`](Self::add_locked)), which
+///   allocates the first array (so a read table to which no key is ever added costs
 ///   nothing), doubles a half-full one, or reports the table full (the caller promotes).
-/// * Growth seals the old array (each empty slot, by compare-and-swap) while copying its
-///   entries into the new one, then publishes the new one and retires the old: an add
-///   either filled its slot before the seal reached it, and is copied, or meets the seal.
-/// * A promotion (or `clear`) seals the array the same way while moving its entries into
-///   the next main table, before publishing it; so no key is ever added to a recent table
-///   whose read table is no longer published.
+/// * Growth closes the old array ([`close_locked`](Self::close_locked): one bit set in
+///   `len`, then a wait for the adds already in flight), copies its entries into the new
+///   one, publishes the new one, reopens, and retires the old: an add either reserved
+///   before the close, and is copied, or sees the bit (or, reserving after the reopening,
+///   a different array) and retries under `mu`.
+/// * A promotion (or `clear`) closes the array the same way before moving its entries
+///   into the next main table, and never reopens it; so no key is ever added to a recent
+///   table whose read table is no longer published.
 ///
+/// Closing writes nothing into the slots, so it costs the same for any array size (a
+/// seal written into every empty slot by compare-and-swap cost 10–20 ms at 2 Mi slots).
 /// Slots are never emptied. Once it holds `max_len` keys, the next new key promotes.
 struct Recent<K, V> {
     /// The current slot array, or null until the first add. Replaced under `mu`, with
@@ -399,8 +380,13 @@ struct Recent<K, V> {
     first_capacity: usize,
     /// Most keys the table may hold.
     max_len: usize,
-    /// Keys added plus adds in progress (reservations). Written by every new key: on its
-    /// own lines, away from `array`, which every lookup that misses the main table reads.
+    /// The map's count of recent-table fills (`Stripes::recent_fills`) when this table
+    /// was created: every add to an earlier recent table had been counted by then (their
+    /// arrays were closed), and none to this one.
+    fills_base: u64,
+    /// Keys added plus adds in progress (reservations), and the [`CLOSED`] bit. Written by
+    /// every new key: on its own lines, away from `array`, which every lookup that misses
+    /// the main table reads.
     len: CacheAligned<AtomicUsize>,
 }
 
@@ -417,8 +403,9 @@ impl<K, V> Drop for Recent<K, V> {
 }
 
 impl<K, V> Recent<K, V> {
-    /// A recent table for a read table of `read_len` entries.
-    fn new(policy: RecentKeys, read_len: usize) -> Self {
+    /// A recent table for a read table of `read_len` entries; `fills_base` as in the
+    /// field's docs.
+    fn new(policy: RecentKeys, read_len: usize, fills_base: u64) -> Self {
         let (first, max_len) = match policy {
             RecentKeys::Off => (0, 0),
             RecentKeys::AtMost(n) => {
@@ -430,7 +417,7 @@ impl<K, V> Recent<K, V> {
             // then a rebuild copying `read_len` entries, so each new key pays for about
             // two copies, plus about two for the doublings of the array on the way. The
             // first array has room for 1/32 of the read table: growth sends the adds that
-            // meet its seal to the lock, so it should not happen every few keys.
+            // find the array closed to the lock, so it should not happen every few keys.
             RecentKeys::Auto => {
                 let max_len = (read_len / 2).clamp(8, MAX_RECENT);
                 ((read_len / 32).clamp(8, max_len), max_len)
@@ -444,6 +431,7 @@ impl<K, V> Recent<K, V> {
                 (first * 2).next_power_of_two()
             },
             max_len,
+            fills_base,
             len: CacheAligned(AtomicUsize::new(0)),
         }
     }
@@ -487,9 +475,9 @@ impl<K, V> Recent<K, V> {
             // Acquire: pairs with the Release that filled the slot (`SlotArray::add`, or
             // the array's publication), making the entry's initialisation visible.
             let p = slot.entry.load(Acquire);
-            // An empty or sealed slot ends the probe: a key lives past every slot that
-            // was filled when it was added, and sealing only marks empty slots.
-            let e = filled(p)?;
+            // An empty slot ends the probe: a key lives past every slot that was filled
+            // when it was added.
+            let e = NonNull::new(p)?;
             if slot.hash_of(e) == hash {
                 // SAFETY: entries of a published read table's recent table are live while
                 // the guard protecting the table is held (invariants 5 and 6).
@@ -512,8 +500,9 @@ impl<K, V> Recent<K, V> {
     }
 
     /// Reserves room for one key in the current array, without the lock. `None` (nothing
-    /// reserved) when there is no array yet, the table is full, or the array would be more
-    /// than half full: the caller takes the lock ([`add_locked`](Self::add_locked)).
+    /// reserved) when there is no array yet, the array is closed or was replaced, the
+    /// table is full, or the array would be more than half full: the caller takes the lock
+    /// ([`add_locked`](Self::add_locked)).
     ///
     /// Every add holds a reservation, counted in `len` until the add fails, and the
     /// reservation that makes `len` exceed half the array's slots is refused. Since filled
@@ -522,13 +511,21 @@ impl<K, V> Recent<K, V> {
     #[inline]
     fn try_reserve(&self) -> Option<Reserved<'_, K, V>> {
         // SeqCst: as in `slots`.
-        let array = NonNull::new(self.array.load(SeqCst))?;
+        let loaded = self.array.load(SeqCst);
+        let array = NonNull::new(loaded)?;
         // SAFETY: as in `slots`.
         let array = unsafe { &*array.as_ptr() };
-        // Relaxed: the count's modification order alone bounds the filled slots (above);
-        // what the slots hold is ordered by their own compare-and-swaps.
-        let n = self.len.fetch_add(1, Relaxed) + 1;
+        // Acquire: if the array we loaded was replaced by a growth that has reopened the
+        // table, this reads the reopening's Release (or a later value of its release
+        // sequence), so the load of `array` below sees the replacement. Otherwise the
+        // count's modification order alone is what matters: it bounds the filled slots
+        // (above), and our increment either precedes a close (which then waits for our
+        // add, see `close_locked`) or sees its bit.
+        let n = self.len.fetch_add(1, Acquire) + 1;
         let reservation = Reservation(Some(self));
+        if n & CLOSED != 0 || self.array.load(SeqCst) != loaded {
+            return None; // closed, or closed and replaced since we loaded it
+        }
         (n <= self.max_len && n <= array.slots.len() / 2).then_some((array, reservation))
     }
 
@@ -538,16 +535,60 @@ impl<K, V> Recent<K, V> {
         self.len.fetch_sub(1, Relaxed);
     }
 
+    /// Closes the current array: sets [`CLOSED`] in `len`, so that no add can start on it,
+    /// and waits until every add that reserved room before (but the caller's own `own`
+    /// reservations) has filled its slot or given its reservation back. Afterwards the
+    /// array's slots no longer change and every fill is visible to the caller. Caller holds
+    /// `mu`, and the array is open (each array is closed once: by the growth that replaces
+    /// it, or by the promotion or `clear` that retires its read table).
+    ///
+    /// The wait is for adds already between their reservation and their compare-and-swap
+    /// (a probe of a few slots, and the key comparisons of equal hashes): it is long only
+    /// if such a thread was preempted there, or its key's `Eq` is slow.
+    fn close_locked(&self, stripes: &Stripes, own: usize) {
+        // Relaxed: the bit needs only the count's modification order: an increment that
+        // comes after this one in it sees the bit, one that comes before is waited for.
+        let was = self.len.fetch_or(CLOSED, Relaxed);
+        debug_assert_eq!(was & CLOSED, 0, "an array is closed once");
+        let mut round = 0;
+        loop {
+            // Every reservation taken before the close ends as one fill, counted in the
+            // stripes, or one decrement of `len`; fills of earlier tables are in
+            // `fills_base`, and no other table's adds count now (their arrays are closed).
+            // The stripes are read first and may lag (they only grow), `len` only falls
+            // once closed (later increments are undone): so when the sum reaches `len`,
+            // every reservation has ended and every fill's count was read, with Acquire,
+            // after the fill (`Stripes::recent_fill`).
+            let fills = stripes.recent_fills().wrapping_sub(self.fills_base);
+            // Relaxed: as above (the fills' visibility comes from the stripes' Acquire).
+            let reserved = self.len.load(Relaxed) & !CLOSED;
+            if fills == (reserved - own) as u64 {
+                return;
+            }
+            crate::sync::backoff(round);
+            round += 1;
+        }
+    }
+
+    /// Reopens the table after a growth published a new array. Caller holds `mu`.
+    fn reopen_locked(&self) {
+        // Release: an adder whose reservation reads this (Acquire) sees the new array
+        // (stored before) when it checks that its array is still current.
+        self.len.fetch_and(!CLOSED, Release);
+    }
+
     /// Adds `e` (a new key's entry, which no other thread has seen) to the table under
     /// `mu`: allocates the first array, or replaces a half-full one by one twice as large,
     /// as needed. `Full` when the table holds `max_len` keys or is off. Replaced arrays are
-    /// retired through `guard`. `*copied` is set to the number of entries a replacement
-    /// copied (0 if none: part of this operation's pause).
+    /// retired through `guard`; the fill is counted in `thread`'s stripe. `*copied` is set
+    /// to the number of entries a replacement copied (0 if none: part of this operation's
+    /// pause).
     fn add_locked(
         &self,
         e: EntryPtr<K, V>,
         hash: u64,
         guard: &impl Guard,
+        stripes: &Stripes,
         copied: &mut u64,
     ) -> Add<K, V>
     where
@@ -556,8 +597,10 @@ impl<K, V> Recent<K, V> {
         if self.max_len == 0 {
             return Add::Full; // off: no shared counter to touch
         }
-        // Relaxed: as in `try_reserve`.
+        // Relaxed: as in `try_reserve` (we hold `mu`, so the table is open and our array
+        // current).
         let n = self.len.fetch_add(1, Relaxed) + 1;
+        debug_assert_eq!(n & CLOSED, 0, "the current array is open under `mu`");
         let reservation = Reservation(Some(self));
         if n > self.max_len {
             return Add::Full;
@@ -573,8 +616,10 @@ impl<K, V> Recent<K, V> {
                     .max((n * 2).next_power_of_two()),
             );
             if let Some(old) = NonNull::new(old) {
+                // Our own reservation (`n`) is the one not to wait for.
+                self.close_locked(stripes, 1);
                 // SAFETY: as above.
-                unsafe { old.as_ref() }.seal_locked(|e, hash| {
+                unsafe { old.as_ref() }.for_each_closed(|e, hash| {
                     new.insert_private(e, hash);
                     *copied += 1;
                 });
@@ -583,6 +628,7 @@ impl<K, V> Recent<K, V> {
             // Release: see `slots`.
             self.array.store(new, Release);
             if !old.is_null() {
+                self.reopen_locked();
                 // SAFETY: `old` is no longer reachable from `array`; readers that loaded
                 // it hold guards, so seize frees it after them. It came from
                 // `Box::into_raw` and is retired once (it was replaced once).
@@ -596,12 +642,11 @@ impl<K, V> Recent<K, V> {
         match unsafe { &*array }.add(e, hash) {
             Add::Added => {
                 reservation.keep();
+                stripes.recent_fill(guard.thread_id());
                 Add::Added
             }
             Add::Found(other) => Add::Found(other),
-            // Only holders of `mu` seal, and they seal an array they replace or whose read
-            // table they retire, all before releasing `mu`.
-            Add::Sealed | Add::Full => unreachable!("the current array is never sealed"),
+            Add::Full => unreachable!("`SlotArray::add` does not report a full table"),
         }
     }
 
@@ -609,7 +654,7 @@ impl<K, V> Recent<K, V> {
     /// promotion rule (exact when no add is in progress).
     #[inline]
     fn len(&self) -> usize {
-        self.len.load(Relaxed)
+        self.len.load(Relaxed) & !CLOSED
     }
 }
 
@@ -618,9 +663,9 @@ type Reserved<'r, K, V> = (&'r SlotArray<K, V>, Reservation<'r, K, V>);
 
 /// A reservation of room in a recent table ([`Recent::try_reserve`], and the one
 /// [`Recent::add_locked`] takes), counted in its `len`: given back when dropped, unless
-/// the add filled a slot ([`keep`](Self::keep)). So an add that finds its key, meets a
-/// seal or the table full, or unwinds from a panic in user `Eq` while probing never
-/// leaves `len` counting a key that was not added.
+/// the add filled a slot ([`keep`](Self::keep)). So an add that finds its key, finds the
+/// array closed or the table full, or unwinds from a panic in user `Eq` while probing
+/// never leaves `len` counting a key that was not added (nor keeps a close waiting).
 struct Reservation<'r, K, V>(Option<&'r Recent<K, V>>);
 
 impl<K, V> Reservation<'_, K, V> {
@@ -997,7 +1042,7 @@ impl<K, V> RawMap<K, V> {
         count_hits: bool,
         rebuild_step: usize,
     ) -> Self {
-        let read = ReadTable::new(Table::new(), recent);
+        let read = ReadTable::new(Table::new(), recent, 0);
         RawMap {
             read: AtomicPtr::new(read),
             dirty: CacheAligned(Mutex::new(Dirty {
@@ -1172,7 +1217,7 @@ impl<K, V> Drop for RawMap<K, V> {
         // SAFETY: `read` is the live published table; we have exclusive access.
         for slot in unsafe { &*read }.recent.slots() {
             // Relaxed: exclusive access.
-            if let Some(e) = filled(slot.entry.load(Relaxed)) {
+            if let Some(e) = NonNull::new(slot.entry.load(Relaxed)) {
                 // SAFETY: live, in no other table, and each slot is visited once.
                 unsafe { free_entry(e) };
             }
@@ -1228,7 +1273,7 @@ impl<'g, K, V, G: Guard> RawIter<'g, K, V, G> {
             // Acquire: as in `Recent::find`. Slots filled after the iteration started may
             // or may not be seen; each key fills one slot, so none is seen twice.
             None => loop {
-                if let Some(e) = filled(self.recent.next()?.entry.load(Acquire)) {
+                if let Some(e) = NonNull::new(self.recent.next()?.entry.load(Acquire)) {
                     break e;
                 }
             },
@@ -1530,20 +1575,22 @@ where
             debug_assert!(read.recent.array_locked().is_none(), "invariant 1");
             return;
         };
-        // Move the recent table's entries into the new main table, sealing it: from here
+        // Close the recent table and move its entries into the new main table: from here
         // on, adders fall back to the lock, which we hold until the new table is out.
         if let Some(array) = read.recent.array_locked() {
+            read.recent.close_locked(&self.map.stripes, 0);
             // No rehash: the table was sized for the read table's entries plus `max_len`
-            // (`start_rebuild_locked`), and at most `max_len` slots are filled (`len` may
-            // count a few reservations in flight, which the seal below makes fail). The
-            // move uses the slots' hash copies: it touches the new table, not the entries.
+            // (`start_rebuild_locked`), and at most `max_len` slots are filled (closed,
+            // `len` counts exactly the filled slots, but for reservations taken after the
+            // close and not given back yet). The move uses the slots' hash copies: it
+            // touches the new table, not the entries.
             let filled = read.recent.len().min(read.recent.max_len);
             debug_assert!(table.len() + filled <= table.capacity());
             // SAFETY: as in `insert_entry`.
             table.reserve(filled, |e| unsafe { e.as_ref() }.hash);
             let mut moved = 0u64;
             let mut inserter = Inserter::new(&mut table);
-            array.seal_locked(|e, hash| {
+            array.for_each_closed(|e, hash| {
                 inserter.push(hash, e);
                 moved += 1;
             });
@@ -1577,7 +1624,8 @@ where
     /// retires the old read table, which must hold no entry that `table` lacks other than
     /// ones the caller retires itself. Caller holds `mu`.
     fn publish_locked(&self, dirty: &mut Dirty<K, V>, table: Table<EntryPtr<K, V>>) {
-        let new = ReadTable::new(table, self.map.recent);
+        // Every recent table's array is closed by now (so its fills are all counted).
+        let new = ReadTable::new(table, self.map.recent, self.map.stripes.recent_fills());
         // Release: publishes the new table and (through `mu`) its entries to readers.
         let old = self.map.read.swap(new, Release);
         // SAFETY: `old` was published until now and is retired only below; we hold `mu`
@@ -1715,7 +1763,9 @@ where
         let (e, p) = Entry::alloc(hash, key, value);
         let fresh = Fresh(Some(e));
         let mut copied = 0;
-        let added = read.recent.add_locked(e, hash, self.guard, &mut copied);
+        let added = read
+            .recent
+            .add_locked(e, hash, self.guard, &self.map.stripes, &mut copied);
         let c = &mut dirty.counters;
         c.longest_recent_growth = c.longest_recent_growth.max(copied);
         let full = match added {
@@ -1724,7 +1774,6 @@ where
                 let (key, value) = fresh.into_parts();
                 return NewKey::Exists(self.entry(other), key, value);
             }
-            Add::Sealed => unreachable!("see `Recent::add_locked`"),
             Add::Full => true,
         };
         if full && self.map.recent != RecentKeys::Off {
@@ -1733,9 +1782,10 @@ where
             // it: a lock-free adder of the same key may hold a reservation on this table
             // and fill a slot after our caller's lookup; the promotion would then move
             // that entry into the new main table beside ours (two entries for one key).
-            // So promote first: sealing the array, it moves such an entry (and we find it
-            // below) or makes its add fail and retry under `mu` (and find ours). Then add
-            // the key to the new read table's (empty) recent table.
+            // So promote first: closing the array, it waits for such an add and moves its
+            // entry (and we find it below), or makes an add that comes later fail and
+            // retry under `mu` (and find ours). Then add the key to the new read table's
+            // (empty) recent table.
             let (key, value) = fresh.into_parts();
             dirty.counters.recent_full += 1;
             self.promote_locked(dirty);
@@ -1766,7 +1816,7 @@ where
     /// Adds a new key to the recent table without the lock, if it can: the common path
     /// of every new key while the recent table has room. [`NewKey::Locked`] hands the key
     /// and value back when the caller must take the lock (no recent table yet, no room,
-    /// the table sealed by a promotion or growth); [`NewKey::Exists`] when another thread
+    /// the array closed by a promotion or growth); [`NewKey::Exists`] when another thread
     /// added the key first. The caller found the key in neither of `read`'s tables.
     fn try_new_entry(
         &self,
@@ -1781,17 +1831,17 @@ where
         let (e, p) = Entry::alloc(hash, key, value);
         let fresh = Fresh(Some(e));
         match array.add(e, hash) {
-            Add::Added => reservation.keep(),
+            Add::Added => {
+                reservation.keep();
+                // After the fill: a close waiting for our add counts it (Release there).
+                self.map.stripes.recent_fill(self.thread());
+            }
             Add::Found(other) => {
                 drop(reservation);
                 let (key, value) = fresh.into_parts();
                 return NewKey::Exists(self.entry(other), key, value);
             }
-            Add::Sealed | Add::Full => {
-                drop(reservation);
-                let (key, value) = fresh.into_parts();
-                return NewKey::Locked(key, value);
-            }
+            Add::Full => unreachable!("`SlotArray::add` does not report a full table"),
         }
         fresh.published();
         self.map.stripes.new_key(self.thread());
@@ -2184,7 +2234,7 @@ where
         let mut dirty = self.map.lock();
         let read = self.read();
         // Relaxed: `amended` is written under `mu`. (A recent table with a slot array
-        // implies a dirty table, invariant 1; the promotion seals it.)
+        // implies a dirty table, invariant 1; the promotion closes it.)
         if dirty.table.is_some() || read.amended.load(Relaxed) {
             self.promote_locked(&mut dirty);
         }
@@ -2258,15 +2308,21 @@ where
 
     pub(crate) fn clear(&self) {
         let mut dirty = self.map.lock();
-        // Seal the recent table first, so that no lock-free adder can add a key to it once
+        // Close the recent table first, so that no lock-free adder can add a key to it once
         // we have collected its entries (invariant 6: they are in no other table).
         let mut recent = Vec::new();
-        if let Some(array) = self.read().recent.array_locked() {
-            array.seal_locked(|e, _| recent.push(e));
+        let read = self.read();
+        if let Some(array) = read.recent.array_locked() {
+            read.recent.close_locked(&self.map.stripes, 0);
+            array.for_each_closed(|e, _| recent.push(e));
         }
         // AcqRel: Release publishes the empty table; Acquire pairs with the publication
         // of the old one, whose entries we walk below (also ordered by `mu`).
-        let new = ReadTable::new(Table::new(), self.map.recent);
+        let new = ReadTable::new(
+            Table::new(),
+            self.map.recent,
+            self.map.stripes.recent_fills(),
+        );
         let old = self.map.read.swap(new, AcqRel);
         // SAFETY: as in `promote_locked`.
         let old_bytes = unsafe { &*old }.bytes();
