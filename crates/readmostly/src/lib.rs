@@ -134,15 +134,22 @@
 //!   size in new keys, or when misses reach the dirty table's size). The rebuild is
 //!   spread over later operations, at most [`Builder::rebuild_step`] entries each, taken
 //!   by lock-free adders only when the lock is free ([`Stats::longest_rebuild_step`]
-//!   reports the longest step); a promotion finishes what is left and moves the recent
-//!   table's entries into the new main table ([`Stats::longest_promotion_move`]), which
-//!   the rebuild sized for them, so the move never rehashes the table. While the rebuild
-//!   keeps up, the longest pause is therefore bounded by the recent table's limit (half
-//!   the read table, at most 2^20 keys: about 35–50 ms at that limit on the development
-//!   machine, in a map growing to 4 or 8 Mi keys), not by the map's size. When
-//!   new keys come faster than one thread can rebuild (a growing map on many threads),
-//!   that promotion does most of the rebuild: a pause of milliseconds per million keys
-//!   for the writers of new keys that wait for it (readers never wait). Copies under the
+//!   reports the longest step). The promotion a full recent table forces does not copy
+//!   it: the new read table keeps its slot array, read-only, as a second level that
+//!   lookups probe after the main table, and the rebuild copies that level in steps
+//!   too. If the rebuild has not finished when the recent table is full (new keys come
+//!   faster than lock-free adders find the lock free), the table goes past its limit,
+//!   to three quarters of its array, and every new key takes the lock and a rebuild
+//!   step until the rebuild is done, instead of a promotion finishing it in one go.
+//!   Promotions driven by lookups, and explicit ones, move the recent table's entries
+//!   into the new main table ([`Stats::longest_promotion_move`]), which the rebuild
+//!   sized for them, so the move never rehashes the table. The longest pause of a
+//!   growing map is therefore the doubling of the recent table's slot array (below):
+//!   26–29 ms at 2^19 entries on the development machine, in a map growing to 4 or
+//!   8 Mi keys on one or two threads, not a copy of the map (readers never wait). A
+//!   promotion only finishes a rebuild in one go when the recent table reaches three
+//!   quarters of its array first (a rebuild step of one entry, or far more new keys
+//!   per lock acquisition than the step covers). Copies under the
 //!   lock go in prefetched batches (about 45 ns per entry of a million-key map on the
 //!   development machine, `examples/rebuild_pause`), and new tables are allocated zeroed,
 //!   so starting a rebuild or growing the recent table writes no O(n) memory up front.
@@ -245,14 +252,18 @@
 //!   operation waited 130–210 ms (readers never wait). [`ShardedMap`] divides the copy
 //!   and the wait by its shard count (`churn10` 104, `ttl-cache` 68, 3–5 ms at worst),
 //!   and lock-based sharded maps (dashmap, scc `HashMap`) have no copy at all: use them
-//!   when a map grows by millions of keys on many threads. Even on one thread, a
-//!   growing map of millions of keys has single inserts that take tens of milliseconds
-//!   (moving up to 2^20 recent entries at a promotion, or doubling the recent slot
-//!   array: 33–50 ms at 4–8 Mi keys on the development machine, `examples/rebuild_pause
-//!   --grow`). A [`RecentKeys::AtMost`] limit shortens them at the cost of more
-//!   rebuilds, but one far below the map's size lets the rebuild fall behind, and the
-//!   promotion then finishes it in one go (a limit of 2^16 keys in an 8 Mi-key map:
-//!   300 ms).
+//!   when a map grows by millions of keys on many threads. (Those 16-thread figures
+//!   predate the change that lets new keys wait a rebuild step each instead of the
+//!   whole rest of a lagging rebuild; on the 2-core development machine, 4 threads
+//!   growing a map to 4 Mi keys now wait 42–48 ms at worst instead of 59–119 ms.) Even
+//!   on one thread, a growing map of millions of keys has single inserts that take tens
+//!   of milliseconds: doubling the recent slot array copies up to 2^19 entries under
+//!   the lock (26–29 ms at 4–8 Mi keys on the development machine,
+//!   `examples/rebuild_pause --grow`). A [`RecentKeys::AtMost`] limit shortens it at the
+//!   cost of more rebuilds, but one far below the map's size lets the rebuild fall
+//!   behind (a limit of 2^16 keys in an 8 Mi-key map once made the promotion finish it
+//!   in one go: 300 ms; new keys now take a step each instead, until the recent table
+//!   is three quarters full).
 //! * **Write-heavy workloads.** Each overwrite allocates a box and retires the old one:
 //!   at 16 threads `write50` ran at 38–49 Mops/s against 70–87 for dashmap and 94–157
 //!   for scc `HashMap`, which update values in place.

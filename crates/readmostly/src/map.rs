@@ -109,10 +109,15 @@ impl Promotion {
 /// the mutex and makes each promotion an O(n) copy away. The recent table is an
 /// insert-only array holding the entries of the keys added since the last promotion,
 /// added to and read without the lock: adding a new key, reading it, and reading an
-/// absent key stay lock-free. When it is full, the next new key promotes at once, moving
-/// its entries into the new main table (a pause proportional to its size, reported as
-/// [`Stats::longest_promotion_move`](crate::Stats::longest_promotion_move)), and then
-/// goes into the new read table's recent table.
+/// absent key stay lock-free. When it is full, the next new key promotes at once and
+/// then goes into the new read table's recent table. That promotion does not copy the
+/// full table: the new read table keeps it, read-only, beside its main table (lookups
+/// that miss the main table probe it before the new recent table), and the rebuild of
+/// the dirty table that the new key starts copies its entries in steps, so the next
+/// promotion publishes them in the main table. The other promotions (driven by
+/// lookups, [`SyncMap::promote`], bulk loads) move the recent table's entries into the
+/// new main table: a pause proportional to its size, reported as
+/// [`Stats::longest_promotion_move`](crate::Stats::longest_promotion_move).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum RecentKeys {
@@ -712,8 +717,9 @@ where
 
     /// Publishes the dirty table as the read table now, if the read table's main hash
     /// table lacks some keys (keys added since the last promotion, held by the recent
-    /// table, or with [`RecentKeys::Off`] by the dirty table only). Returns whether it
-    /// promoted.
+    /// table, or with [`RecentKeys::Off`] by the dirty table only; or keys that an
+    /// automatic promotion left in the previous recent table, see [`RecentKeys`]).
+    /// Returns whether it promoted.
     ///
     /// Promotion normally happens on its own, driven by misses; call this after loading
     /// many keys through a shared reference so that every key is found by the main table

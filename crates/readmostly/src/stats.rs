@@ -246,7 +246,8 @@ pub(crate) struct LockedCounters {
     /// The most read-table entries one operation visited (copied or expunged) while
     /// rebuilding the dirty table.
     pub(crate) longest_rebuild_step: u64,
-    /// The most recent-table entries one promotion moved into the new main table.
+    /// The most recent-table entries one promotion moved into the new main table (0 for
+    /// one that kept them as a level).
     pub(crate) longest_promotion_move: u64,
     /// The most entries one operation copied to double the recent table's slot array.
     pub(crate) longest_recent_growth: u64,
@@ -298,8 +299,9 @@ pub struct Stats {
     /// promotion).
     pub hits: u64,
     /// Lookups that missed the main hash table and consulted the read table's recent
-    /// table (keys added since the last promotion) without the lock, whether they found
-    /// the key there or not. They count towards the promotion rule like
+    /// table (keys added since the last promotion; and the previous promotion's, when
+    /// that promotion kept them apart: see [`RecentKeys`](crate::RecentKeys)) without the
+    /// lock, whether they found the key there or not. They count towards the promotion rule like
     /// [`misses`](Self::misses) (a quarter of a miss each under the default
     /// [`Promotion::DirtyLen`](crate::Promotion::DirtyLen)). Approximate under
     /// concurrency, like `hits`.
@@ -331,7 +333,8 @@ pub struct Stats {
     /// The most recent-table entries a single promotion moved into the new main table
     /// (keys added without the lock since the previous promotion): the other part of a
     /// promotion's pause, in entries. At most the recent table's size (see
-    /// [`RecentKeys`](crate::RecentKeys)).
+    /// [`RecentKeys`](crate::RecentKeys)). Promotions driven by lookups, explicit ones
+    /// and bulk loads move; the one a full recent table forces does not (0).
     pub longest_promotion_move: u64,
     /// The most entries a single operation copied to double the recent table's slot array
     /// (under the lock: the third kind of pause, in entries; at most half the recent
@@ -358,10 +361,11 @@ pub struct Stats {
     /// small unless a guard is held for long (see the crate docs).
     pub retired_bytes: u64,
     /// Entries in the current read table's main hash table (present, deleted or
-    /// expunged).
+    /// expunged), including the keys of the previous recent table when the promotion
+    /// that published it kept them apart (see [`RecentKeys`](crate::RecentKeys)).
     pub read_len: usize,
     /// Entries in the current read table's recent table (keys added since the last
-    /// promotion, which moves them into the new main table), plus adds in progress.
+    /// promotion), plus adds in progress.
     pub recent_len: usize,
     /// Entries in the dirty table, or `None` when there is none (right after a promotion).
     /// Counts what the next promotion will publish: while the table is being rebuilt, the

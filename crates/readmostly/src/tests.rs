@@ -901,21 +901,101 @@ fn bulk_extend_caps_a_lying_size_hint() {
 fn promoting_a_full_recent_table_needs_no_rehash() {
     // A bulk load sizes the read table exactly (6 Ki keys fill 1 Ki buckets: no slack).
     // The first new key starts a rebuild; the dirty table it allocates must have room for
-    // the recent table's keys too, or the promotion that the full recent table forces
-    // would rehash the whole table under the lock (`promote_locked` asserts it has room,
-    // in debug builds).
+    // the recent table's keys too, or a promotion that moves a full recent table would
+    // rehash the whole table under the lock (`promote_locked` asserts it has room, in
+    // debug builds). Filled to its limit (half the read table) but not past it, the
+    // recent table is moved by an explicit promotion.
     let n = if cfg!(miri) { 48 } else { 6 << 10 };
     let map: SyncMap<u64, u64> = (0..n).map(|k| (k, k)).collect();
+    let mut next = n;
+    while map.stats().recent_len < n as usize / 2 {
+        map.insert(next, next);
+        next += 1;
+    }
+    assert!(map.promote());
+    let s = map.stats();
+    assert_eq!((s.promotions, s.recent_full_promotions), (1, 0));
+    assert_eq!(s.longest_promotion_move, n / 2);
+    for k in 0..next {
+        assert_eq!(map.get_cloned(&k), Some(k));
+    }
+}
+
+/// The promotion a full recent table forces keeps the recent table's slot array as the
+/// next read table's level instead of moving its entries: lookups still find every key
+/// (counted as lookups outside the main table), iteration sees each once, the rebuild
+/// copies the level in steps, and the next promotion publishes its keys in the main
+/// table.
+#[test]
+fn a_full_recent_table_becomes_a_level() {
+    let n: u64 = if cfg!(miri) { 32 } else { 4 << 10 };
+    let mut map: SyncMap<u64, u64> = SyncMap::builder().rebuild_step(8).build();
+    map.extend((0..n).map(|k| (k, k)));
     let mut next = n;
     while map.stats().recent_full_promotions == 0 {
         map.insert(next, next);
         next += 1;
     }
     let s = map.stats();
-    assert_eq!(s.promotions, 1);
-    assert_eq!(s.longest_promotion_move as usize, s.read_len - n as usize);
-    for k in 0..next {
+    // Nothing was moved; the main table and the level hold every key but the one the
+    // promotion was for (in the new recent table), and the rebuild is under way.
+    assert_eq!((s.promotions, s.longest_promotion_move), (1, 0));
+    assert_eq!((s.read_len, s.recent_len), (next as usize - 1, 1));
+    assert!(s.rebuild_pending > 0);
+    let level_key = next - 2;
+    let before = map.stats().recent_lookups;
+    assert_eq!(map.get_cloned(&level_key), Some(level_key));
+    assert_eq!(map.stats().recent_lookups, before + 1);
+    let mut keys: Vec<u64> = map.pin().iter().map(|(k, _)| *k).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, (0..next).collect::<Vec<_>>());
+    // Deleted level entries are expunged by the rebuild like main-table ones, and come
+    // back when stored again.
+    assert!(map.remove(&level_key));
+    assert_eq!(map.get_cloned(&level_key), None);
+    while map.stats().rebuild_pending > 0 {
+        map.insert(next, next);
+        next += 1;
+    }
+    assert!(map.stats().expunged >= 1);
+    assert!(!map.insert(level_key, 7));
+    assert_eq!(map.get_cloned(&level_key), Some(7));
+    // Promoted, the level's keys are main-table hits.
+    assert!(map.promote());
+    let s = map.stats();
+    assert_eq!((s.recent_len, s.read_len), (0, map.len()));
+    let (hits, recent) = (s.hits, s.recent_lookups);
+    assert_eq!(map.get_cloned(&(n + 1)), Some(n + 1));
+    let s = map.stats();
+    assert_eq!((s.hits, s.recent_lookups), (hits + 1, recent));
+    for k in (0..next).filter(|&k| k != level_key) {
         assert_eq!(map.get_cloned(&k), Some(k));
+    }
+    map.clear();
+    assert!(map.is_empty());
+}
+
+/// `clear` and drop with a level and a rebuild in progress free every entry once (Miri
+/// checks for leaks and double frees).
+#[test]
+fn clear_and_drop_with_a_level() {
+    for clear in [false, true] {
+        let mut map: SyncMap<u64, String> = SyncMap::builder().rebuild_step(2).build();
+        map.extend((0..16).map(|k| (k, k.to_string())));
+        let mut next = 16;
+        while map.stats().recent_full_promotions == 0 {
+            map.insert(next, next.to_string());
+            next += 1;
+        }
+        map.insert(next, next.to_string()); // one more rebuild step
+        assert!(map.stats().rebuild_pending > 0);
+        map.remove(&(next - 3));
+        if clear {
+            map.clear();
+            assert_eq!(map.pin().iter().count(), 0);
+            map.insert(1, "one".into());
+        }
+        drop(map);
     }
 }
 
@@ -960,4 +1040,46 @@ fn try_insert_at_the_limit_counts_no_hit() {
     assert_eq!(sharded.stats().hits, sharded_before);
     assert_eq!(map.get_cloned(&1), Some(10));
     assert_eq!(sharded.get_cloned(&1), Some(10));
+}
+
+/// When the rebuild lags behind the new keys (here: one entry per step, so the recent
+/// table fills while half the read table is unvisited), the recent table goes past its
+/// limit instead of forcing a promotion that would finish the rebuild in one go: new
+/// keys take the lock and a step each until the rebuild is done or the array is three
+/// quarters full (here first: a quarter of the read table is left for the promotion,
+/// instead of half).
+#[test]
+fn a_lagging_rebuild_lets_the_recent_table_overflow() {
+    let n: u64 = if cfg!(miri) { 64 } else { 4 << 10 };
+    let mut map: SyncMap<u64, u64> = SyncMap::builder().rebuild_step(1).build();
+    map.extend((0..n).map(|k| (k, k)));
+    let max_len = n as usize / 2; // `RecentKeys::Auto`: half the read table
+    let (mut next, mut most) = (n, 0);
+    while map.stats().recent_full_promotions == 0 {
+        map.insert(next, next);
+        next += 1;
+        let s = map.stats();
+        most = most.max(s.recent_len);
+        if s.recent_full_promotions == 0 {
+            // Past the limit only while the rebuild is behind.
+            assert!(s.recent_len <= max_len || s.rebuild_pending > 0);
+        }
+    }
+    assert!(
+        most > max_len,
+        "the table overflowed ({most} keys, limit {max_len})"
+    );
+    assert!(
+        most <= 2 * max_len * 3 / 4,
+        "within three quarters of the array"
+    );
+    let longest = map.stats().longest_rebuild_step as usize;
+    assert!(
+        longest <= max_len / 2 + 1,
+        "the promotion finished a quarter of the rebuild at most, not {longest} entries"
+    );
+    for k in 0..next {
+        assert_eq!(map.get_cloned(&k), Some(k));
+    }
+    assert_eq!(map.len(), next as usize);
 }

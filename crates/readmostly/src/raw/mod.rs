@@ -4,8 +4,8 @@
 //! # Structure
 //!
 //! * `read`: an atomic pointer to a [`ReadTable`]: an immutable hash table of entry
-//!   pointers, the *recent* table and the `amended` flag ("the dirty table holds keys
-//!   that neither the table nor the recent table holds"). The hash table is never
+//!   pointers, possibly a read-only [`Level`], the *recent* table and the `amended` flag
+//!   ("the dirty table holds keys that none of these holds"). The hash table is never
 //!   modified after it is published; only the entries' value slots change, and the
 //!   recent table only gains slots. Readers load it through their guard and never take
 //!   a lock.
@@ -15,32 +15,36 @@
 //!   compare-and-swap into an empty slot), and it is read without a lock, so neither
 //!   adding a new key, nor reading it, nor reading an absent key takes the lock while it
 //!   has room. Its entries are in no other table until a promotion closes it and moves
-//!   them into the next main table. When it is full the next new key promotes at once
-//!   and then goes into the new read table's recent table (not into the dirty table
+//!   them into the next main table, or keeps its slot array as the next read table's
+//!   [`Level`]. When it is full the next new key promotes at once (keeping the array as
+//!   a level: no copy under the lock, see [`Fold`]) and then goes into the new read
+//!   table's recent table (not into the dirty table
 //!   before the promotion: a lock-free adder of the same key may still hold a
 //!   reservation on the full table, and the promotion would publish both). Misses of
-//!   the main table that the recent table answers are counted per thread and still
-//!   drive promotion. Disabled ([`RecentKeys::Off`]), the
+//!   the main table that the level or the recent table answers are counted per thread and
+//!   still drive promotion. Disabled ([`RecentKeys::Off`]), the
 //!   map behaves exactly like Go's: new keys go into the dirty table under the lock and
 //!   are reachable only through the lock until a promotion.
 //! * `dirty`: behind the mutex `mu`, an optional table of entry pointers that holds
-//!   every non-expunged entry of the read table's main table (plus, with the recent table
-//!   off, the keys added since the last promotion), the `misses` counter, and the list of
-//!   entries expunged by the last rebuild.
+//!   every non-expunged entry of the read table's main table and level (plus, with the
+//!   recent table off, the keys added since the last promotion), the `misses` counter, and
+//!   the list of entries expunged by the last rebuild.
 //!   The dirty table is rebuilt from the read table (Go's lazy copy) *incrementally*:
 //!   the first new key after a promotion creates it empty and starts a [`Rebuild`]
-//!   cursor over the read table's slots; that operation and every later one that
+//!   cursor over the read table's slots (the main table's, then the level's); that
+//!   operation and every later one that
 //!   takes `mu` to insert a new key or count a miss copies (or expunges) at most
 //!   `rebuild_step` more entries, and so does each lock-free add of a new key that finds
 //!   the lock free (`try_lock`: it never waits); a promotion finishes whatever is left.
 //!   So the rebuild's pause is bounded by the step, not by the map's size (except a
-//!   promotion that arrives before the rebuild is done). A promotion also moves the
-//!   recent table's entries into the new main table: a pause bounded by the recent
-//!   table's size (reported apart, `longest_promotion_move`). Starting a rebuild
-//!   allocates the dirty table at full size — room for the read table's entries plus
-//!   the recent table's `max_len`, so that move never rehashes it — zeroed by the allocator ([`zeroed`]): fresh
-//!   pages, not written up front, so that operation's pause does not grow with the map
-//!   either. Bulk copies under the lock (rebuild steps, the promotion's move, table
+//!   promotion that arrives before the rebuild is done). A promotion that moves the
+//!   recent table's entries into the new main table pauses for a time bounded by the
+//!   recent table's size (reported apart, `longest_promotion_move`); one that keeps it
+//!   as a level does not copy it. Starting a rebuild allocates the dirty table at full
+//!   size — room for the read table's entries (main table and level) plus the recent
+//!   table's `max_len`, so that a move never rehashes it — zeroed by the allocator
+//!   ([`zeroed`]): fresh pages, not written up front, so that operation's pause does not
+//!   grow with the map either. Bulk copies under the lock (rebuild steps, the promotion's move, table
 //!   growth) request a batch of entries and buckets from memory before touching the
 //!   first ([`Inserter`]).
 //! * [`Entry`]: shared by both tables; see [`entry`] for its state machine.
@@ -50,8 +54,8 @@
 //! 1. `read.amended` ⇒ `dirty.table.is_some()`, and so does a recent table that has a
 //!    slot array (the first new key after a promotion starts the rebuild before it
 //!    allocates the array).
-//! 2. When `dirty.table` is `Some`, every entry of the read table's main table is in the
-//!    dirty table, or expunged (the expunged ones are exactly `dirty.expunged`), or not yet
+//! 2. When `dirty.table` is `Some`, every entry of the read table's main table and level
+//!    is in the dirty table, or expunged (the expunged ones are exactly `dirty.expunged`), or not yet
 //!    visited by the rebuild (`dirty.rebuild`: slots at or after its cursor); an
 //!    unvisited entry is not expunged and in no other table. A promotion finishes the
 //!    rebuild before it publishes the dirty table.
@@ -63,15 +67,19 @@
 //!    key, or by `clear`.
 //! 6. An entry of the recent table is in no other table, and is never expunged while its
 //!    read table is published (only rebuilds expunge, and they visit only the main
-//!    table; a promotion moves the entries into the next main table as they are, and
-//!    `clear` detaches them), and no key is in both the main and the recent table.
-//!    Entries of the dirty table that are in neither read-side table exist only while
-//!    `read.amended` is set (recent table off).
+//!    table and the level; a promotion moves the entries into the next main table as
+//!    they are or keeps them as its level, and `clear` detaches them). No key is in two
+//!    of the main table, the level and the recent table. Entries of the dirty table that
+//!    are in no read-side table exist only while `read.amended` is set (recent table
+//!    off).
 //! 7. A recent table whose read table is no longer published is closed, and so is every
 //!    slot array that is no longer current: no add is in flight on it and none can start
 //!    (the [`CLOSED`] bit of its reservation count; a promotion or `clear` closes the
 //!    recent table, and a growth the array it replaces, before publishing the
 //!    replacement). So a closed array's slots no longer change.
+//! 8. A read table with a level has a dirty table: the promotion that keeps the level
+//!    starts the next rebuild before it releases `mu`, and only promotions and `clear`
+//!    drop the dirty table (publishing tables without a level, but for that one).
 //!
 //! # Reclamation
 //!
@@ -155,10 +163,14 @@ impl<T> std::ops::Deref for CacheAligned<T> {
 /// dirty table while it is being rebuilt (a few microseconds of work).
 pub(crate) const DEFAULT_REBUILD_STEP: usize = 64;
 
-/// The read table: an immutable hash table plus the insert-only recent table.
+/// The read table: an immutable hash table, possibly a read-only [`Level`], and the
+/// insert-only recent table.
 struct ReadTable<K, V> {
     /// Entry pointers, keyed by `Entry::hash`. Never modified after publication.
     table: Table<EntryPtr<K, V>>,
+    /// The previous read table's recent table, when a promotion kept it as it was
+    /// instead of moving its entries into `table` (see [`Level`]).
+    level: Option<Level<K, V>>,
     /// Entries of keys added since this table was published (see [`Recent`]). Its
     /// length changes with every new key: on its own lines.
     recent: CacheAligned<Recent<K, V>>,
@@ -171,34 +183,100 @@ struct ReadTable<K, V> {
     rebuilding: AtomicBool,
 }
 
+/// A closed recent slot array kept, read-only, in the next read table: a promotion that
+/// finds the recent table full publishes it as it is instead of moving its entries into
+/// the new main table under the lock (a pause that grew with the recent table: ~25 ms
+/// for 1 Mi entries). The rebuild of the dirty table from that read table visits the
+/// level's slots after the main table's, in bounded steps like the rest, so the
+/// promotion after it publishes them in its main table.
+///
+/// Lookups that miss the main table probe the level, then the recent table. The array is
+/// shared with the recent table it came from (the retired read table still holding it
+/// may be in use by readers), hence the `Arc`.
+struct Level<K, V> {
+    array: Arc<SlotArray<K, V>>,
+    /// Filled slots (exact: the array was closed).
+    len: usize,
+}
+
 impl<K, V> ReadTable<K, V> {
     /// Estimated bytes of this table (for the `retired_bytes` statistic).
     fn bytes(&self) -> u64 {
         (self.table.heap_bytes() + std::mem::size_of::<Self>()) as u64
-            + std::mem::size_of_val(self.recent.slots()) as u64
+            + std::mem::size_of_val(self.level_slots()) as u64
+            + self.recent.owned_bytes()
     }
 
     /// A read table to publish; `fills_base` is the map's current count of recent-table
     /// fills (see [`Recent::fills_base`]).
-    fn new(table: Table<EntryPtr<K, V>>, recent: RecentKeys, fills_base: u64) -> *mut Self {
-        let recent = CacheAligned(Recent::new(recent, table.len(), fills_base));
+    fn new(
+        table: Table<EntryPtr<K, V>>,
+        level: Option<Level<K, V>>,
+        recent: RecentKeys,
+        fills_base: u64,
+    ) -> *mut Self {
+        let len = table.len() + level.as_ref().map_or(0, |l| l.len);
+        let recent = CacheAligned(Recent::new(recent, len, fills_base));
         Box::into_raw(Box::new(ReadTable {
             table,
+            level,
             recent,
             amended: AtomicBool::new(false),
             rebuilding: AtomicBool::new(false),
         }))
     }
 
-    /// Finds `key` in the hash table or the recent table.
+    /// The level's slots (none without a level).
+    #[inline]
+    fn level_slots(&self) -> &[RecentSlot<K, V>] {
+        self.level.as_ref().map_or(&[], |l| &l.array.slots[..])
+    }
+
+    /// Entries of the main table and the level: what a rebuild visits.
+    fn len(&self) -> usize {
+        self.table.len() + self.level.as_ref().map_or(0, |l| l.len)
+    }
+
+    /// Slots a rebuild walks: the main table's, then the level's.
+    fn num_slots(&self) -> usize {
+        self.table.num_slots() + self.level_slots().len()
+    }
+
+    /// The entry at slot `i` of the walk described in [`num_slots`](Self::num_slots).
+    #[inline]
+    fn slot(&self, i: usize) -> Option<EntryPtr<K, V>> {
+        match i.checked_sub(self.table.num_slots()) {
+            None => self.table.get_slot(i).copied(),
+            // Acquire: as in `Recent::probe` (the level is closed: the slot is final).
+            Some(j) => NonNull::new(self.level_slots()[j].entry.load(Acquire)),
+        }
+    }
+
+    /// Every entry of the main table and the level.
+    fn entries(&self) -> impl Iterator<Item = EntryPtr<K, V>> + '_ {
+        (0..self.num_slots()).filter_map(|i| self.slot(i))
+    }
+
+    /// Finds `key` in the hash table, the level or the recent table.
     #[inline]
     fn find<Q>(&self, hash: u64, key: &Q) -> Option<EntryPtr<K, V>>
     where
         K: Borrow<Q>,
         Q: ?Sized + Eq,
     {
-        find(&self.table, hash, key).or_else(|| self.recent.find(hash, key))
+        find(&self.table, hash, key)
+            .or_else(|| Recent::probe(self.level_slots(), hash, key))
+            .or_else(|| self.recent.find(hash, key))
     }
+}
+
+/// Frees a slot array retired by a growth (its pointer came from `Arc::into_raw`).
+///
+/// # Safety
+/// As for `boxed`: `ptr` is unreachable and retired once; it holds one strong count.
+unsafe fn arced<T>(ptr: *mut T, _collector: &Collector) {
+    // SAFETY: forwarded from the caller.
+    drop(unsafe { Arc::from_raw(ptr.cast_const()) });
 }
 
 /// The most keys a recent table may hold (2^20: at most 64 MiB of slots).
@@ -261,7 +339,9 @@ enum Add<K, V> {
 }
 
 /// A recent table's slot array: a power-of-two number of slots, at most half of them
-/// filled (see [`Recent::try_reserve`]), so a probe always ends at an empty slot.
+/// filled (see [`Recent::try_reserve`]; three quarters while a lagging rebuild lets the
+/// table overflow, [`Recent::add_overflow_locked`]), so a probe always ends at an empty
+/// slot.
 struct SlotArray<K, V> {
     slots: Slots<K, V>,
 }
@@ -301,7 +381,7 @@ impl<K, V> SlotArray<K, V> {
     /// free: slots go from empty to filled by compare-and-swap, once, so two threads
     /// adding equal keys meet at the first slot either of them fills. The caller holds a
     /// reservation on the open array ([`Recent::try_reserve`]) and a guard protecting it;
-    /// at most half the slots are filled, so the probe ends at an empty slot.
+    /// at most three quarters of the slots are filled, so the probe ends at an empty slot.
     fn add(&self, e: EntryPtr<K, V>, hash: u64) -> Add<K, V>
     where
         K: Eq,
@@ -373,8 +453,9 @@ impl<K, V> SlotArray<K, V> {
 /// seal written into every empty slot by compare-and-swap cost 10–20 ms at 2 Mi slots).
 /// Slots are never emptied. Once it holds `max_len` keys, the next new key promotes.
 struct Recent<K, V> {
-    /// The current slot array, or null until the first add. Replaced under `mu`, with
-    /// Release (see `slots`).
+    /// The current slot array (from `Arc::into_raw`: a promotion may share it with the
+    /// next read table as its [`Level`]), or null until the first add. Replaced under
+    /// `mu`, with Release (see `slots`).
     array: AtomicPtr<SlotArray<K, V>>,
     /// Slots of the first array: a power of two, or 0 when the recent table is off.
     first_capacity: usize,
@@ -395,9 +476,10 @@ impl<K, V> Drop for Recent<K, V> {
         // Relaxed: `&mut self`, no other thread can access the table.
         let array = self.array.load(Relaxed);
         if !array.is_null() {
-            // SAFETY: the current array came from `Box::into_raw` in `add_locked` and is
-            // freed only here (replaced ones were retired when they were replaced).
-            drop(unsafe { Box::from_raw(array) });
+            // SAFETY: the current array came from `Arc::into_raw` in `add_locked`, and
+            // this table's strong count is given up only here (replaced arrays were
+            // retired when they were replaced).
+            drop(unsafe { Arc::from_raw(array.cast_const()) });
         }
     }
 }
@@ -458,6 +540,37 @@ impl<K, V> Recent<K, V> {
         // Relaxed: replaced only under `mu`, which the caller holds.
         // SAFETY: as in `slots`.
         NonNull::new(self.array.load(Relaxed)).map(|a| unsafe { &*a.as_ptr() })
+    }
+
+    /// Another owner of the current array, for the [`Level`] of the next read table.
+    /// Caller holds `mu` and has closed the table.
+    fn share_locked(&self) -> Option<Arc<SlotArray<K, V>>> {
+        // Relaxed: replaced only under `mu`, which the caller holds.
+        let array = NonNull::new(self.array.load(Relaxed))?;
+        // SAFETY: the pointer came from `Arc::into_raw` and this table still holds its
+        // strong count (given up only when the table is dropped), so the count is at
+        // least one while we add ours and take it back as an `Arc`.
+        Some(unsafe {
+            Arc::increment_strong_count(array.as_ptr().cast_const());
+            Arc::from_raw(array.as_ptr().cast_const())
+        })
+    }
+
+    /// Bytes of the current array that this table alone owns (a shared one is counted
+    /// with the [`Level`] that shares it), for the `retired_bytes` statistic.
+    fn owned_bytes(&self) -> u64 {
+        // SeqCst: as in `slots` (the caller's guard or `mu` keeps the array alive).
+        let Some(array) = NonNull::new(self.array.load(SeqCst)) else {
+            return 0;
+        };
+        // SAFETY: as in `share_locked`; `ManuallyDrop` leaves the count as it was.
+        let arc =
+            std::mem::ManuallyDrop::new(unsafe { Arc::from_raw(array.as_ptr().cast_const()) });
+        if Arc::strong_count(&arc) == 1 {
+            std::mem::size_of_val(&arc.slots[..]) as u64
+        } else {
+            0
+        }
     }
 
     /// Finds `key`'s entry in `slots` (from [`slots`](Self::slots)). Lock-free; callers
@@ -545,7 +658,9 @@ impl<K, V> Recent<K, V> {
     /// The wait is for adds already between their reservation and their compare-and-swap
     /// (a probe of a few slots, and the key comparisons of equal hashes): it is long only
     /// if such a thread was preempted there, or its key's `Eq` is slow.
-    fn close_locked(&self, stripes: &Stripes, own: usize) {
+    /// Returns the number of keys the table holds (exact, once closed), not counting the
+    /// caller's own reservations.
+    fn close_locked(&self, stripes: &Stripes, own: usize) -> usize {
         // Relaxed: the bit needs only the count's modification order: an increment that
         // comes after this one in it sees the bit, one that comes before is waited for.
         let was = self.len.fetch_or(CLOSED, Relaxed);
@@ -563,7 +678,7 @@ impl<K, V> Recent<K, V> {
             // Relaxed: as above (the fills' visibility comes from the stripes' Acquire).
             let reserved = self.len.load(Relaxed) & !CLOSED;
             if fills == (reserved - own) as u64 {
-                return;
+                return reserved - own;
             }
             crate::sync::backoff(round);
             round += 1;
@@ -624,15 +739,16 @@ impl<K, V> Recent<K, V> {
                     *copied += 1;
                 });
             }
-            let new = Box::into_raw(Box::new(new));
+            let new = Arc::into_raw(Arc::new(new)).cast_mut();
             // Release: see `slots`.
             self.array.store(new, Release);
             if !old.is_null() {
                 self.reopen_locked();
                 // SAFETY: `old` is no longer reachable from `array`; readers that loaded
                 // it hold guards, so seize frees it after them. It came from
-                // `Box::into_raw` and is retired once (it was replaced once).
-                unsafe { guard.defer_retire(old, boxed::<SlotArray<K, V>>) };
+                // `Arc::into_raw`, was never shared (only a promotion shares the current
+                // array) and is retired once (it was replaced once).
+                unsafe { guard.defer_retire(old, arced::<SlotArray<K, V>>) };
             }
             new
         } else {
@@ -647,6 +763,41 @@ impl<K, V> Recent<K, V> {
             }
             Add::Found(other) => Add::Found(other),
             Add::Full => unreachable!("`SlotArray::add` does not report a full table"),
+        }
+    }
+
+    /// Adds `e` (as in [`add_locked`](Self::add_locked), which reported the table full)
+    /// past `max_len`, while the dirty table's rebuild lags (see `new_entry_locked`): up
+    /// to three quarters of the current array's slots, without growing it (a probe still
+    /// ends at an empty slot). `Full` beyond that, or when the table is off. Caller holds
+    /// `mu`; the fill is counted in `thread`'s stripe.
+    fn add_overflow_locked(
+        &self,
+        e: EntryPtr<K, V>,
+        hash: u64,
+        stripes: &Stripes,
+        thread: usize,
+    ) -> Add<K, V>
+    where
+        K: Eq,
+    {
+        let Some(array) = self.array_locked() else {
+            return Add::Full;
+        };
+        // Relaxed: as in `add_locked`. Lock-free adders are refused past `max_len`
+        // (`try_reserve`): every add past it is made here, under `mu`.
+        let n = self.len.fetch_add(1, Relaxed) + 1;
+        let reservation = Reservation(Some(self));
+        if n > array.slots.len() / 4 * 3 {
+            return Add::Full;
+        }
+        match array.add(e, hash) {
+            Add::Added => {
+                reservation.keep();
+                stripes.recent_fill(thread);
+                Add::Added
+            }
+            other => other,
         }
     }
 
@@ -718,7 +869,7 @@ impl<K, V> Dirty<K, V> {
     /// dirty table.
     fn len(&self, read: &ReadTable<K, V>) -> Option<usize> {
         let copied = self.table.as_ref()?.len();
-        let unvisited = self.rebuild.map_or(0, |r| read.table.len() - r.visited);
+        let unvisited = self.rebuild.map_or(0, |r| read.len() - r.visited);
         Some(copied + unvisited + read.recent.len())
     }
 }
@@ -913,6 +1064,19 @@ impl<K, V> Drop for Fresh<K, V> {
 }
 
 /// How an attempt to add a new key ended.
+/// What a promotion does with the recent table's entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fold {
+    /// Keeps its slot array as the new read table's [`Level`]: no copy under the lock.
+    /// For the promotion a full recent table forces on the insert path: new keys keep
+    /// coming, and the rebuild that the next one starts folds the level in, in steps.
+    Keep,
+    /// Moves them into the new main table: promotions that exist to make lookups of
+    /// these keys cheaper (the promotion rule, driven by lookups outside the main table;
+    /// explicit promotions; bulk inserts; the promotion before an iteration).
+    Move,
+}
+
 enum NewKey<'a, K, V> {
     /// Added; the slot's value pointer.
     Added(*mut V),
@@ -1042,7 +1206,7 @@ impl<K, V> RawMap<K, V> {
         count_hits: bool,
         rebuild_step: usize,
     ) -> Self {
-        let read = ReadTable::new(Table::new(), recent, 0);
+        let read = ReadTable::new(Table::new(), None, recent, 0);
         RawMap {
             read: AtomicPtr::new(read),
             dirty: CacheAligned(Mutex::new(Dirty {
@@ -1181,8 +1345,8 @@ impl<K, V> Drop for RawMap<K, V> {
                 if let Some(r) = dirty.rebuild.take() {
                     // SAFETY: `read` is the live published table; we have exclusive access.
                     let read = unsafe { &*read };
-                    for i in r.next_slot..read.table.num_slots() {
-                        if let Some(&e) = read.table.get_slot(i) {
+                    for i in r.next_slot..read.num_slots() {
+                        if let Some(e) = read.slot(i) {
                             // SAFETY: live, in no other table, and visited once here.
                             unsafe { free_entry(e) };
                         }
@@ -1206,7 +1370,7 @@ impl<K, V> Drop for RawMap<K, V> {
             }
             None => {
                 // SAFETY: `read` is the live published table; we have exclusive access.
-                for &e in unsafe { &*read }.table.iter() {
+                for e in unsafe { &*read }.entries() {
                     // SAFETY: invariant 3: every entry is live and appears once.
                     unsafe { free_entry(e) };
                 }
@@ -1257,11 +1421,14 @@ impl<K, V, G: Guard> Pinned<'_, K, V, G> {
     }
 }
 
+type SlotIter<'g, K, V> = std::slice::Iter<'g, RecentSlot<K, V>>;
+
 /// Iterator over the read table snapshot taken by [`RawRef::iter`]: the main table's
-/// entries, then the recent table's (a key is in one or the other, never both).
+/// entries, then the level's and the recent table's (a key is in one of them only).
 pub(crate) struct RawIter<'g, K, V, G> {
     entries: table::Iter<'g, EntryPtr<K, V>>,
-    recent: std::slice::Iter<'g, RecentSlot<K, V>>,
+    /// The level's slots, then the recent table's.
+    slots: std::iter::Chain<SlotIter<'g, K, V>, SlotIter<'g, K, V>>,
     guard: &'g G,
 }
 
@@ -1273,14 +1440,14 @@ impl<'g, K, V, G: Guard> RawIter<'g, K, V, G> {
             // Acquire: as in `Recent::find`. Slots filled after the iteration started may
             // or may not be seen; each key fills one slot, so none is seen twice.
             None => loop {
-                if let Some(e) = NonNull::new(self.recent.next()?.entry.load(Acquire)) {
+                if let Some(e) = NonNull::new(self.slots.next()?.entry.load(Acquire)) {
                     break e;
                 }
             },
         };
-        // SAFETY: the snapshot table (main and recent) is protected by `guard` and so are
-        // its entries (invariants 5 and 6: entries are retired only after leaving every
-        // table).
+        // SAFETY: the snapshot table (main table, level and recent table) is protected by
+        // `guard` and so are its entries (invariants 5 and 6: entries are retired only
+        // after leaving every table).
         Some(unsafe { e.as_ref() })
     }
 }
@@ -1299,7 +1466,8 @@ impl<'g, K, V, G: Guard> Iterator for RawIter<'g, K, V, G> {
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let upper = self.entries.size_hint().1.map(|n| n + self.recent.len());
+        let slots = self.slots.size_hint().1;
+        let upper = self.entries.size_hint().1.zip(slots).map(|(a, b)| a + b);
         (0, upper)
     }
 }
@@ -1448,11 +1616,13 @@ where
         K: Borrow<Q>,
         Q: ?Sized + Eq,
     {
+        let level = read.level_slots();
         let slots = read.recent.slots();
-        let counted = !slots.is_empty();
+        let counted = !slots.is_empty() || !level.is_empty();
         if counted {
-            // A miss of the main table that the recent table answers, either way.
-            let found = Recent::probe(slots, hash, key);
+            // A miss of the main table that the level and the recent table answer,
+            // either way (they count alike: keys outside the main table).
+            let found = Recent::probe(level, hash, key).or_else(|| Recent::probe(slots, hash, key));
             self.recent_lookup();
             if let Some(e) = found {
                 return Some(self.entry(e));
@@ -1518,7 +1688,7 @@ where
             .misses
             .saturating_add(usize::try_from(recent).unwrap_or(usize::MAX));
         if self.map.promotion.should_promote(misses, len) {
-            self.promote_locked(&mut dirty);
+            self.promote_locked(&mut dirty, Fold::Move);
         } else {
             self.set_promotion_due_locked(self.map.promotion.recent_lookups_until_due(misses, len));
         }
@@ -1559,33 +1729,45 @@ where
             return;
         };
         if self.map.promotion.should_promote(dirty.misses, len) {
-            self.promote_locked(dirty);
+            self.promote_locked(dirty, Fold::Move);
         }
     }
 
-    /// Publishes the dirty table as the new read table (one pointer swap).
+    /// Publishes the dirty table as the new read table (one pointer swap), with the recent
+    /// table's entries moved into it or kept as the new table's [`Level`] (`fold`).
     #[cold]
     #[inline(never)]
-    fn promote_locked(&self, dirty: &mut Dirty<K, V>) {
+    fn promote_locked(&self, dirty: &mut Dirty<K, V>, fold: Fold) {
         // Invariant 2: the dirty table must hold every live read entry before it replaces
         // the read table.
         let read = self.read();
         self.rebuild_step_locked(dirty, read, usize::MAX);
         let Some(mut table) = dirty.table.take() else {
             debug_assert!(read.recent.array_locked().is_none(), "invariant 1");
+            debug_assert!(read.level.is_none(), "invariant 8");
             return;
         };
-        // Close the recent table and move its entries into the new main table: from here
-        // on, adders fall back to the lock, which we hold until the new table is out.
-        if let Some(array) = read.recent.array_locked() {
-            read.recent.close_locked(&self.map.stripes, 0);
+        // Close the recent table: from here on, adders fall back to the lock, which we
+        // hold until the new table is out.
+        let (mut level, mut filled) = (None, 0);
+        if read.recent.array_locked().is_some() {
+            let len = read.recent.close_locked(&self.map.stripes, 0);
+            filled = len;
+            if fold == Fold::Keep {
+                let array = read.recent.share_locked().expect("the array just closed");
+                level = Some(Level { array, len });
+            }
+        }
+        // Or move its entries into the new main table.
+        if let (Some(array), Fold::Move) = (read.recent.array_locked(), fold) {
             // No rehash: the table was sized for the read table's entries plus `max_len`
-            // (`start_rebuild_locked`), and at most `max_len` slots are filled (closed,
-            // `len` counts exactly the filled slots, but for reservations taken after the
-            // close and not given back yet). The move uses the slots' hash copies: it
-            // touches the new table, not the entries.
-            let filled = read.recent.len().min(read.recent.max_len);
-            debug_assert!(table.len() + filled <= table.capacity());
+            // (`start_rebuild_locked`), and at most `max_len` slots are filled (but when a
+            // lagging rebuild let the table overflow: then `reserve` grows the table). The
+            // move uses the slots' hash copies: it touches the new table, not the entries.
+            debug_assert!(
+                filled > read.recent.max_len || table.len() + filled <= table.capacity(),
+                "the rebuild sized the table for the read table plus `max_len`"
+            );
             // SAFETY: as in `insert_entry`.
             table.reserve(filled, |e| unsafe { e.as_ref() }.hash);
             let mut moved = 0u64;
@@ -1599,7 +1781,7 @@ where
             let c = &mut dirty.counters;
             c.longest_promotion_move = c.longest_promotion_move.max(moved);
         }
-        self.publish_locked(dirty, table);
+        self.publish_locked(dirty, table, level);
         for e in std::mem::take(&mut dirty.expunged) {
             // SAFETY: entries on the list are live until retired here (invariant 5).
             if unsafe { e.as_ref() }.is_expunged(self.guard) {
@@ -1620,12 +1802,18 @@ where
         self.guard.flush();
     }
 
-    /// Publishes `table` as the read table's main table (with an empty recent table) and
-    /// retires the old read table, which must hold no entry that `table` lacks other than
-    /// ones the caller retires itself. Caller holds `mu`.
-    fn publish_locked(&self, dirty: &mut Dirty<K, V>, table: Table<EntryPtr<K, V>>) {
+    /// Publishes `table` as the read table's main table (with `level` and an empty recent
+    /// table) and retires the old read table, which must hold no entry that `table` and
+    /// `level` lack other than ones the caller retires itself. Caller holds `mu`.
+    fn publish_locked(
+        &self,
+        dirty: &mut Dirty<K, V>,
+        table: Table<EntryPtr<K, V>>,
+        level: Option<Level<K, V>>,
+    ) {
         // Every recent table's array is closed by now (so its fills are all counted).
-        let new = ReadTable::new(table, self.map.recent, self.map.stripes.recent_fills());
+        let fills = self.map.stripes.recent_fills();
+        let new = ReadTable::new(table, level, self.map.recent, fills);
         // Release: publishes the new table and (through `mu`) its entries to readers.
         let old = self.map.read.swap(new, Release);
         // SAFETY: `old` was published until now and is retired only below; we hold `mu`
@@ -1650,7 +1838,7 @@ where
         // had to grow at the promotion whenever the recent table outgrew its slack: a
         // rehash of the whole table under the lock (206 ms of a 242 ms insert at 4 Mi keys).
         dirty.table = Some(Table::with_capacity(
-            read.table.len().saturating_add(read.recent.max_len),
+            read.len().saturating_add(read.recent.max_len),
         ));
         // Relaxed: a hint (see `ReadTable::rebuilding`).
         read.rebuilding.store(true, Relaxed);
@@ -1663,7 +1851,7 @@ where
         self.set_promotion_due_locked(
             self.map
                 .promotion
-                .recent_lookups_until_due(dirty.misses, read.table.len()),
+                .recent_lookups_until_due(dirty.misses, read.len()),
         );
         dirty.counters.rebuilds += 1;
         self.rebuild_step_locked(dirty, read, self.map.rebuild_step);
@@ -1697,7 +1885,7 @@ where
         let table = table
             .as_mut()
             .expect("invariant 3: a rebuild implies a dirty table");
-        let slots = read.table.num_slots();
+        let slots = read.num_slots();
         let last = cursor
             .next_slot
             .saturating_add(budget.saturating_mul(16))
@@ -1711,7 +1899,7 @@ where
             let room = (budget - copied - newly_expunged).min(BATCH);
             let mut n = 0;
             while n < room && cursor.next_slot < last {
-                if let Some(&e) = read.table.get_slot(cursor.next_slot) {
+                if let Some(e) = read.slot(cursor.next_slot) {
                     prefetch(e.as_ptr());
                     group[n] = Some(e);
                     n += 1;
@@ -1768,7 +1956,7 @@ where
             .add_locked(e, hash, self.guard, &self.map.stripes, &mut copied);
         let c = &mut dirty.counters;
         c.longest_recent_growth = c.longest_recent_growth.max(copied);
-        let full = match added {
+        let mut full = match added {
             Add::Added => false,
             Add::Found(other) => {
                 let (key, value) = fresh.into_parts();
@@ -1776,22 +1964,44 @@ where
             }
             Add::Full => true,
         };
+        if full && dirty.rebuild.is_some() {
+            // The rebuild lags behind the new keys (they come faster than lock-free adders
+            // find the lock free to take steps). Promoting now would finish it in one go:
+            // a pause that grows with the map (93 ms at 4 Mi keys, 4 threads on 2 cores).
+            // Instead the key goes past the recent table's limit, without growing its
+            // array, and so does every new key until the rebuild is done: each takes the
+            // lock and one rebuild step first (above), so new keys wait in turn for one
+            // step each rather than all for the whole rest.
+            match read
+                .recent
+                .add_overflow_locked(e, hash, &self.map.stripes, self.thread())
+            {
+                Add::Added => full = false,
+                Add::Found(other) => {
+                    let (key, value) = fresh.into_parts();
+                    return NewKey::Exists(self.entry(other), key, value);
+                }
+                Add::Full => {}
+            }
+        }
         if full && self.map.recent != RecentKeys::Off {
             // The recent table is full: publish the dirty table now, rather than make
             // readers of new and absent keys take the lock. But not with our entry in
             // it: a lock-free adder of the same key may hold a reservation on this table
             // and fill a slot after our caller's lookup; the promotion would then move
             // that entry into the new main table beside ours (two entries for one key).
-            // So promote first: closing the array, it waits for such an add and moves its
-            // entry (and we find it below), or makes an add that comes later fail and
-            // retry under `mu` (and find ours). Then add the key to the new read table's
-            // (empty) recent table.
+            // So promote first: closing the array, it waits for such an add, whose entry
+            // the new read table then holds in its level (and we find it below), or makes
+            // an add that comes later fail and retry under `mu` (and find ours). Then add
+            // the key to the new read table's (empty) recent table.
             let (key, value) = fresh.into_parts();
             dirty.counters.recent_full += 1;
-            self.promote_locked(dirty);
+            self.promote_locked(dirty, Fold::Keep);
             let read = self.read();
-            if let Some(other) = self.find_in(&read.table, hash, &key) {
-                return NewKey::Exists(other, key, value);
+            // Invariant 8: the level's rebuild starts now, whether or not the key is there.
+            self.start_rebuild_locked(dirty, read);
+            if let Some(other) = read.find(hash, &key) {
+                return NewKey::Exists(self.entry(other), key, value);
             }
             return self.new_entry_locked(dirty, read, hash, key, value);
         }
@@ -2202,7 +2412,7 @@ where
             let mut dirty = self.map.lock();
             // Relaxed: under `mu`.
             if self.read().amended.load(Relaxed) {
-                self.promote_locked(&mut dirty);
+                self.promote_locked(&mut dirty, Fold::Move);
             }
             drop(dirty);
             return self.read();
@@ -2214,7 +2424,7 @@ where
         let read = self.iteration_table();
         RawIter {
             entries: read.table.iter(),
-            recent: read.recent.slots().iter(),
+            slots: read.level_slots().iter().chain(read.recent.slots()),
             guard: self.guard,
         }
     }
@@ -2236,17 +2446,17 @@ where
         // Relaxed: `amended` is written under `mu`. (A recent table with a slot array
         // implies a dirty table, invariant 1; the promotion closes it.)
         if dirty.table.is_some() || read.amended.load(Relaxed) {
-            self.promote_locked(&mut dirty);
+            self.promote_locked(&mut dirty, Fold::Move);
         }
-        // Invariant 3 now holds: the read table's main table holds every entry, none of
-        // them expunged, and there is no dirty table or rebuild.
+        // Invariant 3 now holds: the read table's main table and level hold every entry,
+        // none of them expunged, and there is no dirty table or rebuild.
         let read = self.read();
         // Room for the announced items, up to a sane bound (a size hint may lie; the
         // table grows if more come).
         let announced = items.size_hint().0.min(1 << 20);
-        let mut table = Table::with_capacity(read.table.len() + announced);
+        let mut table = Table::with_capacity(read.len() + announced);
         let mut inserter = Inserter::new(&mut table);
-        for &e in read.table.iter() {
+        for e in read.entries() {
             // SAFETY: entries of the published read table are live (invariant 5).
             inserter.push(unsafe { e.as_ref() }.hash, e);
         }
@@ -2276,8 +2486,8 @@ where
         }
         // About to be published (no user code runs from here on): nothing to free.
         unpublished.0.clear();
-        // Its entries are those of the old table plus the new ones.
-        self.publish_locked(&mut dirty, table);
+        // Its entries are those of the old table (main table and level) plus the new ones.
+        self.publish_locked(&mut dirty, table, None);
         drop(dirty);
         self.guard.flush(); // as in `promote_locked`
         let added = isize::try_from(added).expect("fewer entries than isize::MAX");
@@ -2291,8 +2501,13 @@ where
         let read = self.read();
         // Relaxed: `amended` is written under `mu`. A slot array holds at least one key
         // (the add that allocated it, or the one it found), and is replaced only under `mu`.
-        if read.amended.load(Relaxed) || read.recent.array_locked().is_some() {
-            self.promote_locked(&mut dirty);
+        // A level implies a dirty table (invariant 8), whose rebuild, finished by the
+        // promotion, copies the level's entries into it.
+        if read.amended.load(Relaxed)
+            || read.recent.array_locked().is_some()
+            || read.level.is_some()
+        {
+            self.promote_locked(&mut dirty, Fold::Move);
             true
         } else {
             false
@@ -2320,6 +2535,7 @@ where
         // of the old one, whose entries we walk below (also ordered by `mu`).
         let new = ReadTable::new(
             Table::new(),
+            None,
             self.map.recent,
             self.map.stripes.recent_fills(),
         );
@@ -2346,8 +2562,8 @@ where
                 if let Some(r) = dirty.rebuild.take() {
                     // SAFETY: `old` was published; we hold a guard, so it is live.
                     let old = unsafe { &*old };
-                    (r.next_slot..old.table.num_slots())
-                        .filter_map(|i| old.table.get_slot(i).copied())
+                    (r.next_slot..old.num_slots())
+                        .filter_map(|i| old.slot(i))
                         .for_each(&mut detach);
                 }
                 // Entries still expunged are in the old read table only; check them
@@ -2361,7 +2577,7 @@ where
                 table.iter().copied().for_each(&mut detach);
             }
             // SAFETY: `old` was published; we hold a guard, so it is live.
-            None => unsafe { &*old }.table.iter().copied().for_each(&mut detach),
+            None => unsafe { &*old }.entries().for_each(&mut detach),
         }
         recent.into_iter().for_each(&mut detach);
         dirty.misses = 0;
@@ -2382,13 +2598,13 @@ where
         let mut stats = Stats::from_parts(
             self.map.stripes.totals(),
             dirty.counters,
-            read.table.len(),
+            read.len(),
             read.recent.len(),
             dirty.len(read),
             std::mem::size_of::<V>(),
             std::mem::size_of::<Entry<K, V>>(),
         );
-        stats.rebuild_pending = dirty.rebuild.map_or(0, |r| read.table.len() - r.visited);
+        stats.rebuild_pending = dirty.rebuild.map_or(0, |r| read.len() - r.visited);
         stats
     }
 }
