@@ -35,8 +35,12 @@
 //!   recent table triggers, reader-driven promotion, lock-free removal of a recent key,
 //!   and iteration walking the recent table while a slot is filled;
 //! * the lock-free new-key models (section "lock-free new keys"): two adds of the same
-//!   key meeting at one slot, and adds racing the seal of the recent table by an explicit
-//!   promotion, a full-table promotion, the doubling of its slot array and `clear`.
+//!   key meeting at one slot, and adds racing the close of the recent table by an
+//!   explicit promotion, a full-table promotion, the doubling of its slot array and
+//!   `clear`;
+//! * the models of section "levels and a lagging rebuild": two adds of one key into a
+//!   full recent table that overflows while the rebuild lags, and reads and iteration
+//!   racing the overflow and the promotion that keeps the table as a level.
 //!
 //! The hasher is a fixed `DefaultHasher` so that every loom iteration hashes alike.
 //!
@@ -46,9 +50,10 @@
 //! into the dirty table, a lock-free store over *expunged*, a swap where a CAS is
 //! needed, a non-atomic expunge, `clear` not detaching dirty entries; for the recent
 //! table: a Relaxed publication of a slot's entry pointer or of the slot array, a
-//! promotion, growth or `clear` that reads the slots without sealing the empty ones,
-//! iteration skipping the recent table, a full recent table neither promoting nor
-//! setting `amended` — each fail at least one model). The recent table's slot array
+//! promotion, growth or `clear` that reads the slots without sealing the empty ones
+//! (since the O(1) close: one that does not wait for the adds in flight), iteration
+//! skipping the recent table, a full recent table neither promoting nor setting
+//! `amended`, lookups not probing a level — each fail at least one model). The recent table's slot array
 //! pointer, slots and length are loom atomics, so a too-weak ordering on them is caught:
 //! loom reports an entry or a slot read without a happens-before edge to its creation,
 //! and a reader that sees the second of two new keys must see the first. They cannot
@@ -1121,5 +1126,106 @@ fn new_key_racing_clear() {
         );
         assert!(!map.insert(2, 20));
         assert_eq!(map.get_cloned(&100), None);
+    });
+}
+
+// ------------------------------------------------- levels and a lagging rebuild
+
+/// A map (`AtMost(4)`, `DirtyLen`, one entry per rebuild step) bulk-loaded with keys
+/// 0..16 whose recent table was then filled to its limit (keys 100..104): the rebuild
+/// started by the first of those has visited four of the sixteen entries, so the next
+/// new key finds the recent table full while the rebuild lags.
+fn map_with_full_recent_and_lagging_rebuild() -> Arc<Map> {
+    let mut map: Map = SyncMap::builder()
+        .hasher(BuildHasherDefault::default())
+        .promotion(Promotion::DirtyLen)
+        .recent_keys(at_most(4))
+        .rebuild_step(1)
+        .build();
+    map.extend((0..16).map(|k| (k, k)));
+    for k in 100..104 {
+        assert!(!map.insert(k, k));
+    }
+    let s = map.stats();
+    assert_eq!((s.recent_len, s.promotions), (4, 0), "{s:?}");
+    assert!(s.rebuild_pending > 0, "{s:?}");
+    Arc::new(map)
+}
+
+/// (m) Two inserts of one new key into a full recent table while the rebuild lags: both
+/// are refused room without the lock and add under it, past the table's limit, without
+/// a promotion (each takes a rebuild step). Exactly one finds the key absent; the map
+/// holds it once, before and after the explicit promotion that moves the overflowed
+/// table into the main table.
+#[test]
+fn same_new_key_racing_into_an_overflowing_recent_table() {
+    model(
+        "same_new_key_racing_into_an_overflowing_recent_table",
+        |swap| {
+            let map = map_with_full_recent_and_lagging_rebuild();
+            let (m1, m2) = (map.clone(), map.clone());
+            let (a, b) = race(swap, move || m1.insert(50, 500), move || m2.insert(50, 501));
+            assert!(a != b, "both inserts found key 50 absent (or both present)");
+            let s = map.stats();
+            assert_eq!((s.recent_len, s.promotions), (5, 0), "{s:?}");
+            let seen = contents(&map);
+            assert_eq!(seen.len(), 21, "{seen:?}");
+            assert!(
+                seen.contains(&(50, 500)) || seen.contains(&(50, 501)),
+                "{seen:?}"
+            );
+            map.promote();
+            assert_eq!(contents(&map), seen);
+        },
+    );
+}
+
+/// (n) A lock-free read and iteration racing the insert that overflows the recent
+/// table (as in (m)), then the promotion that keeps the table as a level: the reader
+/// sees key 50 absent or present, never a wrong value; the iteration sees every other key
+/// exactly once (`contents` checks for doubles) and key 50 at most once.
+#[test]
+fn reads_racing_overflow_and_level() {
+    model("reads_racing_overflow_and_level", |swap| {
+        let map = map_with_full_recent_and_lagging_rebuild();
+        let (m1, m2) = (map.clone(), map.clone());
+        let (_, (got, n)) = race(
+            swap,
+            move || {
+                m1.insert(50, 500);
+                // The rebuild has 16 - 5 entries left: finish it with new keys (one step
+                // each), until the table, three quarters full, forces the promotion that
+                // keeps it as a level.
+                let mut k = 200;
+                while m1.stats().promotions == 0 {
+                    m1.insert(k, k);
+                    k += 1;
+                }
+            },
+            move || {
+                let got = m2.get_cloned(&50);
+                let n = m2
+                    .pin()
+                    .iter()
+                    .filter(|(k, _)| **k < 16 || **k == 50)
+                    .count();
+                (got, n)
+            },
+        );
+        assert!(got.is_none() || got == Some(500), "{got:?}");
+        assert!(n == 16 || n == 17, "iteration saw {n} of keys 0..16 and 50");
+        assert_eq!(map.get_cloned(&50), Some(500));
+        let s = map.stats();
+        // The promotion was the one a full recent table forces: it kept the table.
+        assert_eq!(
+            (s.recent_full_promotions, s.longest_promotion_move),
+            (1, 0),
+            "{s:?}"
+        );
+        let seen = contents(&map);
+        assert!(
+            seen.contains(&(50, 500)) && seen.contains(&(103, 103)),
+            "{seen:?}"
+        );
     });
 }
