@@ -88,10 +88,13 @@
 //! No method returns anything that holds a lock, and no user closure (`get_or_insert_with`,
 //! `remove_if`, `retain`, `with`) runs with the lock held, so any of them may call back
 //! into the map. `Hash` and `Eq` of keys run (briefly) under the lock on the slow path and
-//! must not use the same map. (A panic in `Eq` while a new key is being added frees the
-//! entry allocated for it.) A panic in `Hash`, `Eq`, `PartialEq` or a closure leaves the
-//! map consistent and usable and leaks nothing: user code runs only before the locked
-//! critical section mutates anything.
+//! must not use the same map, nor wait for other threads: a thread that closes the
+//! recent table (to grow or promote it) waits, holding the lock, for the lock-free adds
+//! already in progress, and those compare keys with `Eq` (an `Eq` that takes a lock
+//! another inserting thread holds could deadlock). (A panic in `Eq` while a new key is
+//! being added frees the entry allocated for it.) A panic in `Hash`, `Eq`, `PartialEq`
+//! or a closure leaves the map consistent and usable and leaks nothing: user code runs
+//! only before the locked critical section mutates anything.
 //!
 //! # Async code
 //!

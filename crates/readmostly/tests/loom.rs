@@ -50,8 +50,9 @@
 //! into the dirty table, a lock-free store over *expunged*, a swap where a CAS is
 //! needed, a non-atomic expunge, `clear` not detaching dirty entries; for the recent
 //! table: a Relaxed publication of a slot's entry pointer or of the slot array, a
-//! promotion, growth or `clear` that reads the slots without sealing the empty ones
-//! (since the O(1) close: one that does not wait for the adds in flight), iteration
+//! promotion, growth or `clear` that reads the slots without closing the array first
+//! (sealing its empty slots, before the O(1) close; now: without waiting for the adds in
+//! flight), iteration
 //! skipping the recent table, a full recent table neither promoting nor setting
 //! `amended`, lookups not probing a level — each fail at least one model). The recent table's slot array
 //! pointer, slots and length are loom atomics, so a too-weak ordering on them is caught:
@@ -1022,11 +1023,11 @@ fn get_or_insert_racing_get_or_insert_of_new_key() {
     });
 }
 
-/// (j) A lock-free insert of a new key racing an explicit promotion, which seals the
-/// recent table and moves its entries into the new main table: the insert either filled
-/// its slot before the seal reached it (and its key is moved with the others) or meets
-/// the seal and inserts under the lock into the new read table (rebuilding the dirty
-/// table). The key is never lost or doubled.
+/// (j) A lock-free insert of a new key racing an explicit promotion, which closes the
+/// recent table and moves its entries into the new main table: the insert either
+/// reserved room before the close (which waits for it, and its key is moved with the
+/// others) or finds the table closed and inserts under the lock into the new read table
+/// (rebuilding the dirty table). The key is never lost or doubled.
 #[test]
 fn new_key_racing_promotion() {
     model("new_key_racing_promotion", |swap| {
@@ -1052,8 +1053,9 @@ fn new_key_racing_promotion() {
 /// `AtMost(8)` the array starts with two slots and doubles when more than half full, so
 /// after keys 1 to 3 it has 8 slots, 3 filled. Whichever insert reserves the 4th place
 /// adds without the lock; the other finds no room and doubles the array under the lock,
-/// sealing the old one slot by slot while copying it. The lock-free add lands before the
-/// seal reaches its slot (and is copied) or meets the seal and retries under the lock.
+/// closing the old one before copying it. The lock-free add reserved before the close
+/// (which waits for it; it is copied) or finds the array closed or replaced and retries
+/// under the lock.
 /// Both keys end up in the recent table; nothing is promoted.
 #[test]
 fn new_key_racing_recent_growth() {
@@ -1076,12 +1078,13 @@ fn new_key_racing_recent_growth() {
     });
 }
 
-/// (m) A lock-free insert racing the promotion a full recent table triggers: `Auto` with
+/// (l2) A lock-free insert racing the promotion a full recent table triggers: `Auto` with
 /// an empty read table allows 8 recent keys; 7 are there. Whichever insert reserves the
 /// 8th place adds without the lock; the other finds the table full and promotes under the
-/// lock (its own key included), sealing the recent table while moving its entries. The
-/// lock-free add lands before the seal reaches its slot (and is moved) or meets the seal
-/// and inserts into the new read table. No key is lost.
+/// lock, closing the recent table and keeping it as the new read table's level, then adds
+/// its own key. The lock-free add reserved before the close (which waits for it; its key
+/// is in the level) or finds the table closed and inserts into the new read table. No key
+/// is lost.
 #[test]
 fn new_key_racing_full_promotion() {
     model("new_key_racing_full_promotion", |swap| {
@@ -1104,9 +1107,10 @@ fn new_key_racing_full_promotion() {
     });
 }
 
-/// (l) A lock-free insert of a new key racing `clear`, which seals the recent table
+/// (l) A lock-free insert of a new key racing `clear`, which closes the recent table
 /// before detaching its entries: the insert is ordered before the clear (its key is
-/// cleared) or after it (it meets the seal, or the new empty table, and its key stays).
+/// cleared) or after it (it finds the table closed, or the new empty table, and its key
+/// stays).
 /// `len` agrees with `iter` either way (every entry detached was counted once).
 #[test]
 fn new_key_racing_clear() {
@@ -1228,4 +1232,46 @@ fn reads_racing_overflow_and_level() {
             "{seen:?}"
         );
     });
+}
+
+/// (o) An insert and then a remove of a new key, racing `get_or_insert` of the same key
+/// when the recent table has room for one more key (`AtMost(4)`, three keys in it): the
+/// insert may take the last room without the lock while `get_or_insert`, refused room,
+/// finds the table full and promotes, keeping the table as a level and starting the
+/// next rebuild, whose first step expunges the key if the remove came in between. It
+/// must then put the entry back instead of storing into an expunged entry (which
+/// panicked here). Outcomes: `get_or_insert` inserts 60 (before the insert, or after the
+/// remove) or finds 50 (between them); the key stays only if it inserted after the
+/// remove.
+#[test]
+fn get_or_insert_racing_insert_and_remove_at_a_full_recent_table() {
+    model(
+        "get_or_insert_racing_insert_and_remove_at_a_full_recent_table",
+        |swap| {
+            let map = new_map(Promotion::DirtyLen, at_most(4));
+            for k in 1..4 {
+                assert!(!map.insert(k, k * 10));
+            }
+            let (m1, m2) = (map.clone(), map.clone());
+            let (_, got) = race(
+                swap,
+                move || {
+                    m1.insert(5, 50);
+                    m1.remove(&5);
+                },
+                move || {
+                    let pinned = m2.pin();
+                    let (v, inserted) = pinned.get_or_insert(5, 60);
+                    (*v, inserted)
+                },
+            );
+            let seen = contents(&map);
+            let base = [(1, 10), (2, 20), (3, 30)];
+            match got {
+                (60, true) => assert!(seen == base || seen == [(1, 10), (2, 20), (3, 30), (5, 60)]),
+                (50, false) => assert_eq!(seen, base),
+                other => panic!("get_or_insert returned {other:?}"),
+            }
+        },
+    );
 }

@@ -17,8 +17,10 @@
 //!   has room. Its entries are in no other table until a promotion closes it and moves
 //!   them into the next main table, or keeps its slot array as the next read table's
 //!   [`Level`]. When it is full the next new key promotes at once (keeping the array as
-//!   a level: no copy under the lock, see [`Fold`]) and then goes into the new read
-//!   table's recent table (not into the dirty table
+//!   a level: no copy under the lock, see [`Fold`]; but while the dirty table's rebuild
+//!   lags, new keys go past the limit instead, a rebuild step each:
+//!   [`Recent::add_overflow_locked`]) and then goes into the new read table's recent
+//!   table (not into the dirty table
 //!   before the promotion: a lock-free adder of the same key may still hold a
 //!   reservation on the full table, and the promotion would publish both). Misses of
 //!   the main table that the level or the recent table answers are counted per thread and
@@ -78,8 +80,8 @@
 //!    recent table, and a growth the array it replaces, before publishing the
 //!    replacement). So a closed array's slots no longer change.
 //! 8. A read table with a level has a dirty table: the promotion that keeps the level
-//!    starts the next rebuild before it releases `mu`, and only promotions and `clear`
-//!    drop the dirty table (publishing tables without a level, but for that one).
+//!    starts the next rebuild at once, and only promotions and `clear` drop the dirty
+//!    table (publishing tables without a level, but for that one).
 //!
 //! # Reclamation
 //!
@@ -451,7 +453,8 @@ impl<K, V> SlotArray<K, V> {
 ///
 /// Closing writes nothing into the slots, so it costs the same for any array size (a
 /// seal written into every empty slot by compare-and-swap cost 10–20 ms at 2 Mi slots).
-/// Slots are never emptied. Once it holds `max_len` keys, the next new key promotes.
+/// Slots are never emptied. Once it holds `max_len` keys, the next new key promotes
+/// (unless the rebuild lags: [`add_overflow_locked`](Self::add_overflow_locked)).
 struct Recent<K, V> {
     /// The current slot array (from `Arc::into_raw`: a promotion may share it with the
     /// next read table as its [`Level`]), or null until the first add. Replaced under
@@ -620,7 +623,9 @@ impl<K, V> Recent<K, V> {
     /// Every add holds a reservation, counted in `len` until the add fails, and the
     /// reservation that makes `len` exceed half the array's slots is refused. Since filled
     /// slots are never emptied, the last reservation that filled a slot of an array saw
-    /// every filled slot of it counted, so at most half the slots are ever filled.
+    /// every filled slot of it counted, so lock-free adds never fill more than half the
+    /// slots (adds under `mu` past `max_len` may fill up to three quarters:
+    /// [`add_overflow_locked`](Self::add_overflow_locked)).
     #[inline]
     fn try_reserve(&self) -> Option<Reserved<'_, K, V>> {
         // SeqCst: as in `slots`.
@@ -670,8 +675,9 @@ impl<K, V> Recent<K, V> {
             // Every reservation taken before the close ends as one fill, counted in the
             // stripes, or one decrement of `len`; fills of earlier tables are in
             // `fills_base`, and no other table's adds count now (their arrays are closed).
-            // The stripes are read first and may lag (they only grow), `len` only falls
-            // once closed (later increments are undone): so when the sum reaches `len`,
+            // The stripes are read first and may lag (they only grow); once closed, `len`
+            // only rises for increments that are undone at once (a higher value only
+            // delays the equality): so when the sum reaches `len`,
             // every reservation has ended and every fill's count was read, with Acquire,
             // after the fill (`Stripes::recent_fill`).
             let fills = stripes.recent_fills().wrapping_sub(self.fills_base);
@@ -768,9 +774,10 @@ impl<K, V> Recent<K, V> {
 
     /// Adds `e` (as in [`add_locked`](Self::add_locked), which reported the table full)
     /// past `max_len`, while the dirty table's rebuild lags (see `new_entry_locked`): up
-    /// to three quarters of the current array's slots, without growing it (a probe still
-    /// ends at an empty slot). `Full` beyond that, or when the table is off. Caller holds
-    /// `mu`; the fill is counted in `thread`'s stripe.
+    /// to three quarters of the current array's slots (which has at least `2 × max_len`
+    /// slots, so up to 1.5–3 × `max_len` keys), without growing it (a probe still ends at
+    /// an empty slot). `Full` beyond that, or when the table is off. Caller holds `mu`;
+    /// the fill is counted in `thread`'s stripe.
     fn add_overflow_locked(
         &self,
         e: EntryPtr<K, V>,
@@ -856,7 +863,8 @@ struct Dirty<K, V> {
 /// slot index stays meaningful across lock releases.
 #[derive(Debug, Clone, Copy)]
 struct Rebuild {
-    /// The first slot of the read table's hash table not visited yet.
+    /// The first slot not visited yet, of the read table's hash table and then its level
+    /// (see [`ReadTable::slot`]).
     next_slot: usize,
     /// Entries visited so far (copied or expunged).
     visited: usize,
@@ -1071,10 +1079,13 @@ enum Fold {
     /// For the promotion a full recent table forces on the insert path: new keys keep
     /// coming, and the rebuild that the next one starts folds the level in, in steps.
     Keep,
-    /// Moves them into the new main table: promotions that exist to make lookups of
-    /// these keys cheaper (the promotion rule, driven by lookups outside the main table;
-    /// explicit promotions; bulk inserts; the promotion before an iteration).
+    /// Moves them into the new main table: explicit promotions, bulk inserts and the
+    /// promotion before an iteration, which want every key in the main table.
     Move,
+    /// Moves them if the new main table has room, else keeps them (the recent table
+    /// overflowed while the rebuild lagged: the move would rehash the table): promotions
+    /// driven by lookups outside the main table, which exist to make those cheaper.
+    MoveIfRoom,
 }
 
 enum NewKey<'a, K, V> {
@@ -1688,7 +1699,7 @@ where
             .misses
             .saturating_add(usize::try_from(recent).unwrap_or(usize::MAX));
         if self.map.promotion.should_promote(misses, len) {
-            self.promote_locked(&mut dirty, Fold::Move);
+            self.promote_locked(&mut dirty, Fold::MoveIfRoom);
         } else {
             self.set_promotion_due_locked(self.map.promotion.recent_lookups_until_due(misses, len));
         }
@@ -1729,7 +1740,7 @@ where
             return;
         };
         if self.map.promotion.should_promote(dirty.misses, len) {
-            self.promote_locked(dirty, Fold::Move);
+            self.promote_locked(dirty, Fold::MoveIfRoom);
         }
     }
 
@@ -1753,21 +1764,20 @@ where
         if read.recent.array_locked().is_some() {
             let len = read.recent.close_locked(&self.map.stripes, 0);
             filled = len;
-            if fold == Fold::Keep {
+            // The table was sized for the read table's entries plus `max_len`
+            // (`start_rebuild_locked`): a move fits unless a lagging rebuild let the
+            // recent table overflow (`new_entry_locked`).
+            let fits = table.len() + len <= table.capacity();
+            if fold == Fold::Keep || (fold == Fold::MoveIfRoom && !fits) {
                 let array = read.recent.share_locked().expect("the array just closed");
                 level = Some(Level { array, len });
             }
         }
         // Or move its entries into the new main table.
-        if let (Some(array), Fold::Move) = (read.recent.array_locked(), fold) {
-            // No rehash: the table was sized for the read table's entries plus `max_len`
-            // (`start_rebuild_locked`), and at most `max_len` slots are filled (but when a
-            // lagging rebuild let the table overflow: then `reserve` grows the table). The
-            // move uses the slots' hash copies: it touches the new table, not the entries.
-            debug_assert!(
-                filled > read.recent.max_len || table.len() + filled <= table.capacity(),
-                "the rebuild sized the table for the read table plus `max_len`"
-            );
+        if let (Some(array), None) = (read.recent.array_locked(), &level) {
+            // No rehash but after an overflow, for an explicit `Move` (`reserve` grows
+            // the table then). The move uses the slots' hash copies: it touches the new
+            // table, not the entries.
             // SAFETY: as in `insert_entry`.
             table.reserve(filled, |e| unsafe { e.as_ref() }.hash);
             let mut moved = 0u64;
@@ -1796,6 +1806,10 @@ where
         dirty.recent_lookups_base = self.map.stripes.recent_lookups();
         self.map.clock.due.store(u64::MAX, Relaxed); // no dirty table, nothing to promote
         dirty.counters.promotions += 1;
+        if self.read().level.is_some() {
+            // Invariant 8, before anything can unwind (the flush below runs values' drops).
+            self.start_rebuild_locked(dirty, self.read());
+        }
         // A replaced table can be large: hand our batch of retired objects to the
         // collector now instead of waiting for the batch to fill up (which, with rare
         // promotions, could hold many old tables per thread).
@@ -1998,10 +2012,11 @@ where
             dirty.counters.recent_full += 1;
             self.promote_locked(dirty, Fold::Keep);
             let read = self.read();
-            // Invariant 8: the level's rebuild starts now, whether or not the key is there.
-            self.start_rebuild_locked(dirty, read);
             if let Some(other) = read.find(hash, &key) {
-                return NewKey::Exists(self.entry(other), key, value);
+                // The rebuild the promotion started (invariant 8) may have expunged it, if
+                // it was deleted since it was added: put it back, as for any key found
+                // expunged under the lock.
+                return NewKey::Exists(self.unexpunge_locked(dirty, other), key, value);
             }
             return self.new_entry_locked(dirty, read, hash, key, value);
         }
