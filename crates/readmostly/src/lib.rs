@@ -52,7 +52,8 @@
 //! room. Every lookup that misses the main table while the recent table is
 //! non-empty counts a *miss*; once misses reach the dirty table's size — or once the
 //! recent table is full — the dirty table becomes the read table by one pointer swap (a
-//! *promotion*, see [`Promotion`]). The next new key starts rebuilding the dirty table
+//! *promotion*, see [`Promotion`]). The next new key (or the promotion itself, when it
+//! keeps the recent table apart: [`RecentKeys`]) starts rebuilding the dirty table
 //! by copying the read table's live entries, turning deleted entries into *expunged*
 //! ones that the next promotion drops for good. Go copies the whole table in that one
 //! insert; here the copy advances a bounded step (64 entries by default, see

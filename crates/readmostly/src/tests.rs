@@ -985,7 +985,7 @@ fn clear_and_drop_with_a_level() {
         let mut created = 0;
         {
             let value = |k: u64| Counted(k, drops.clone());
-            let mut map: SyncMap<u64, Counted> = SyncMap::builder().rebuild_step(1).build();
+            let mut map: SyncMap<u64, Counted> = SyncMap::builder().rebuild_step(2).build();
             map.extend((0..16).map(|k| (k, value(k))));
             created += 16;
             let mut next = 16;
@@ -1005,6 +1005,9 @@ fn clear_and_drop_with_a_level() {
                 next += 1;
             }
             let s = map.stats();
+            // Still the first level (no second promotion), part rebuilt, with expunged
+            // entries (none were deleted before this rebuild).
+            assert_eq!(s.recent_full_promotions, 1, "{s:?}");
             assert!(s.expunged >= 1 && s.rebuild_pending > 0, "{s:?}");
             if clear {
                 map.clear();
@@ -1087,13 +1090,54 @@ fn a_lagging_rebuild_lets_the_recent_table_overflow() {
         most > max_len,
         "the table overflowed ({most} keys, limit {max_len})"
     );
-    // Three quarters of the slot array, which has at most four slots per allowed key.
+    // Three quarters of the slot array, which has at most four slots per allowed key (here,
+    // `max_len` a power of two, exactly two).
     assert!(most <= 3 * max_len, "{most} keys");
+    assert!(most <= max_len / 2 * 3, "{most} keys");
     let longest = map.stats().longest_rebuild_step as usize;
     assert!(
         longest <= max_len / 2 + 1,
         "the promotion finished a quarter of the rebuild at most, not {longest} entries"
     );
+    for k in 0..next {
+        assert_eq!(map.get_cloned(&k), Some(k));
+    }
+    assert_eq!(map.len(), next as usize);
+}
+
+/// A promotion driven by lookups of recent keys while the recent table has overflowed
+/// past what the dirty table has room for keeps the recent table as a level (moving it
+/// would rehash the whole table under the lock), and starts the next rebuild.
+#[test]
+fn a_lookup_driven_promotion_keeps_an_overflowed_table() {
+    let n: u64 = if cfg!(miri) { 64 } else { 4 << 10 };
+    let mut map: SyncMap<u64, u64> = SyncMap::builder()
+        .rebuild_step(1)
+        .promotion(Promotion::AfterMisses(100.try_into().unwrap()))
+        .build();
+    map.extend((0..n).map(|k| (k, k)));
+    let max_len = n as usize / 2;
+    let mut next = n;
+    // Past the limit while the rebuild lags; for `n` a power of two the dirty table has
+    // room for exactly the read table plus `max_len` keys.
+    while map.stats().recent_len <= max_len {
+        map.insert(next, next);
+        next += 1;
+    }
+    assert_eq!(map.stats().promotions, 0);
+    while map.stats().promotions == 0 {
+        assert_eq!(map.get_cloned(&(next - 1)), Some(next - 1));
+    }
+    let s = map.stats();
+    assert_eq!(
+        (s.recent_full_promotions, s.longest_promotion_move),
+        (0, 0),
+        "{s:?}"
+    );
+    assert_eq!((s.read_len, s.recent_len), (next as usize, 0), "{s:?}");
+    assert!(s.rebuild_pending > 0, "{s:?}");
+    // (These lookups, of level keys, drive the next promotion, which finishes the
+    // rebuild and publishes the level's keys in the main table.)
     for k in 0..next {
         assert_eq!(map.get_cloned(&k), Some(k));
     }

@@ -32,7 +32,8 @@
 //!   recent table off, the keys added since the last promotion), the `misses` counter, and
 //!   the list of entries expunged by the last rebuild.
 //!   The dirty table is rebuilt from the read table (Go's lazy copy) *incrementally*:
-//!   the first new key after a promotion creates it empty and starts a [`Rebuild`]
+//!   the first new key after a promotion (or the promotion itself, when it keeps a
+//!   level) creates it empty and starts a [`Rebuild`]
 //!   cursor over the read table's slots (the main table's, then the level's); that
 //!   operation and every later one that
 //!   takes `mu` to insert a new key or count a miss copies (or expunges) at most
@@ -1071,13 +1072,13 @@ impl<K, V> Drop for Fresh<K, V> {
     }
 }
 
-/// How an attempt to add a new key ended.
 /// What a promotion does with the recent table's entries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Fold {
     /// Keeps its slot array as the new read table's [`Level`]: no copy under the lock.
     /// For the promotion a full recent table forces on the insert path: new keys keep
-    /// coming, and the rebuild that the next one starts folds the level in, in steps.
+    /// coming, and the rebuild that the promotion starts (invariant 8) folds the level
+    /// in, in steps, as they do.
     Keep,
     /// Moves them into the new main table: explicit promotions, bulk inserts and the
     /// promotion before an iteration, which want every key in the main table.
@@ -1088,6 +1089,7 @@ enum Fold {
     MoveIfRoom,
 }
 
+/// How an attempt to add a new key ended.
 enum NewKey<'a, K, V> {
     /// Added; the slot's value pointer.
     Added(*mut V),
@@ -1760,14 +1762,14 @@ where
         };
         // Close the recent table: from here on, adders fall back to the lock, which we
         // hold until the new table is out.
-        let (mut level, mut filled) = (None, 0);
+        let (mut level, mut filled, mut fits) = (None, 0, true);
         if read.recent.array_locked().is_some() {
             let len = read.recent.close_locked(&self.map.stripes, 0);
             filled = len;
             // The table was sized for the read table's entries plus `max_len`
             // (`start_rebuild_locked`): a move fits unless a lagging rebuild let the
             // recent table overflow (`new_entry_locked`).
-            let fits = table.len() + len <= table.capacity();
+            fits = table.len() + len <= table.capacity();
             if fold == Fold::Keep || (fold == Fold::MoveIfRoom && !fits) {
                 let array = read.recent.share_locked().expect("the array just closed");
                 level = Some(Level { array, len });
@@ -1778,6 +1780,7 @@ where
             // No rehash but after an overflow, for an explicit `Move` (`reserve` grows
             // the table then). The move uses the slots' hash copies: it touches the new
             // table, not the entries.
+            debug_assert!(fits || (fold == Fold::Move && filled > read.recent.max_len));
             // SAFETY: as in `insert_entry`.
             table.reserve(filled, |e| unsafe { e.as_ref() }.hash);
             let mut moved = 0u64;
@@ -1807,7 +1810,7 @@ where
         self.map.clock.due.store(u64::MAX, Relaxed); // no dirty table, nothing to promote
         dirty.counters.promotions += 1;
         if self.read().level.is_some() {
-            // Invariant 8, before anything can unwind (the flush below runs values' drops).
+            // Invariant 8: before `mu` is released or anything else can fail.
             self.start_rebuild_locked(dirty, self.read());
         }
         // A replaced table can be large: hand our batch of retired objects to the
@@ -2199,10 +2202,10 @@ where
                     self.map.stripes.add_len(self.thread(), 1);
                     return None;
                 }
-                // In the current recent table (invariant 6), or in the main table a
-                // full recent table's promotion just published (whose entries come from
-                // the dirty table or the recent table, invariants 4 and 6), with `mu` held
-                // since: not expunged.
+                // In the current recent table (invariant 6), or in the main table or
+                // level a full recent table's promotion just published, whose first
+                // rebuild step may have expunged it: `new_entry_locked` put it back, with
+                // `mu` held since: not expunged.
                 NewKey::Exists(e, _, value) => {
                     pending = Pending::new(value);
                     e
@@ -2272,10 +2275,10 @@ where
                     self.map.stripes.add_len(self.thread(), 1);
                     return (self.value(p), true);
                 }
-                // In the current recent table (invariant 6), or in the main table a
-                // full recent table's promotion just published (whose entries come from
-                // the dirty table or the recent table, invariants 4 and 6), with `mu` held
-                // since: not expunged.
+                // In the current recent table (invariant 6), or in the main table or
+                // level a full recent table's promotion just published, whose first
+                // rebuild step may have expunged it: `new_entry_locked` put it back, with
+                // `mu` held since: not expunged.
                 NewKey::Exists(e, _, value) => {
                     pending = Pending::new(value);
                     e.try_load_or_store(&mut || pending.ptr(), self.guard)
