@@ -463,7 +463,7 @@ fn incremental_rebuild() {
 }
 
 /// New keys go into the recent table without the lock (no lookup or insert takes the slow
-/// path), and the promotion moves all of them into the new main table, which
+/// path), and an explicit promotion moves all of them into the new main table, which
 /// `longest_promotion_move` reports. Recent entries are in no other table until then, so
 /// `clear` and `Drop` must detach and free them through the recent table, exactly once
 /// (Miri and the sanitizers run this test).
