@@ -65,9 +65,15 @@ fn prometheus_scrape_reports_map_statistics() {
         .install()
         .expect("install the Prometheus exporter");
 
-    // A SyncMap: 10 new keys, reads that promote them, 3 overwrites, 2 removes.
+    // A SyncMap: 10 new keys (an explicit promotion after the first eight puts them in
+    // the main table; the last two start a rebuild and stay in the recent table), reads
+    // (hits and recent-table lookups), 3 overwrites, 2 removes.
     let orders: SyncMap<u64, String> = SyncMap::new();
-    for k in 0..10 {
+    for k in 0..8 {
+        orders.insert(k, format!("order-{k}"));
+    }
+    assert!(orders.promote());
+    for k in 8..10 {
         orders.insert(k, format!("order-{k}"));
     }
     for _ in 0..3 {
