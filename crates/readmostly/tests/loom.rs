@@ -36,8 +36,8 @@
 //!   and iteration walking the recent table while a slot is filled;
 //! * the lock-free new-key models (section "lock-free new keys"): two adds of the same
 //!   key meeting at one slot, and adds racing the close of the recent table by an
-//!   explicit promotion, a full-table promotion, the doubling of its slot array and
-//!   `clear`;
+//!   explicit promotion (of the first recent table and of a later one), a full-table
+//!   promotion, the doubling of its slot array and `clear`;
 //! * the models of section "levels and a lagging rebuild": two adds of one key into a
 //!   full recent table that overflows while the rebuild lags, and reads and iteration
 //!   racing the overflow and the promotion that keeps the table as a level.
@@ -1272,6 +1272,36 @@ fn get_or_insert_racing_insert_and_remove_at_a_full_recent_table() {
                 (50, false) => assert_eq!(seen, base),
                 other => panic!("get_or_insert returned {other:?}"),
             }
+        },
+    );
+}
+
+/// (p) As (j), one promotion later: the recent table being closed is the second one, so
+/// the close must discount the first table's fills (`fills_base` > 0) when it waits for
+/// the lock-free add in flight. Key 100 went through the first recent table (promoted),
+/// key 101 is in the second; the insert of key 1 races the promotion of the second.
+#[test]
+fn new_key_racing_promotion_of_a_second_recent_table() {
+    model(
+        "new_key_racing_promotion_of_a_second_recent_table",
+        |swap| {
+            let map = map_with_recent_array();
+            assert!(map.promote());
+            assert!(!map.insert(101, 1010));
+            assert_eq!(map.stats().recent_len, 1);
+            let (m1, m2) = (map.clone(), map.clone());
+            let (prev, promoted) = race(
+                swap,
+                move || m1.pin().insert(1, 10).copied(),
+                move || m2.promote(),
+            );
+            assert_eq!(prev, None);
+            assert!(promoted, "key 101 was in the recent table");
+            let s = map.stats();
+            assert_eq!(s.read_len + s.recent_len, 3, "{s:?}");
+            assert_eq!(contents(&map), [(1, 10), (100, 1000), (101, 1010)]);
+            map.promote();
+            assert_eq!(contents(&map), [(1, 10), (100, 1000), (101, 1010)]);
         },
     );
 }
