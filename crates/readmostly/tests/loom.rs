@@ -1031,22 +1031,30 @@ fn get_or_insert_racing_get_or_insert_of_new_key() {
 #[test]
 fn new_key_racing_promotion() {
     model("new_key_racing_promotion", |swap| {
-        let map = map_with_recent_array();
-        let (m1, m2) = (map.clone(), map.clone());
-        let (prev, promoted) = race(
-            swap,
-            move || m1.pin().insert(1, 10).copied(),
-            move || m2.promote(),
-        );
-        assert_eq!(prev, None);
-        assert!(promoted, "key 100 was in the recent table");
-        let s = map.stats();
-        assert_eq!(s.read_len + s.recent_len, 2, "{s:?}");
-        assert_eq!(s.new_keys, 2);
-        assert_eq!(contents(&map), [(1, 10), (100, 1000)]);
-        map.promote();
-        assert_eq!(contents(&map), [(1, 10), (100, 1000)]);
+        insert_racing_promotion(map_with_recent_array(), swap, &[(100, 1000)]);
     });
+}
+
+/// Races a lock-free insert of key 1 with an explicit promotion of `map`, whose recent
+/// table holds a key; checks that key 1 ends up in the map once, beside `present`.
+fn insert_racing_promotion(map: Arc<Map>, swap: bool, present: &[(u64, u64)]) {
+    let (m1, m2) = (map.clone(), map.clone());
+    let (prev, promoted) = race(
+        swap,
+        move || m1.pin().insert(1, 10).copied(),
+        move || m2.promote(),
+    );
+    assert_eq!(prev, None);
+    assert!(promoted, "the recent table held a key");
+    let s = map.stats();
+    assert_eq!(s.read_len + s.recent_len, present.len() + 1, "{s:?}");
+    assert_eq!(s.new_keys as usize, present.len() + 1);
+    let mut expected = present.to_vec();
+    expected.push((1, 10));
+    expected.sort_unstable();
+    assert_eq!(contents(&map), expected);
+    map.promote();
+    assert_eq!(contents(&map), expected);
 }
 
 /// (k) A lock-free insert racing the growth of the recent table's slot array. With
@@ -1289,19 +1297,7 @@ fn new_key_racing_promotion_of_a_second_recent_table() {
             assert!(map.promote());
             assert!(!map.insert(101, 1010));
             assert_eq!(map.stats().recent_len, 1);
-            let (m1, m2) = (map.clone(), map.clone());
-            let (prev, promoted) = race(
-                swap,
-                move || m1.pin().insert(1, 10).copied(),
-                move || m2.promote(),
-            );
-            assert_eq!(prev, None);
-            assert!(promoted, "key 101 was in the recent table");
-            let s = map.stats();
-            assert_eq!(s.read_len + s.recent_len, 3, "{s:?}");
-            assert_eq!(contents(&map), [(1, 10), (100, 1000), (101, 1010)]);
-            map.promote();
-            assert_eq!(contents(&map), [(1, 10), (100, 1000), (101, 1010)]);
+            insert_racing_promotion(map, swap, &[(100, 1000), (101, 1010)]);
         },
     );
 }

@@ -751,10 +751,10 @@ impl<K, V> Recent<K, V> {
             self.array.store(new, Release);
             if !old.is_null() {
                 self.reopen_locked();
-                // SAFETY: `old` is no longer reachable from `array`; readers that loaded
-                // it hold guards, so seize frees it after them. It came from
-                // `Arc::into_raw`, was never shared (only a promotion shares the current
-                // array) and is retired once (it was replaced once).
+                // `old` is no longer reachable from `array`; readers that loaded it hold
+                // guards, so seize frees it after them. It came from `Arc::into_raw`, was
+                // never shared (only a promotion shares the current array).
+                // SAFETY: so retiring it is sound, and it is retired once (replaced once).
                 unsafe { guard.defer_retire(old, arced::<SlotArray<K, V>>) };
             }
             new
