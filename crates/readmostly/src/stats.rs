@@ -336,10 +336,16 @@ pub struct Stats {
     /// [`RecentKeys`](crate::RecentKeys)). Promotions driven by lookups, explicit ones
     /// and bulk loads move; the one a full recent table forces does not (0).
     pub longest_promotion_move: u64,
-    /// The most entries a single operation copied to double the recent table's slot array
-    /// (under the lock: the third kind of pause, in entries; at most half the recent
-    /// table's size).
+    /// The most entries a single operation copied from the recent table's old slot array
+    /// into the one that replaced it when it doubled (under the lock: the third kind of
+    /// pause, in entries). The copy is spread over the operations that follow a growth,
+    /// a step each (twice [`Builder::rebuild_step`](crate::Builder::rebuild_step) slots
+    /// of the old array, plus a few per key added to keep pace), so this stays near that
+    /// step whatever the table's size.
     pub longest_recent_growth: u64,
+    /// Slots of the recent table's old slot array not yet visited by the copy into its
+    /// replacement (0 when no copy is in progress).
+    pub recent_growth_pending: usize,
     /// Read-table entries the rebuild in progress has not visited yet (0 when no
     /// rebuild is in progress).
     pub rebuild_pending: usize,
@@ -408,6 +414,7 @@ impl Stats {
             longest_promotion_move: c.longest_promotion_move,
             longest_recent_growth: c.longest_recent_growth,
             rebuild_pending: 0,
+            recent_growth_pending: 0,
             new_keys: c.new_keys + striped.new_keys,
             overwrites: striped.overwrites,
             removes: striped.removes,
@@ -498,6 +505,7 @@ impl Stats {
             .max(other.longest_promotion_move);
         self.longest_recent_growth = self.longest_recent_growth.max(other.longest_recent_growth);
         self.rebuild_pending += other.rebuild_pending;
+        self.recent_growth_pending += other.recent_growth_pending;
         self.new_keys = self.new_keys.wrapping_add(other.new_keys);
         self.overwrites = self.overwrites.wrapping_add(other.overwrites);
         self.removes = self.removes.wrapping_add(other.removes);
@@ -587,8 +595,8 @@ impl fmt::Display for Stats {
         }
         writeln!(
             f,
-            "recent table    longest growth copied {} entries",
-            self.longest_recent_growth
+            "recent table    longest growth step copied {} entries ({} old slots to go)",
+            self.longest_recent_growth, self.recent_growth_pending
         )?;
         writeln!(
             f,

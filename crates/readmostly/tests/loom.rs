@@ -96,7 +96,13 @@ fn model(name: &str, f: impl Fn(bool) + Send + Sync + Copy + 'static) {
         let iterations = std::sync::Arc::new(AtomicUsize::new(0));
         let counter = iterations.clone();
         let start = Instant::now();
-        loom::model(move || {
+        // Loom stops an execution after `max_branches` scheduling points (default 1,000,
+        // meant to catch spin loops). The models that drive a recent table through
+        // overflow and a promotion while another thread iterates need ~1,100; the limit
+        // is raised for them (a spin loop would still be stopped, a little later).
+        let mut builder = loom::model::Builder::new();
+        builder.max_branches = builder.max_branches.max(4_000);
+        builder.check(move || {
             counter.fetch_add(1, Relaxed);
             f(swap);
         });
@@ -1061,7 +1067,8 @@ fn insert_racing_promotion(map: Arc<Map>, swap: bool, present: &[(u64, u64)]) {
 /// `AtMost(8)` the array starts with two slots and doubles when more than half full, so
 /// after keys 1 to 3 it has 8 slots, 3 filled. Whichever insert reserves the 4th place
 /// adds without the lock; the other finds no room and doubles the array under the lock,
-/// closing the old one before copying it. The lock-free add reserved before the close
+/// closing the old one before linking it to the new one, whose first migration step
+/// (default steps: 128 slots) copies it whole. The lock-free add reserved before the close
 /// (which waits for it; it is copied) or finds the array closed or replaced and retries
 /// under the lock.
 /// Both keys end up in the recent table; nothing is promoted.
@@ -1300,4 +1307,146 @@ fn new_key_racing_promotion_of_a_second_recent_table() {
             insert_racing_promotion(map, swap, &[(100, 1000), (101, 1010)]);
         },
     );
+}
+
+/// A map (`DirtyLen`, `AtMost(max)`, rebuild steps of `step` entries: migration steps of
+/// `2 × step` slots) holding `keys` in its recent table.
+fn map_with_migration(max: usize, step: usize, keys: &[u64]) -> Arc<Map> {
+    let map = Arc::new(
+        SyncMap::builder()
+            .hasher(BuildHasherDefault::default())
+            .promotion(Promotion::DirtyLen)
+            .recent_keys(at_most(max))
+            .rebuild_step(step)
+            .build(),
+    );
+    for &k in keys {
+        assert!(!map.insert(k, k * 10));
+    }
+    map
+}
+
+/// The first key (from 1) whose home slot in an array of `slots` slots is `slot`, other
+/// than those in `not`.
+fn key_at_home(slot: u64, slots: u64, not: &[u64]) -> u64 {
+    let hasher = BuildHasherDefault::<DefaultHasher>::default();
+    (1..)
+        .find(|&k| hasher.hash_one(k) & (slots - 1) == slot && !not.contains(&k))
+        .unwrap()
+}
+
+/// (q) Lock-free reads racing the migration step that finishes copying a grown slot
+/// array's old entries and unlinks the old array. `AtMost(16)` with two-slot steps: the
+/// third key doubles the array from 4 slots to 8 and copies only the old array's first
+/// two slots, so key `a` (home slot 3 of 4) is still only in the old array. The insert
+/// of a fourth key finds the lock-free limit reached (the copy is behind), takes the lock
+/// and finishes the copy. A reader probing the new array first could miss `a` (not copied
+/// yet) and then find the old array unlinked; probing the old array first it finds `a`
+/// there, or the old array gone and `a` copied.
+#[test]
+fn reads_racing_a_migration_step() {
+    model("reads_racing_a_migration_step", |swap| {
+        let a = key_at_home(3, 4, &[]);
+        let b = key_at_home(0, 4, &[a]);
+        let c = key_at_home(1, 8, &[a, b]);
+        let d = key_at_home(2, 8, &[a, b, c]);
+        let map = map_with_migration(16, 1, &[a, b, c]);
+        assert_eq!(map.stats().recent_growth_pending, 2, "{:?}", map.stats());
+        let (m1, m2) = (map.clone(), map.clone());
+        let (added, (seen_a, seen_b)) = race(
+            swap,
+            move || m1.pin().insert(d, d * 10).copied(),
+            move || {
+                let m = m2.pin();
+                (m.get(&a).copied(), m.get(&b).copied())
+            },
+        );
+        assert_eq!(added, None);
+        assert_eq!(
+            seen_a,
+            Some(a * 10),
+            "key a lost while its array was copied"
+        );
+        assert_eq!(seen_b, Some(b * 10));
+        let s = map.stats();
+        assert_eq!(
+            (
+                s.recent_growth_pending,
+                s.recent_len,
+                s.promotions,
+                s.slow_reads
+            ),
+            (0, 4, 0, 0),
+            "{s:?}"
+        );
+        let mut expected: Vec<(u64, u64)> = [a, b, c, d].iter().map(|&k| (k, k * 10)).collect();
+        expected.sort_unstable();
+        assert_eq!(contents(&map), expected);
+    });
+}
+
+/// (r) Two inserts of one new key `x` racing at a recent table one key short of its
+/// slot array's limit (`AtMost(16)`, four-slot migration steps: 3 keys in 8 slots, limit
+/// 4, the last growth's copy done). The insert that reserves the last place adds `x` to
+/// the array without the lock; the other finds no room, takes the lock and doubles the
+/// array, closing the old one (waiting for that add) and copying only four slots of it
+/// (the pace needs two); `x` (home slot 7) is not among them. It must then find `x` in the old array before adding its own entry to
+/// the new one (else the key would have two entries): one insert adds, the other
+/// replaces.
+#[test]
+fn same_new_key_racing_a_growth() {
+    model("same_new_key_racing_a_growth", |swap| {
+        let keys: Vec<u64> = (0..3).map(|i| key_at_home(i, 8, &[])).collect();
+        let x = key_at_home(7, 8, &keys);
+        let map = map_with_migration(16, 2, &keys);
+        let s = map.stats();
+        assert_eq!((s.recent_len, s.recent_growth_pending), (3, 0), "{s:?}");
+        let (m1, m2) = (map.clone(), map.clone());
+        let (first, second) = race(
+            swap,
+            move || m1.pin().insert(x, 1).copied(),
+            move || m2.pin().insert(x, 2).copied(),
+        );
+        assert!(
+            matches!((first, second), (None, Some(1)) | (Some(2), None)),
+            "one insert adds, the other replaces: {first:?} {second:?}"
+        );
+        let s = map.stats();
+        assert_eq!((s.recent_len, s.new_keys, s.promotions), (4, 4, 0), "{s:?}");
+        let mut expected: Vec<(u64, u64)> = keys.iter().map(|&k| (k, k * 10)).collect();
+        expected.push((x, if first.is_none() { 2 } else { 1 }));
+        expected.sort_unstable();
+        assert_eq!(contents(&map), expected);
+    });
+}
+
+/// (s) Iteration racing the migration step of (q): the iteration walks the old array
+/// (if still linked when it starts), then the new one, skipping the entries it copied;
+/// each key is seen exactly once, the new key `d` or not.
+#[test]
+fn iter_racing_a_migration_step() {
+    model("iter_racing_a_migration_step", |swap| {
+        let a = key_at_home(3, 4, &[]);
+        let b = key_at_home(0, 4, &[a]);
+        let c = key_at_home(1, 8, &[a, b]);
+        let d = key_at_home(2, 8, &[a, b, c]);
+        let map = map_with_migration(16, 1, &[a, b, c]);
+        assert_eq!(map.stats().recent_growth_pending, 2);
+        let (m1, m2) = (map.clone(), map.clone());
+        let (added, seen) = race(
+            swap,
+            move || m1.pin().insert(d, d * 10).copied(),
+            move || {
+                let mut seen: Vec<u64> = m2.pin().iter().map(|(k, _)| *k).collect();
+                seen.sort_unstable();
+                seen
+            },
+        );
+        assert_eq!(added, None);
+        let mut old = vec![a, b, c];
+        old.sort_unstable();
+        let mut all = vec![a, b, c, d];
+        all.sort_unstable();
+        assert!(seen == old || seen == all, "iter saw {seen:?}");
+    });
 }

@@ -50,6 +50,10 @@
 //!   grow with the map either. Bulk copies under the lock (rebuild steps, the promotion's move, table
 //!   growth) request a batch of entries and buckets from memory before touching the
 //!   first ([`Inserter`]).
+//!   The recent table's slot array doubles as keys are added; the new array is
+//!   published empty, with the old one linked to it as its `prev` until later operations
+//!   have copied the old entries over in bounded steps ([`Recent::migrate_locked`]), so
+//!   a growth does not pause for a copy either.
 //! * [`Entry`]: shared by both tables; see [`entry`] for its state machine.
 //!
 //! # Invariants (all under `mu`)
@@ -83,6 +87,12 @@
 //! 8. A read table with a level has a dirty table: the promotion that keeps the level
 //!    starts the next rebuild at once, and only promotions and `clear` drop the dirty
 //!    table (publishing tables without a level, but for that one).
+//! 9. A slot array's `prev` is closed and linked to that array only; the entries of its
+//!    first `migrated` slots are in both arrays (the same entries), the others in `prev`
+//!    only. Lookups probe `prev` first and adds check it before adding, so a key is never
+//!    added twice; `prev` is unlinked (Release) only after all its entries were copied,
+//!    and only then retired. A level's array has no `prev`, and an array is replaced only
+//!    once its own migration is done.
 //!
 //! # Reclamation
 //!
@@ -112,6 +122,10 @@
 //!   full when it was added). The slot
 //!   array pointer is replaced under `mu` with **Release** and loaded with **SeqCst** (what
 //!   `Guard::protect` uses for protected pointers; Acquire is what the contents need).
+//!   A migration step copies entries with the same Release compare-and-swap; the old
+//!   array is unlinked from the new one with **Release** and loaded with **SeqCst** (as
+//!   the array pointer), so a lookup that finds it unlinked sees every copy (see
+//!   `SlotArray::prev_slots`).
 //!   `Recent::len` (reservations and the [`CLOSED`] bit) needs only its modification
 //!   order to bound the filled slots and to order reservations against a close; a
 //!   growth's reopening is **Release** and reservations **Acquire**, so an adder that
@@ -342,16 +356,38 @@ enum Add<K, V> {
 }
 
 /// A recent table's slot array: a power-of-two number of slots, at most half of them
-/// filled (see [`Recent::try_reserve`]; three quarters while a lagging rebuild lets the
-/// table overflow, [`Recent::add_overflow_locked`]), so a probe always ends at an empty
-/// slot.
+/// filled (three quarters when the table's limit is that close to it, see
+/// [`Recent::limit`], or while a lagging rebuild lets the table overflow,
+/// [`Recent::add_overflow_locked`]), so a probe always ends at an empty slot.
+///
+/// An array that replaced a smaller one keeps it as `prev` until every entry of it has
+/// been copied over ([`Recent::migrate_locked`]): a growth publishes the new array at
+/// once, empty, and the copying is spread over later operations in bounded steps.
 struct SlotArray<K, V> {
     slots: Slots<K, V>,
+    /// The closed array this one replaced, while some of its entries may not have been
+    /// copied here yet; null once all have (or if it replaced none). From
+    /// `Arc::into_raw`, owned by this array. Set before the array is published, and
+    /// cleared (once, with Release) under `mu` when the last entry has been copied.
+    prev: AtomicPtr<SlotArray<K, V>>,
+}
+
+impl<K, V> Drop for SlotArray<K, V> {
+    fn drop(&mut self) {
+        // Relaxed: `&mut self`, no other thread can access the array.
+        let prev = self.prev.load(Relaxed);
+        if !prev.is_null() {
+            // SAFETY: `prev` came from `Arc::into_raw` and this array owns its count (the
+            // migration that clears it retires it instead).
+            drop(unsafe { Arc::from_raw(prev.cast_const()) });
+        }
+    }
 }
 
 impl<K, V> SlotArray<K, V> {
-    /// `capacity` empty slots.
-    fn new(capacity: usize) -> Self {
+    /// `capacity` empty slots, replacing `prev` (null, or an `Arc::into_raw` pointer whose
+    /// count the array takes over).
+    fn new(capacity: usize, prev: *mut SlotArray<K, V>) -> Self {
         #[cfg(not(any(loom, shuttle)))]
         let slots = ZeroedSlice::new(capacity);
         #[cfg(any(loom, shuttle))]
@@ -361,38 +397,80 @@ impl<K, V> SlotArray<K, V> {
                 entry: AtomicPtr::new(std::ptr::null_mut()),
             })
             .collect();
-        SlotArray { slots }
+        SlotArray {
+            slots,
+            prev: AtomicPtr::new(prev),
+        }
     }
 
-    /// Fills the first empty slot of `hash`'s probe sequence in an array that no other
-    /// thread can see yet (a growing table's replacement), keeping one slot empty.
-    fn insert_private(&self, e: EntryPtr<K, V>, hash: u64) {
+    /// The slots of the array this one replaced while its migration lasts (see `prev`),
+    /// else none. Valid while the caller's guard (or `mu`) protects this array: a
+    /// cleared `prev` is retired, not freed.
+    #[inline]
+    fn prev_slots(&self) -> &[RecentSlot<K, V>] {
+        // SeqCst: as for `Recent::array` (see `Recent::slots`), the pointer is protected
+        // by the caller's guard; Acquire is what the contents need: pairs with the
+        // Release that published this array (a non-null `prev`, closed, so its slots are
+        // final), or with the Release that cleared it (null: every entry of it was
+        // copied into this array before, and those copies are visible to our later
+        // Acquire loads of its slots).
+        let prev = self.prev.load(SeqCst);
+        if prev.is_null() {
+            return &[];
+        }
+        // SAFETY: a non-null `prev` is live while this array is, and retired (not freed)
+        // when cleared: the caller's guard outlives our use.
+        unsafe { &(*prev).slots }
+    }
+
+    /// Fills the first empty slot of `hash`'s probe sequence with `e`, an entry of the
+    /// array this one replaced (a migration step, under `mu`). No key comparisons: the
+    /// key cannot be here already (adders check `prev` first, see [`add`](Self::add)).
+    /// Lock-free adders may be filling other slots meanwhile; compare-and-swap, as they
+    /// do.
+    fn insert_migrated(&self, e: EntryPtr<K, V>, hash: u64) {
         let mask = self.slots.len() - 1;
         let mut i = hash as usize & mask;
-        // Relaxed: the array is private to the caller.
-        while !self.slots[i].entry.load(Relaxed).is_null() {
+        loop {
+            let slot = &self.slots[i];
+            // Release on success: publishes the entry (its initialisation, which we see
+            // through the Acquire load of the old slot) to readers of this array, who
+            // load the slot with Acquire. Relaxed on failure: we only move on.
+            if slot
+                .entry
+                .compare_exchange(std::ptr::null_mut(), e.as_ptr(), Release, Relaxed)
+                .is_ok()
+            {
+                // Relaxed: see `RecentSlot::hash_of`.
+                slot.hash.store(hash, Relaxed);
+                return;
+            }
             i = (i + 1) & mask;
         }
-        // Relaxed: published with the array (Release store of `Recent::array`).
-        self.slots[i].hash.store(hash, Relaxed);
-        // Relaxed: as above.
-        self.slots[i].entry.store(e.as_ptr(), Relaxed);
     }
 
     /// Fills the first empty slot of `hash`'s probe sequence with `e`, a new key's entry
-    /// that no other thread has seen, unless an entry with an equal key comes first. Lock
-    /// free: slots go from empty to filled by compare-and-swap, once, so two threads
-    /// adding equal keys meet at the first slot either of them fills. The caller holds a
-    /// reservation on the open array ([`Recent::try_reserve`]) and a guard protecting it;
-    /// at most three quarters of the slots are filled, so the probe ends at an empty slot.
+    /// that no other thread has seen, unless an entry with an equal key comes first, or
+    /// is in `prev` (added to the replaced array by a thread that reserved room there
+    /// before it was closed, possibly after our caller looked). Lock free: slots go from
+    /// empty to filled by compare-and-swap, once, so two threads adding equal keys meet
+    /// at the first slot either of them fills. The caller holds a reservation on the open
+    /// array ([`Recent::try_reserve`]) and a guard protecting it; at most three quarters
+    /// of the slots are filled, so the probe ends at an empty slot.
     fn add(&self, e: EntryPtr<K, V>, hash: u64) -> Add<K, V>
     where
         K: Eq,
     {
-        let mask = self.slots.len() - 1;
-        let mut i = hash as usize & mask;
         // SAFETY: `e` is the caller's unpublished entry.
         let key = &unsafe { e.as_ref() }.key;
+        // The replaced array is closed: no key is added to it any more, so one probe
+        // settles it. If `prev` is already cleared, its entries are here (see
+        // `prev_slots`) and the loop below meets them.
+        if let Some(other) = Recent::probe(self.prev_slots(), hash, key) {
+            return Add::Found(other);
+        }
+        let mask = self.slots.len() - 1;
+        let mut i = hash as usize & mask;
         loop {
             let slot = &self.slots[i];
             // Acquire: as in `Recent::probe` (we may compare our key with the entry's).
@@ -420,15 +498,19 @@ impl<K, V> SlotArray<K, V> {
         }
     }
 
-    /// Calls `f` with each entry of a closed array ([`Recent::close_locked`]: no add is
-    /// in flight or can start, so the slots no longer change). A read-only pass: closing
-    /// wrote nothing into the slots. Caller holds `mu`.
-    fn for_each_closed(&self, mut f: impl FnMut(EntryPtr<K, V>, u64)) {
-        for slot in self.slots.iter() {
-            // Acquire: the close already made every fill visible (`Recent::close_locked`);
-            // kept so that the entry read below is ordered by the slot itself too.
-            if let Some(e) = NonNull::new(slot.entry.load(Acquire)) {
-                f(e, slot.hash_of(e));
+    /// Whether `e` (whose hash is `hash`) fills a slot of `slots`: a probe comparing
+    /// pointers, not keys (for iteration, which must not call `Eq`).
+    fn holds(slots: &[RecentSlot<K, V>], e: EntryPtr<K, V>, hash: u64) -> bool {
+        let Some(mask) = slots.len().checked_sub(1) else {
+            return false;
+        };
+        let mut i = hash as usize & mask;
+        loop {
+            // Acquire: as in `Recent::probe`.
+            match NonNull::new(slots[i].entry.load(Acquire)) {
+                None => return false,
+                Some(p) if p == e => return true,
+                Some(_) => i = (i + 1) & mask,
             }
         }
     }
@@ -442,15 +524,22 @@ impl<K, V> SlotArray<K, V> {
 ///   its thread's stripe (`Stripes::recent_fill`). Adds that find no array, no room, or
 ///   the array closed take the lock and retry ([`add_locked`](Self::add_locked)), which
 ///   allocates the first array (so a read table to which no key is ever added costs
-///   nothing), doubles a half-full one, or reports the table full (the caller promotes).
+///   nothing), replaces a half-full one by one twice as large, or reports the table full
+///   (the caller promotes).
 /// * Growth closes the old array ([`close_locked`](Self::close_locked): one bit set in
-///   `len`, then a wait for the adds already in flight), copies its entries into the new
-///   one, publishes the new one, reopens, and retires the old: an add either reserved
-///   before the close, and is copied, or sees the bit (or, reserving after the reopening,
-///   a different array) and retries under `mu`.
+///   `len`, then a wait for the adds already in flight) and publishes an empty array
+///   twice as large with the old one as its `prev`, then reopens: an add either reserved
+///   before the close, and is in the old array, or sees the bit (or, reserving after the
+///   reopening, a different array) and retries under `mu`. Nothing is copied then:
+///   lookups probe `prev` before the new array, adds check it before adding, and the old
+///   entries are copied over in bounded steps ([`migrate_locked`](Self::migrate_locked))
+///   by later operations, paced so that the copy is done before the new array needs to
+///   grow or the table is full. The last step unlinks and retires `prev`. (Copying at
+///   the growth cost up to 25 ms under the lock for 512 Ki entries: memory traffic.)
 /// * A promotion (or `clear`) closes the array the same way before moving its entries
-///   into the next main table, and never reopens it; so no key is ever added to a recent
-///   table whose read table is no longer published.
+///   (and those of `prev` not copied yet) into the next main table, and never reopens
+///   it; so no key is ever added to a recent table whose read table is no longer
+///   published.
 ///
 /// Closing writes nothing into the slots, so it costs the same for any array size (a
 /// seal written into every empty slot by compare-and-swap cost 10–20 ms at 2 Mi slots).
@@ -469,10 +558,29 @@ struct Recent<K, V> {
     /// was created: every add to an earlier recent table had been counted by then (their
     /// arrays were closed), and none to this one.
     fills_base: u64,
-    /// Keys added plus adds in progress (reservations), and the [`CLOSED`] bit. Written by
-    /// every new key: on its own lines, away from `array`, which every lookup that misses
-    /// the main table reads.
-    len: CacheAligned<AtomicUsize>,
+    /// Written by every new key: on their own lines, away from `array`, which every
+    /// lookup that misses the main table reads.
+    counts: CacheAligned<Counts>,
+}
+
+/// A recent table's counts: what lock-free adders read and write, and the migration's
+/// progress beside them.
+struct Counts {
+    /// Keys added plus adds in progress (reservations), and the [`CLOSED`] bit.
+    len: AtomicUsize,
+    /// The most keys lock-free adds may bring the table to: [`Recent::limit`] of the
+    /// current array, or less while its `prev` is being copied (see
+    /// [`Recent::migrate_locked`]). Written under `mu`; only rises while an array is
+    /// current, and is set for a new array before the array is published (first array)
+    /// or the table reopened (growth). Relaxed: an adder that reserved on the current
+    /// array reads this array's value (the publication or the reopening orders it), and a
+    /// stale one is lower: it only sends the add to the lock.
+    open: AtomicUsize,
+    /// Slots of the current array's `prev` copied so far. Only under `mu` (a std atomic:
+    /// the lock orders it).
+    migrated: std::sync::atomic::AtomicUsize,
+    /// Keys the table held when the current array replaced its `prev`. Only under `mu`.
+    grown_at: std::sync::atomic::AtomicUsize,
 }
 
 impl<K, V> Drop for Recent<K, V> {
@@ -481,8 +589,8 @@ impl<K, V> Drop for Recent<K, V> {
         let array = self.array.load(Relaxed);
         if !array.is_null() {
             // SAFETY: the current array came from `Arc::into_raw` in `add_locked`, and
-            // this table's strong count is given up only here (replaced arrays were
-            // retired when they were replaced).
+            // this table's strong count is given up only here (replaced arrays belong to
+            // their successor's `prev`, and are retired when unlinked from it).
             drop(unsafe { Arc::from_raw(array.cast_const()) });
         }
     }
@@ -518,25 +626,46 @@ impl<K, V> Recent<K, V> {
             },
             max_len,
             fills_base,
-            len: CacheAligned(AtomicUsize::new(0)),
+            counts: CacheAligned(Counts {
+                len: AtomicUsize::new(0),
+                open: AtomicUsize::new(0),
+                migrated: std::sync::atomic::AtomicUsize::new(0),
+                grown_at: std::sync::atomic::AtomicUsize::new(0),
+            }),
         }
     }
 
-    /// The current slot array (empty until the first add). The slice stays valid while
-    /// the guard protecting the read table is held: replaced arrays are retired.
+    /// The most keys an array of `capacity` slots may hold: half its slots, or up to three
+    /// quarters when that reaches `max_len` (rather than doubling for a few more keys:
+    /// it also leaves every growth at least a quarter of the old array's slots in new
+    /// keys to pace the copy of the old entries over, see
+    /// [`migrate_locked`](Self::migrate_locked)).
+    fn limit(&self, capacity: usize) -> usize {
+        if self.max_len <= capacity / 4 * 3 {
+            self.max_len
+        } else {
+            self.max_len.min(capacity / 2)
+        }
+    }
+
+    /// The current slot array (empty until the first add), and the slots of the array it
+    /// replaced while these are being copied into it (else empty): a lookup probes the
+    /// latter first. The slices stay valid while the guard protecting the read table is
+    /// held: replaced arrays are retired.
     #[inline]
-    fn slots(&self) -> &[RecentSlot<K, V>] {
+    fn slots(&self) -> (&[RecentSlot<K, V>], &[RecentSlot<K, V>]) {
         // SeqCst, what `Guard::protect` uses for the pointers it protects (seize states its
         // guarantee for such loads; it is a plain load on x86): the caller's guard protects
         // the array. Acquire is what the contents need: pairs with the Release store in
         // `add_locked`, so the array's slots and their contents at publication are visible.
         let array = self.array.load(SeqCst);
         if array.is_null() {
-            return &[];
+            return (&[], &[]);
         }
         // SAFETY: a non-null `array` was published by `add_locked` and is freed only after
         // it is replaced and retired (and the caller's guard is gone) or with `self`.
-        unsafe { &(*array).slots }
+        let array = unsafe { &*array };
+        (array.prev_slots(), &array.slots)
     }
 
     /// The current array, for a caller holding `mu` (which every replacement holds).
@@ -547,21 +676,26 @@ impl<K, V> Recent<K, V> {
     }
 
     /// Another owner of the current array, for the [`Level`] of the next read table.
-    /// Caller holds `mu` and has closed the table.
+    /// Caller holds `mu`, has closed the table and finished the array's migration (a
+    /// level has no `prev`).
     fn share_locked(&self) -> Option<Arc<SlotArray<K, V>>> {
         // Relaxed: replaced only under `mu`, which the caller holds.
         let array = NonNull::new(self.array.load(Relaxed))?;
         // SAFETY: the pointer came from `Arc::into_raw` and this table still holds its
         // strong count (given up only when the table is dropped), so the count is at
         // least one while we add ours and take it back as an `Arc`.
-        Some(unsafe {
+        let array = unsafe {
             Arc::increment_strong_count(array.as_ptr().cast_const());
             Arc::from_raw(array.as_ptr().cast_const())
-        })
+        };
+        // Relaxed: cleared only under `mu`, which the caller holds.
+        debug_assert!(array.prev.load(Relaxed).is_null(), "a level has no prev");
+        Some(array)
     }
 
-    /// Bytes of the current array that this table alone owns (a shared one is counted
-    /// with the [`Level`] that shares it), for the `retired_bytes` statistic.
+    /// Bytes of the current array (and of its `prev`) that this table alone owns (a
+    /// shared one is counted with the [`Level`] that shares it), for the `retired_bytes`
+    /// statistic.
     fn owned_bytes(&self) -> u64 {
         // SeqCst: as in `slots` (the caller's guard or `mu` keeps the array alive).
         let Some(array) = NonNull::new(self.array.load(SeqCst)) else {
@@ -571,7 +705,7 @@ impl<K, V> Recent<K, V> {
         let arc =
             std::mem::ManuallyDrop::new(unsafe { Arc::from_raw(array.as_ptr().cast_const()) });
         if Arc::strong_count(&arc) == 1 {
-            std::mem::size_of_val(&arc.slots[..]) as u64
+            (std::mem::size_of_val(&arc.slots[..]) + std::mem::size_of_val(arc.prev_slots())) as u64
         } else {
             0
         }
@@ -589,8 +723,9 @@ impl<K, V> Recent<K, V> {
         let mut i = hash as usize & mask;
         loop {
             let slot = &slots[i];
-            // Acquire: pairs with the Release that filled the slot (`SlotArray::add`, or
-            // the array's publication), making the entry's initialisation visible.
+            // Acquire: pairs with the Release that filled the slot (`SlotArray::add`, a
+            // migration's `insert_migrated`, or the array's publication), making the
+            // entry's initialisation visible.
             let p = slot.entry.load(Acquire);
             // An empty slot ends the probe: a key lives past every slot that was filled
             // when it was added.
@@ -606,6 +741,29 @@ impl<K, V> Recent<K, V> {
         }
     }
 
+    /// Finds `key`'s entry in the (prev, current) slots from [`slots`](Self::slots):
+    /// `prev` first. A key of `prev` not yet copied is there (closed: it holds every key
+    /// the table had when the current array replaced it); if `prev` was already unlinked
+    /// when loaded, its entries are in the current array, visible (see
+    /// `SlotArray::prev_slots`). Probing the current array first could miss a key copied
+    /// just after that probe and unlinked before `prev` was loaded.
+    #[inline]
+    fn probe_both<Q>(
+        (prev, current): (&[RecentSlot<K, V>], &[RecentSlot<K, V>]),
+        hash: u64,
+        key: &Q,
+    ) -> Option<EntryPtr<K, V>>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Eq,
+    {
+        if prev.is_empty() {
+            Self::probe(current, hash, key)
+        } else {
+            Self::probe(prev, hash, key).or_else(|| Self::probe(current, hash, key))
+        }
+    }
+
     /// Finds `key`'s entry. Lock-free; callers hold a guard protecting the read table.
     #[inline]
     fn find<Q>(&self, hash: u64, key: &Q) -> Option<EntryPtr<K, V>>
@@ -613,20 +771,21 @@ impl<K, V> Recent<K, V> {
         K: Borrow<Q>,
         Q: ?Sized + Eq,
     {
-        Self::probe(self.slots(), hash, key)
+        Self::probe_both(self.slots(), hash, key)
     }
 
     /// Reserves room for one key in the current array, without the lock. `None` (nothing
-    /// reserved) when there is no array yet, the array is closed or was replaced, the
-    /// table is full, or the array would be more than half full: the caller takes the lock
-    /// ([`add_locked`](Self::add_locked)).
+    /// reserved) when there is no array yet, the array is closed or was replaced, or the
+    /// table has reached what lock-free adds may fill (`Counts::open`: the table full, the
+    /// array at its [`limit`](Self::limit), or its migration behind): the caller takes the
+    /// lock ([`add_locked`](Self::add_locked)).
     ///
     /// Every add holds a reservation, counted in `len` until the add fails, and the
-    /// reservation that makes `len` exceed half the array's slots is refused. Since filled
-    /// slots are never emptied, the last reservation that filled a slot of an array saw
-    /// every filled slot of it counted, so lock-free adds never fill more than half the
-    /// slots (adds under `mu` past `max_len` may fill up to three quarters:
-    /// [`add_overflow_locked`](Self::add_overflow_locked)).
+    /// reservation that makes `len` exceed `open` is refused. Since filled slots are never
+    /// emptied (and a migration copies only keys `len` already counts), the last
+    /// reservation that filled a slot of an array saw every filled slot of it counted, so
+    /// lock-free adds never fill more than the limit (adds under `mu` past `max_len` may
+    /// fill up to three quarters: [`add_overflow_locked`](Self::add_overflow_locked)).
     #[inline]
     fn try_reserve(&self) -> Option<Reserved<'_, K, V>> {
         // SeqCst: as in `slots`.
@@ -640,26 +799,29 @@ impl<K, V> Recent<K, V> {
         // count's modification order alone is what matters: it bounds the filled slots
         // (above), and our increment either precedes a close (which then waits for our
         // add, see `close_locked`) or sees its bit.
-        let n = self.len.fetch_add(1, Acquire) + 1;
+        let n = self.counts.len.fetch_add(1, Acquire) + 1;
         let reservation = Reservation(Some(self));
         if n & CLOSED != 0 || self.array.load(SeqCst) != loaded {
             return None; // closed, or closed and replaced since we loaded it
         }
-        (n <= self.max_len && n <= array.slots.len() / 2).then_some((array, reservation))
+        // Relaxed: see `Counts::open` (our array is current and stays so until our
+        // reservation ends: a growth closes it first and waits for us).
+        (n <= self.counts.open.load(Relaxed)).then_some((array, reservation))
     }
 
     /// Gives back a reservation whose add did not fill a slot.
     fn unreserve(&self) {
         // Relaxed: as in `try_reserve`.
-        self.len.fetch_sub(1, Relaxed);
+        self.counts.len.fetch_sub(1, Relaxed);
     }
 
     /// Closes the current array: sets [`CLOSED`] in `len`, so that no add can start on it,
     /// and waits until every add that reserved room before (but the caller's own `own`
     /// reservations) has filled its slot or given its reservation back. Afterwards the
-    /// array's slots no longer change and every fill is visible to the caller. Caller holds
-    /// `mu`, and the array is open (each array is closed once: by the growth that replaces
-    /// it, or by the promotion or `clear` that retires its read table).
+    /// array's slots no longer change (but for migration steps, under `mu`) and every fill
+    /// is visible to the caller. Caller holds `mu`, and the array is open (each array is
+    /// closed once: by the growth that replaces it, or by the promotion or `clear` that
+    /// retires its read table).
     ///
     /// The wait is for adds already between their reservation and their compare-and-swap
     /// (a probe of a few slots, and the key comparisons of equal hashes): it is long only
@@ -669,7 +831,7 @@ impl<K, V> Recent<K, V> {
     fn close_locked(&self, stripes: &Stripes, own: usize) -> usize {
         // Relaxed: the bit needs only the count's modification order: an increment that
         // comes after this one in it sees the bit, one that comes before is waited for.
-        let was = self.len.fetch_or(CLOSED, Relaxed);
+        let was = self.counts.len.fetch_or(CLOSED, Relaxed);
         debug_assert_eq!(was & CLOSED, 0, "an array is closed once");
         let mut round = 0;
         loop {
@@ -680,10 +842,11 @@ impl<K, V> Recent<K, V> {
             // only rises for increments that are undone at once (a higher value only
             // delays the equality): so when the sum reaches `len`,
             // every reservation has ended and every fill's count was read, with Acquire,
-            // after the fill (`Stripes::recent_fill`).
+            // after the fill (`Stripes::recent_fill`). (A migration's copies are neither:
+            // `len` counted their keys when they were added to the old array.)
             let fills = stripes.recent_fills().wrapping_sub(self.fills_base);
             // Relaxed: as above (the fills' visibility comes from the stripes' Acquire).
-            let reserved = self.len.load(Relaxed) & !CLOSED;
+            let reserved = self.counts.len.load(Relaxed) & !CLOSED;
             if fills == (reserved - own) as u64 {
                 return reserved - own;
             }
@@ -695,22 +858,100 @@ impl<K, V> Recent<K, V> {
     /// Reopens the table after a growth published a new array. Caller holds `mu`.
     fn reopen_locked(&self) {
         // Release: an adder whose reservation reads this (Acquire) sees the new array
-        // (stored before) when it checks that its array is still current.
-        self.len.fetch_and(!CLOSED, Release);
+        // (stored before) when it checks that its array is still current, and the new
+        // array's `open`.
+        self.counts.len.fetch_and(!CLOSED, Release);
+    }
+
+    /// Copies entries of the current array's `prev` into it (a migration step), under
+    /// `mu`: at least `min_slots` more slots of `prev`, and as many as it takes for
+    /// lock-free adds to be allowed `want` keys (`usize::MAX`: all). Returns the number of
+    /// entries copied (none without a migration in progress).
+    ///
+    /// Pacing: a growth happens when the table holds `grown_at` keys; the new array's
+    /// [`limit`](Self::limit) leaves `room` more (at least a quarter of `prev`'s slots).
+    /// Lock-free adds may bring the table to `grown_at + migrated × room / slots`
+    /// (`Counts::open`), and every add under `mu` first copies enough for its own key. So
+    /// the table reaches the new array's limit (the next growth, or `max_len`) only once
+    /// every slot of `prev` has been visited, at an average of at most 4 slots per key
+    /// added: no operation waits for more than a step, whatever the table's size. The
+    /// last step unlinks `prev` and retires it through `guard`.
+    fn migrate_locked(&self, guard: &impl Guard, want: usize, min_slots: usize) -> u64 {
+        let Some(array) = self.array_locked() else {
+            return 0;
+        };
+        // Relaxed: cleared only under `mu`, which we hold.
+        let prev = array.prev.load(Relaxed);
+        let Some(old) = NonNull::new(prev) else {
+            return 0;
+        };
+        // SAFETY: a non-null `prev` is live while its array is (which `mu` keeps current).
+        let old = unsafe { &old.as_ref().slots };
+        let total = old.len();
+        // Relaxed: only under `mu` (see `Counts`).
+        let (from, grown_at) = (
+            self.counts.migrated.load(Relaxed),
+            self.counts.grown_at.load(Relaxed),
+        );
+        let limit = self.limit(array.slots.len());
+        let room = (limit - grown_at).max(1);
+        let needed = match want.checked_sub(grown_at) {
+            None | Some(0) => 0,
+            Some(more) => (more as u128 * total as u128).div_ceil(room as u128),
+        };
+        let to = usize::try_from(needed)
+            .unwrap_or(usize::MAX)
+            .max(from.saturating_add(min_slots))
+            .min(total);
+        let mut copied = 0;
+        for slot in &old[from..to] {
+            // Acquire: as in `for_each_filled` (`prev` was closed before it was linked).
+            if let Some(e) = NonNull::new(slot.entry.load(Acquire)) {
+                array.insert_migrated(e, slot.hash_of(e));
+                copied += 1;
+            }
+        }
+        // Relaxed: only under `mu`.
+        self.counts.migrated.store(to, Relaxed);
+        if to == total {
+            // Release: see `SlotArray::prev_slots` (a lookup that sees null sees the
+            // copies made above).
+            array.prev.store(std::ptr::null_mut(), Release);
+            // Relaxed: see `Counts::open`.
+            self.counts.open.store(limit, Relaxed);
+            // SAFETY: `prev` is no longer reachable from `array`, the only place it was
+            // linked (a replaced array is never shared: only a promotion shares the
+            // current one); it came from `Arc::into_raw` and is retired once (unlinked once).
+            unsafe { guard.defer_retire(prev, arced::<SlotArray<K, V>>) };
+        } else {
+            // Relaxed: see `Counts::open`. At most `limit`, only rises (`to` only rises).
+            let open = grown_at + (to as u128 * room as u128 / total as u128) as usize;
+            self.counts.open.store(open.min(limit), Relaxed);
+        }
+        copied as u64
+    }
+
+    /// Whether the current array is still copying its `prev` (a hint for lock-free adders,
+    /// which then try the lock to take a step). Relaxed: a stale answer only skips or
+    /// wastes one `try_lock`.
+    fn migrating(array: &SlotArray<K, V>) -> bool {
+        !array.prev.load(Relaxed).is_null()
     }
 
     /// Adds `e` (a new key's entry, which no other thread has seen) to the table under
-    /// `mu`: allocates the first array, or replaces a half-full one by one twice as large,
-    /// as needed. `Full` when the table holds `max_len` keys or is off. Replaced arrays are
-    /// retired through `guard`; the fill is counted in `thread`'s stripe. `*copied` is set
-    /// to the number of entries a replacement copied (0 if none: part of this operation's
-    /// pause).
+    /// `mu`: allocates the first array, or replaces one at its limit by one twice as large,
+    /// and keeps the migration of the old array's entries on pace (at least `step_slots`
+    /// slots of it copied), as needed. `Full` when the table holds `max_len` keys or is
+    /// off. Replaced arrays are retired through `guard`; the fill is counted in `guard`'s
+    /// thread's stripe. `*copied` is increased by the number of entries migrated (part of
+    /// this operation's pause).
     fn add_locked(
         &self,
         e: EntryPtr<K, V>,
         hash: u64,
         guard: &impl Guard,
         stripes: &Stripes,
+        step_slots: usize,
         copied: &mut u64,
     ) -> Add<K, V>
     where
@@ -721,7 +962,7 @@ impl<K, V> Recent<K, V> {
         }
         // Relaxed: as in `try_reserve` (we hold `mu`, so the table is open and our array
         // current).
-        let n = self.len.fetch_add(1, Relaxed) + 1;
+        let n = self.counts.len.fetch_add(1, Relaxed) + 1;
         debug_assert_eq!(n & CLOSED, 0, "the current array is open under `mu`");
         let reservation = Reservation(Some(self));
         if n > self.max_len {
@@ -731,38 +972,43 @@ impl<K, V> Recent<K, V> {
         let old = self.array.load(Relaxed);
         // SAFETY: a non-null array is live (retired only when replaced, below, under `mu`).
         let capacity = NonNull::new(old).map_or(0, |a| unsafe { a.as_ref() }.slots.len());
-        let array = if n > capacity / 2 {
-            let new = SlotArray::new(
-                (capacity * 2)
-                    .max(self.first_capacity)
-                    .max((n * 2).next_power_of_two()),
-            );
-            if let Some(old) = NonNull::new(old) {
+        if n > self.limit(capacity) {
+            let capacity = (capacity * 2)
+                .max(self.first_capacity)
+                .max((n * 2).next_power_of_two());
+            let held = if old.is_null() {
+                0
+            } else {
+                // The pacing has (all but) finished the current array's own migration:
+                // at most what reservations in flight made `n` run ahead is left.
+                *copied += self.migrate_locked(guard, usize::MAX, 0);
                 // Our own reservation (`n`) is the one not to wait for.
-                self.close_locked(stripes, 1);
-                // SAFETY: as above.
-                unsafe { old.as_ref() }.for_each_closed(|e, hash| {
-                    new.insert_private(e, hash);
-                    *copied += 1;
-                });
-            }
-            let new = Arc::into_raw(Arc::new(new)).cast_mut();
+                self.close_locked(stripes, 1)
+            };
+            // The old array (closed) becomes the new one's `prev`: its entries are copied
+            // over by later steps (our own, just below, first).
+            let new = Arc::into_raw(Arc::new(SlotArray::new(capacity, old))).cast_mut();
+            // Relaxed: only under `mu` (see `Counts`).
+            self.counts.grown_at.store(held, Relaxed);
+            self.counts.migrated.store(0, Relaxed);
+            // Relaxed: see `Counts::open`: stored before the publication and the reopening
+            // that order it for adders.
+            let open = if old.is_null() {
+                self.limit(capacity)
+            } else {
+                held
+            };
+            self.counts.open.store(open, Relaxed);
             // Release: see `slots`.
             self.array.store(new, Release);
             if !old.is_null() {
                 self.reopen_locked();
-                // `old` is no longer reachable from `array`; readers that loaded it hold
-                // guards, so seize frees it after them. It came from `Arc::into_raw`, was
-                // never shared (only a promotion shares the current array).
-                // SAFETY: so retiring it is sound, and it is retired once (replaced once).
-                unsafe { guard.defer_retire(old, arced::<SlotArray<K, V>>) };
             }
-            new
-        } else {
-            old
-        };
-        // SAFETY: just published or checked above; only replaced under `mu`.
-        match unsafe { &*array }.add(e, hash) {
+        }
+        // Keep the migration on pace, with room for our key.
+        *copied += self.migrate_locked(guard, n, step_slots);
+        let array = self.array_locked().expect("allocated above if missing");
+        match array.add(e, hash) {
             Add::Added => {
                 reservation.keep();
                 stripes.recent_fill(guard.thread_id());
@@ -775,16 +1021,16 @@ impl<K, V> Recent<K, V> {
 
     /// Adds `e` (as in [`add_locked`](Self::add_locked), which reported the table full)
     /// past `max_len`, while the dirty table's rebuild lags (see `new_entry_locked`): up
-    /// to three quarters of the current array's slots (which has at least `2 × max_len`
-    /// slots, so up to 1.5–3 × `max_len` keys), without growing it (a probe still ends at
-    /// an empty slot). `Full` beyond that, or when the table is off. Caller holds `mu`;
-    /// the fill is counted in `thread`'s stripe.
+    /// to three quarters of the current array's slots (which has at least `4/3 × max_len`
+    /// slots), without growing it (a probe still ends at an empty slot). `Full` beyond
+    /// that, or when the table is off. Caller holds `mu`; the fill is counted in
+    /// `guard`'s thread's stripe.
     fn add_overflow_locked(
         &self,
         e: EntryPtr<K, V>,
         hash: u64,
+        guard: &impl Guard,
         stripes: &Stripes,
-        thread: usize,
     ) -> Add<K, V>
     where
         K: Eq,
@@ -792,9 +1038,12 @@ impl<K, V> Recent<K, V> {
         let Some(array) = self.array_locked() else {
             return Add::Full;
         };
+        // A full table has copied its `prev` (see `migrate_locked`); this only finishes
+        // what reservations in flight may have left.
+        self.migrate_locked(guard, usize::MAX, 0);
         // Relaxed: as in `add_locked`. Lock-free adders are refused past `max_len`
         // (`try_reserve`): every add past it is made here, under `mu`.
-        let n = self.len.fetch_add(1, Relaxed) + 1;
+        let n = self.counts.len.fetch_add(1, Relaxed) + 1;
         let reservation = Reservation(Some(self));
         if n > array.slots.len() / 4 * 3 {
             return Add::Full;
@@ -802,18 +1051,66 @@ impl<K, V> Recent<K, V> {
         match array.add(e, hash) {
             Add::Added => {
                 reservation.keep();
-                stripes.recent_fill(thread);
+                stripes.recent_fill(guard.thread_id());
                 Add::Added
             }
             other => other,
         }
     }
 
+    /// Calls `f` with every entry of the table (with its hash): the current array's, and
+    /// those of its `prev` not copied into it yet. Caller holds `mu` and has closed the
+    /// table (or has exclusive access): the slots no longer change.
+    fn for_each_closed(&self, mut f: impl FnMut(EntryPtr<K, V>, u64)) {
+        let Some(array) = self.array_locked() else {
+            return;
+        };
+        for_each_filled(&array.slots, &mut f);
+        // Relaxed: only under `mu` (see `Counts`).
+        let from = self.counts.migrated.load(Relaxed);
+        let prev = array.prev_slots();
+        if !prev.is_empty() {
+            for_each_filled(&prev[from..], &mut f);
+        }
+    }
+
+    /// Slots of the current array's `prev` not copied yet (0 without one). Under `mu`.
+    fn growth_pending_locked(&self) -> usize {
+        let Some(array) = self.array_locked() else {
+            return 0;
+        };
+        // Relaxed: only under `mu` (see `Counts`).
+        array
+            .prev_slots()
+            .len()
+            .saturating_sub(self.counts.migrated.load(Relaxed))
+    }
+
+    /// Finishes copying the current array's `prev` (see [`migrate_locked`](Self::migrate_locked)).
+    /// Under `mu`. Returns the entries copied: none once the table is full (the pacing
+    /// finished it), which is when promotions keep the array as a level.
+    fn finish_migration_locked(&self, guard: &impl Guard) -> u64 {
+        self.migrate_locked(guard, usize::MAX, 0)
+    }
+
     /// Keys added plus adds in progress. Relaxed: an estimate for statistics and the
     /// promotion rule (exact when no add is in progress).
     #[inline]
     fn len(&self) -> usize {
-        self.len.load(Relaxed) & !CLOSED
+        self.counts.len.load(Relaxed) & !CLOSED
+    }
+}
+
+/// Calls `f` with each entry (and its hash) of `slots`, from a closed array (see
+/// [`Recent::close_locked`]: no add is in flight or can start, so the slots no longer
+/// change). A read-only pass: closing wrote nothing into the slots. Caller holds `mu`.
+fn for_each_filled<K, V>(slots: &[RecentSlot<K, V>], f: &mut impl FnMut(EntryPtr<K, V>, u64)) {
+    for slot in slots {
+        // Acquire: the close already made every fill visible (`Recent::close_locked`);
+        // kept so that the entry read below is ordered by the slot itself too.
+        if let Some(e) = NonNull::new(slot.entry.load(Acquire)) {
+            f(e, slot.hash_of(e));
+        }
     }
 }
 
@@ -1390,15 +1687,13 @@ impl<K, V> Drop for RawMap<K, V> {
             }
         }
         drop(dirty);
-        // Invariant 6: the recent table's entries are in no other table.
+        // Invariant 6: the recent table's entries are in no other table (and each is
+        // visited once: those of a `prev` already copied are skipped).
         // SAFETY: `read` is the live published table; we have exclusive access.
-        for slot in unsafe { &*read }.recent.slots() {
-            // Relaxed: exclusive access.
-            if let Some(e) = NonNull::new(slot.entry.load(Relaxed)) {
-                // SAFETY: live, in no other table, and each slot is visited once.
-                unsafe { free_entry(e) };
-            }
-        }
+        unsafe { &*read }.recent.for_each_closed(|e, _| {
+            // SAFETY: live, in no other table, and visited once.
+            unsafe { free_entry(e) };
+        });
         // SAFETY: the published table came from `Box::into_raw` and is freed once, here.
         drop(unsafe { Box::from_raw(read) });
     }
@@ -1437,11 +1732,18 @@ impl<K, V, G: Guard> Pinned<'_, K, V, G> {
 type SlotIter<'g, K, V> = std::slice::Iter<'g, RecentSlot<K, V>>;
 
 /// Iterator over the read table snapshot taken by [`RawRef::iter`]: the main table's
-/// entries, then the level's and the recent table's (a key is in one of them only).
+/// entries, then the level's and the recent table's (a key is in one of them only; the
+/// recent table's old array, while its entries are being copied into the current one,
+/// first, and the current array's copies of them skipped).
 pub(crate) struct RawIter<'g, K, V, G> {
     entries: table::Iter<'g, EntryPtr<K, V>>,
-    /// The level's slots, then the recent table's.
-    slots: std::iter::Chain<SlotIter<'g, K, V>, SlotIter<'g, K, V>>,
+    /// The level's slots, then those of the recent table's `prev` (if any).
+    older: std::iter::Chain<SlotIter<'g, K, V>, SlotIter<'g, K, V>>,
+    /// The recent table's `prev` (if any): entries of the current array found in it
+    /// were already seen.
+    prev: &'g [RecentSlot<K, V>],
+    /// The recent table's current array.
+    current: SlotIter<'g, K, V>,
     guard: &'g G,
 }
 
@@ -1451,10 +1753,20 @@ impl<'g, K, V, G: Guard> RawIter<'g, K, V, G> {
         let e = match self.entries.next() {
             Some(e) => *e,
             // Acquire: as in `Recent::find`. Slots filled after the iteration started may
-            // or may not be seen; each key fills one slot, so none is seen twice.
+            // or may not be seen; each key fills one slot of an array, so none is seen
+            // twice (a key copied from `prev`, closed and complete, is seen there).
             None => loop {
-                if let Some(e) = NonNull::new(self.slots.next()?.entry.load(Acquire)) {
-                    break e;
+                if let Some(slot) = self.older.next() {
+                    if let Some(e) = NonNull::new(slot.entry.load(Acquire)) {
+                        break e;
+                    }
+                    continue;
+                }
+                let slot = self.current.next()?;
+                if let Some(e) = NonNull::new(slot.entry.load(Acquire)) {
+                    if self.prev.is_empty() || !SlotArray::holds(self.prev, e, slot.hash_of(e)) {
+                        break e;
+                    }
                 }
             },
         };
@@ -1479,8 +1791,8 @@ impl<'g, K, V, G: Guard> Iterator for RawIter<'g, K, V, G> {
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let slots = self.slots.size_hint().1;
-        let upper = self.entries.size_hint().1.zip(slots).map(|(a, b)| a + b);
+        let slots = self.older.size_hint().1.zip(self.current.size_hint().1);
+        let upper = (self.entries.size_hint().1.zip(slots)).map(|(a, (b, c))| a + b + c);
         (0, upper)
     }
 }
@@ -1631,11 +1943,13 @@ where
     {
         let level = read.level_slots();
         let slots = read.recent.slots();
-        let counted = !slots.is_empty() || !level.is_empty();
+        // A `prev` implies a current array.
+        let counted = !slots.1.is_empty() || !level.is_empty();
         if counted {
             // A miss of the main table that the level and the recent table answer,
             // either way (they count alike: keys outside the main table).
-            let found = Recent::probe(level, hash, key).or_else(|| Recent::probe(slots, hash, key));
+            let found =
+                Recent::probe(level, hash, key).or_else(|| Recent::probe_both(slots, hash, key));
             self.recent_lookup();
             if let Some(e) = found {
                 return Some(self.entry(e));
@@ -1771,12 +2085,17 @@ where
             // recent table overflow (`new_entry_locked`).
             fits = table.len() + len <= table.capacity();
             if fold == Fold::Keep || (fold == Fold::MoveIfRoom && !fits) {
+                // A level has no `prev`: the copy is done once the table is full, which
+                // is when these promotions keep it (`Recent::migrate_locked`).
+                let copied = read.recent.finish_migration_locked(self.guard);
+                let c = &mut dirty.counters;
+                c.longest_recent_growth = c.longest_recent_growth.max(copied);
                 let array = read.recent.share_locked().expect("the array just closed");
                 level = Some(Level { array, len });
             }
         }
         // Or move its entries into the new main table.
-        if let (Some(array), None) = (read.recent.array_locked(), &level) {
+        if read.recent.array_locked().is_some() && level.is_none() {
             // No rehash but after an overflow, for an explicit `Move` (`reserve` grows
             // the table then). The move uses the slots' hash copies: it touches the new
             // table, not the entries.
@@ -1785,7 +2104,7 @@ where
             table.reserve(filled, |e| unsafe { e.as_ref() }.hash);
             let mut moved = 0u64;
             let mut inserter = Inserter::new(&mut table);
-            array.for_each_closed(|e, hash| {
+            read.recent.for_each_closed(|e, hash| {
                 inserter.push(hash, e);
                 moved += 1;
             });
@@ -1968,9 +2287,14 @@ where
         let (e, p) = Entry::alloc(hash, key, value);
         let fresh = Fresh(Some(e));
         let mut copied = 0;
-        let added = read
-            .recent
-            .add_locked(e, hash, self.guard, &self.map.stripes, &mut copied);
+        let added = read.recent.add_locked(
+            e,
+            hash,
+            self.guard,
+            &self.map.stripes,
+            self.migration_step(),
+            &mut copied,
+        );
         let c = &mut dirty.counters;
         c.longest_recent_growth = c.longest_recent_growth.max(copied);
         let mut full = match added {
@@ -1991,7 +2315,7 @@ where
             // step each rather than all for the whole rest.
             match read
                 .recent
-                .add_overflow_locked(e, hash, &self.map.stripes, self.thread())
+                .add_overflow_locked(e, hash, self.guard, &self.map.stripes)
             {
                 Add::Added => full = false,
                 Add::Found(other) => {
@@ -2073,18 +2397,33 @@ where
         }
         fresh.published();
         self.map.stripes.new_key(self.thread());
-        // Keep the rebuild moving (it is what bounds a promotion's pause), but never wait
-        // for the lock here: whoever holds it is doing the same work or more.
+        // Keep the rebuild moving (it is what bounds a promotion's pause), and the copy of
+        // a grown array's old entries (otherwise adds are sent to the lock once it falls
+        // behind, see `Recent::migrate_locked`), but never wait for the lock here: whoever
+        // holds it is doing the same work or more.
         // Relaxed: a hint (see `ReadTable::rebuilding`).
-        if read.rebuilding.load(Relaxed) {
+        if read.rebuilding.load(Relaxed) || Recent::migrating(array) {
             if let Some(mut dirty) = try_lock(&self.map.dirty) {
-                // A promotion since we loaded `read` finished its rebuild.
+                // A promotion since we loaded `read` finished its rebuild and closed the
+                // recent table.
                 if std::ptr::eq(self.read(), read) {
                     self.rebuild_step_locked(&mut dirty, read, self.map.rebuild_step);
+                    let copied = read
+                        .recent
+                        .migrate_locked(self.guard, 0, self.migration_step());
+                    let c = &mut dirty.counters;
+                    c.longest_recent_growth = c.longest_recent_growth.max(copied);
                 }
             }
         }
         NewKey::Added(p)
+    }
+
+    /// Slots of a grown recent array's old array that one migration step copies at least
+    /// (see `Recent::migrate_locked`): twice the rebuild step, about as many entries as a
+    /// rebuild step copies (the old array is at most half full).
+    fn migration_step(&self) -> usize {
+        self.map.rebuild_step.saturating_mul(2)
     }
 
     /// If the read-table entry `e` is expunged, unexpunges it and puts it back into the
@@ -2440,9 +2779,12 @@ where
 
     pub(crate) fn iter(&self) -> RawIter<'a, K, V, G> {
         let read = self.iteration_table();
+        let (prev, current) = read.recent.slots();
         RawIter {
             entries: read.table.iter(),
-            slots: read.level_slots().iter().chain(read.recent.slots()),
+            older: read.level_slots().iter().chain(prev.iter()),
+            prev,
+            current: current.iter(),
             guard: self.guard,
         }
     }
@@ -2545,9 +2887,9 @@ where
         // we have collected its entries (invariant 6: they are in no other table).
         let mut recent = Vec::new();
         let read = self.read();
-        if let Some(array) = read.recent.array_locked() {
+        if read.recent.array_locked().is_some() {
             read.recent.close_locked(&self.map.stripes, 0);
-            array.for_each_closed(|e, _| recent.push(e));
+            read.recent.for_each_closed(|e, _| recent.push(e));
         }
         // AcqRel: Release publishes the empty table; Acquire pairs with the publication
         // of the old one, whose entries we walk below (also ordered by `mu`).
@@ -2623,6 +2965,7 @@ where
             std::mem::size_of::<Entry<K, V>>(),
         );
         stats.rebuild_pending = dirty.rebuild.map_or(0, |r| read.len() - r.visited);
+        stats.recent_growth_pending = read.recent.growth_pending_locked();
         stats
     }
 }
