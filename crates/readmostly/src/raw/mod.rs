@@ -653,7 +653,7 @@ impl<K, V> Recent<K, V> {
     /// latter first. The slices stay valid while the guard protecting the read table is
     /// held: replaced arrays are retired.
     #[inline]
-    fn slots(&self) -> (&[RecentSlot<K, V>], &[RecentSlot<K, V>]) {
+    fn slots(&self) -> PrevAndCurrent<'_, K, V> {
         // SeqCst, what `Guard::protect` uses for the pointers it protects (seize states its
         // guarantee for such loads; it is a plain load on x86): the caller's guard protects
         // the array. Acquire is what the contents need: pairs with the Release store in
@@ -749,7 +749,7 @@ impl<K, V> Recent<K, V> {
     /// just after that probe and unlinked before `prev` was loaded.
     #[inline]
     fn probe_both<Q>(
-        (prev, current): (&[RecentSlot<K, V>], &[RecentSlot<K, V>]),
+        (prev, current): PrevAndCurrent<'_, K, V>,
         hash: u64,
         key: &Q,
     ) -> Option<EntryPtr<K, V>>
@@ -1113,6 +1113,10 @@ fn for_each_filled<K, V>(slots: &[RecentSlot<K, V>], f: &mut impl FnMut(EntryPtr
         }
     }
 }
+
+/// A recent table's slots: those of the array being copied into the current one (empty
+/// when none is), and the current array's ([`Recent::slots`]).
+type PrevAndCurrent<'r, K, V> = (&'r [RecentSlot<K, V>], &'r [RecentSlot<K, V>]);
 
 /// The array a lock-free add goes into, and its reservation ([`Recent::try_reserve`]).
 type Reserved<'r, K, V> = (&'r SlotArray<K, V>, Reservation<'r, K, V>);
