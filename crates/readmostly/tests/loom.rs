@@ -1326,12 +1326,17 @@ fn map_with_migration(max: usize, step: usize, keys: &[u64]) -> Arc<Map> {
     map
 }
 
-/// The first key (from 1) whose home slot in an array of `slots` slots is `slot`, other
-/// than those in `not`.
+/// The first key (from 1) whose home slot in a recent slot array of `slots` slots is
+/// `slot`, other than those in `not`. The map mixes the hasher's output before using it
+/// (`raw::spread`, private: the same formula, the 128-bit product with 2^64/φ folded).
 fn key_at_home(slot: u64, slots: u64, not: &[u64]) -> u64 {
     let hasher = BuildHasherDefault::<DefaultHasher>::default();
+    let spread = |h: u64| {
+        let product = u128::from(h) * 0x9e37_79b9_7f4a_7c15;
+        (product as u64) ^ ((product >> 64) as u64)
+    };
     (1..)
-        .find(|&k| hasher.hash_one(k) & (slots - 1) == slot && !not.contains(&k))
+        .find(|&k| spread(hasher.hash_one(k)) & (slots - 1) == slot && !not.contains(&k))
         .unwrap()
 }
 

@@ -741,12 +741,13 @@ impl<K, V> Recent<K, V> {
         }
     }
 
-    /// Finds `key`'s entry in the (prev, current) slots from [`slots`](Self::slots):
-    /// `prev` first. A key of `prev` not yet copied is there (closed: it holds every key
-    /// the table had when the current array replaced it); if `prev` was already unlinked
-    /// when loaded, its entries are in the current array, visible (see
-    /// `SlotArray::prev_slots`). Probing the current array first could miss a key copied
-    /// just after that probe and unlinked before `prev` was loaded.
+    /// Finds `key`'s entry in the (prev, current) slots from [`slots`](Self::slots),
+    /// which loaded `prev` before either is probed. A key of `prev` is there (closed: it
+    /// holds every key the table had when the current array replaced it), copied or not;
+    /// if `prev` was already unlinked when loaded, its entries are in the current array,
+    /// visible (see `SlotArray::prev_slots`). (Loading `prev` only after probing the
+    /// current array could miss a key copied just after that probe and unlinked before
+    /// the load.)
     #[inline]
     fn probe_both<Q>(
         (prev, current): PrevAndCurrent<'_, K, V>,
