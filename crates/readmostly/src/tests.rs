@@ -3,6 +3,7 @@
 //! runs with both promotion rules, and drop counting proves each value is freed once.
 #![forbid(unsafe_code)]
 
+use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 
@@ -1227,4 +1228,43 @@ fn a_growing_recent_array_copies_its_old_entries_in_steps() {
             "{end}: every value freed once"
         );
     }
+}
+
+/// Slot arrays of 2^14 slots and more are prepared ahead of their growth (allocated
+/// uninitialised and zeroed in steps, `raw::zeroed::Zeroing`), after the previous
+/// growth's copy: a table growing through several of them (one-entry rebuild steps, so
+/// that both kinds of work are spread thin and lock-free adds keep hitting the pacing
+/// limit) keeps every key, reads none it was not given, and ends with a consistent
+/// iteration. (Too slow for Miri; `zeroed`'s own tests run there.)
+#[test]
+#[cfg_attr(miri, ignore)]
+fn growths_into_prepared_arrays_keep_every_key() {
+    let n: u64 = 40_000;
+    let map: SyncMap<u64, u64> = SyncMap::builder()
+        .promotion(Promotion::AfterMisses(usize::MAX.try_into().unwrap()))
+        .recent_keys(RecentKeys::AtMost(NonZeroUsize::new(1 << 16).unwrap()))
+        .rebuild_step(1)
+        .build();
+    let mut mid_copy = 0;
+    for k in 0..n {
+        assert!(map.pin().insert(k, k).is_none());
+        if k % 1_000 == 999 {
+            let s = map.stats();
+            mid_copy += usize::from(s.recent_growth_pending > 0);
+            assert!(s.longest_recent_growth <= 2 + 8, "{s:?}");
+            let m = map.pin();
+            for j in (0..=k).step_by(7) {
+                assert_eq!(m.get(&j), Some(&j), "{j} after {k}");
+            }
+            assert!(m.get(&(k + 1)).is_none());
+        }
+    }
+    let s = map.stats();
+    assert_eq!((s.recent_len, s.promotions), (n as usize, 0), "{s:?}");
+    assert!(mid_copy > 0, "{s:?}");
+    let mut keys: Vec<u64> = map.pin().iter().map(|(k, _)| *k).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, (0..n).collect::<Vec<_>>());
+    assert!(map.promote());
+    assert_eq!(map.stats().read_len, n as usize);
 }

@@ -52,7 +52,7 @@
 //!   first ([`Inserter`]).
 //!   The recent table's slot array doubles as keys are added; the new array is
 //!   published empty, with the old one linked to it as its `prev` until later operations
-//!   have copied the old entries over in bounded steps ([`Recent::migrate_locked`]), so
+//!   have copied the old entries over in bounded steps ([`Recent::step_locked`]), so
 //!   a growth does not pause for a copy either.
 //! * [`Entry`]: shared by both tables; see [`entry`] for its state machine.
 //!
@@ -150,7 +150,7 @@ use self::entry::{is_value, reclaim_entry, reclaim_inline_value, Entry, LoadOrSt
 use self::reclaim::{boxed, Collector, Guard, LocalGuard, OwnedGuard};
 use self::table::{prefetch, Bucket, Table, BATCH};
 #[cfg(not(any(loom, shuttle)))]
-use self::zeroed::{Zeroable, ZeroedSlice};
+use self::zeroed::{Zeroable, ZeroedSlice, Zeroing};
 use crate::map::{Promotion, RecentKeys};
 use crate::stats::{count_hit, count_hits, HitCounter, LockedCounters, Stats, Stripes};
 use crate::sync::{
@@ -361,7 +361,7 @@ enum Add<K, V> {
 /// [`Recent::add_overflow_locked`]), so a probe always ends at an empty slot.
 ///
 /// An array that replaced a smaller one keeps it as `prev` until every entry of it has
-/// been copied over ([`Recent::migrate_locked`]): a growth publishes the new array at
+/// been copied over ([`Recent::step_locked`]): a growth publishes the new array at
 /// once, empty, and the copying is spread over later operations in bounded steps.
 struct SlotArray<K, V> {
     slots: Slots<K, V>,
@@ -385,18 +385,9 @@ impl<K, V> Drop for SlotArray<K, V> {
 }
 
 impl<K, V> SlotArray<K, V> {
-    /// `capacity` empty slots, replacing `prev` (null, or an `Arc::into_raw` pointer whose
-    /// count the array takes over).
-    fn new(capacity: usize, prev: *mut SlotArray<K, V>) -> Self {
-        #[cfg(not(any(loom, shuttle)))]
-        let slots = ZeroedSlice::new(capacity);
-        #[cfg(any(loom, shuttle))]
-        let slots = (0..capacity)
-            .map(|_| RecentSlot {
-                hash: AtomicU64::new(0),
-                entry: AtomicPtr::new(std::ptr::null_mut()),
-            })
-            .collect();
+    /// An array of `slots` (empty: see [`empty_slots`]), replacing `prev` (null, or an
+    /// `Arc::into_raw` pointer whose count the array takes over).
+    fn new(slots: Slots<K, V>, prev: *mut SlotArray<K, V>) -> Self {
         SlotArray {
             slots,
             prev: AtomicPtr::new(prev),
@@ -532,7 +523,7 @@ impl<K, V> SlotArray<K, V> {
 ///   before the close, and is in the old array, or sees the bit (or, reserving after the
 ///   reopening, a different array) and retries under `mu`. Nothing is copied then:
 ///   lookups probe `prev` before the new array, adds check it before adding, and the old
-///   entries are copied over in bounded steps ([`migrate_locked`](Self::migrate_locked))
+///   entries are copied over in bounded steps ([`step_locked`](Self::step_locked))
 ///   by later operations, paced so that the copy is done before the new array needs to
 ///   grow or the table is full. The last step unlinks and retires `prev`. (Copying at
 ///   the growth cost up to 25 ms under the lock for 512 Ki entries: memory traffic.)
@@ -561,6 +552,10 @@ struct Recent<K, V> {
     /// Written by every new key: on their own lines, away from `array`, which every
     /// lookup that misses the main table reads.
     counts: CacheAligned<Counts>,
+    /// The array the next growth will publish, being zeroed in steps (see [`Zeroing`]).
+    /// Only under `mu` (the std mutex is never contended: it only lets `&self` reach it).
+    #[cfg(not(any(loom, shuttle)))]
+    next: std::sync::Mutex<Option<Zeroing<RecentSlot<K, V>>>>,
 }
 
 /// A recent table's counts: what lock-free adders read and write, and the migration's
@@ -570,17 +565,61 @@ struct Counts {
     len: AtomicUsize,
     /// The most keys lock-free adds may bring the table to: [`Recent::limit`] of the
     /// current array, or less while its `prev` is being copied (see
-    /// [`Recent::migrate_locked`]). Written under `mu`; only rises while an array is
+    /// [`Recent::step_locked`]). Written under `mu`; only rises while an array is
     /// current, and is set for a new array before the array is published (first array)
     /// or the table reopened (growth). Relaxed: an adder that reserved on the current
     /// array reads this array's value (the publication or the reopening orders it), and a
     /// stale one is lower: it only sends the add to the lock.
     open: AtomicUsize,
-    /// Slots of the current array's `prev` copied so far. Only under `mu` (a std atomic:
-    /// the lock orders it).
-    migrated: std::sync::atomic::AtomicUsize,
-    /// Keys the table held when the current array replaced its `prev`. Only under `mu`.
+    /// Keys the table held when the current array was published. The rest are only
+    /// under `mu` (std atomics: the lock orders them); see [`Recent::step_locked`].
     grown_at: std::sync::atomic::AtomicUsize,
+    /// Slots of the current array's `prev` (0 if it replaced none).
+    copy_total: std::sync::atomic::AtomicUsize,
+    /// Slots of `prev` copied so far (`copy_total` once it is unlinked).
+    migrated: std::sync::atomic::AtomicUsize,
+    /// Slots of the array prepared for the next growth (`Recent::next`; 0 if none is
+    /// planned).
+    zero_total: std::sync::atomic::AtomicUsize,
+    /// Slots of it zeroed so far.
+    zeroed: std::sync::atomic::AtomicUsize,
+}
+
+/// The growth work left to the operations after a growth ([`Recent::step_locked`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Work {
+    /// Copying the current array's `prev` into it.
+    Copy,
+    /// Zeroing the array the next growth will publish.
+    Zero,
+    /// Nothing left.
+    Done,
+}
+
+/// The smallest slot array prepared ahead of its growth ([`Recent::zeroing_plan`]):
+/// 2^14 slots, 256 KiB (below, `alloc_zeroed` costs microseconds at worst).
+const PREPARE_SLOTS: usize = 1 << 14;
+
+/// The largest first slot array a recent table allocates (2^13 slots, 128 KiB): it is
+/// allocated zeroed under the lock, with nothing prepared for it (larger ones come from
+/// growths, prepared ahead: [`Recent::zeroing_plan`]).
+const FIRST_SLOTS_MAX: usize = 1 << 13;
+
+/// `capacity` empty slots.
+fn empty_slots<K, V>(capacity: usize) -> Slots<K, V> {
+    #[cfg(not(any(loom, shuttle)))]
+    {
+        ZeroedSlice::new(capacity)
+    }
+    #[cfg(any(loom, shuttle))]
+    {
+        (0..capacity)
+            .map(|_| RecentSlot {
+                hash: AtomicU64::new(0),
+                entry: AtomicPtr::new(std::ptr::null_mut()),
+            })
+            .collect()
+    }
 }
 
 impl<K, V> Drop for Recent<K, V> {
@@ -622,16 +661,21 @@ impl<K, V> Recent<K, V> {
             first_capacity: if first == 0 {
                 0
             } else {
-                (first * 2).next_power_of_two()
+                (first * 2).next_power_of_two().min(FIRST_SLOTS_MAX)
             },
             max_len,
             fills_base,
             counts: CacheAligned(Counts {
                 len: AtomicUsize::new(0),
                 open: AtomicUsize::new(0),
-                migrated: std::sync::atomic::AtomicUsize::new(0),
                 grown_at: std::sync::atomic::AtomicUsize::new(0),
+                copy_total: std::sync::atomic::AtomicUsize::new(0),
+                migrated: std::sync::atomic::AtomicUsize::new(0),
+                zero_total: std::sync::atomic::AtomicUsize::new(0),
+                zeroed: std::sync::atomic::AtomicUsize::new(0),
             }),
+            #[cfg(not(any(loom, shuttle)))]
+            next: std::sync::Mutex::new(None),
         }
     }
 
@@ -639,7 +683,7 @@ impl<K, V> Recent<K, V> {
     /// quarters when that reaches `max_len` (rather than doubling for a few more keys:
     /// it also leaves every growth at least a quarter of the old array's slots in new
     /// keys to pace the copy of the old entries over, see
-    /// [`migrate_locked`](Self::migrate_locked)).
+    /// [`step_locked`](Self::step_locked)).
     fn limit(&self, capacity: usize) -> usize {
         if self.max_len <= capacity / 4 * 3 {
             self.max_len
@@ -693,22 +737,35 @@ impl<K, V> Recent<K, V> {
         Some(array)
     }
 
-    /// Bytes of the current array (and of its `prev`) that this table alone owns (a
-    /// shared one is counted with the [`Level`] that shares it), for the `retired_bytes`
-    /// statistic.
+    /// Bytes of the current array (and of its `prev`, and of the array prepared for the
+    /// next growth) that this table alone owns (a shared one is counted with the
+    /// [`Level`] that shares it), for the `retired_bytes` statistic.
     fn owned_bytes(&self) -> u64 {
+        #[cfg(not(any(loom, shuttle)))]
+        let prepared = self
+            .next
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map_or(0, |z| {
+                (z.len() * std::mem::size_of::<RecentSlot<K, V>>()) as u64
+            });
+        #[cfg(any(loom, shuttle))]
+        let prepared = 0;
         // SeqCst: as in `slots` (the caller's guard or `mu` keeps the array alive).
         let Some(array) = NonNull::new(self.array.load(SeqCst)) else {
-            return 0;
+            return prepared;
         };
         // SAFETY: as in `share_locked`; `ManuallyDrop` leaves the count as it was.
         let arc =
             std::mem::ManuallyDrop::new(unsafe { Arc::from_raw(array.as_ptr().cast_const()) });
-        if Arc::strong_count(&arc) == 1 {
-            (std::mem::size_of_val(&arc.slots[..]) + std::mem::size_of_val(arc.prev_slots())) as u64
-        } else {
-            0
-        }
+        prepared
+            + if Arc::strong_count(&arc) == 1 {
+                (std::mem::size_of_val(&arc.slots[..]) + std::mem::size_of_val(arc.prev_slots()))
+                    as u64
+            } else {
+                0
+            }
     }
 
     /// Finds `key`'s entry in `slots` (from [`slots`](Self::slots)). Lock-free; callers
@@ -864,23 +921,92 @@ impl<K, V> Recent<K, V> {
         self.counts.len.fetch_and(!CLOSED, Release);
     }
 
-    /// Copies entries of the current array's `prev` into it (a migration step), under
-    /// `mu`: at least `min_slots` more slots of `prev`, and as many as it takes for
-    /// lock-free adds to be allowed `want` keys (`usize::MAX`: all). Returns the number of
-    /// entries copied (none without a migration in progress).
+    /// Takes a step of the work a growth leaves to later operations, under `mu`: copying
+    /// the current array's `prev` into it (a migration step: at least `step_slots` slots of
+    /// `prev`), then, for a table that will grow again into a large array, zeroing that
+    /// array ahead of time (at least `16 × step_slots` slots, see [`Zeroing`]) — and
+    /// more, until lock-free adds are allowed `want` keys. Returns the number of entries
+    /// copied.
     ///
     /// Pacing: a growth happens when the table holds `grown_at` keys; the new array's
     /// [`limit`](Self::limit) leaves `room` more (at least a quarter of `prev`'s slots).
-    /// Lock-free adds may bring the table to `grown_at + migrated × room / slots`
-    /// (`Counts::open`), and every add under `mu` first copies enough for its own key. So
-    /// the table reaches the new array's limit (the next growth, or `max_len`) only once
-    /// every slot of `prev` has been visited, at an average of at most 4 slots per key
-    /// added: no operation waits for more than a step, whatever the table's size. The
-    /// last step unlinks `prev` and retires it through `guard`.
-    fn migrate_locked(&self, guard: &impl Guard, want: usize, min_slots: usize) -> u64 {
+    /// The work is shared out over that room: the copy over its first half and the
+    /// zeroing over the second (either over all of it when it is the only work), and
+    /// lock-free adds may bring the table to `grown_at` plus the room the work done so far
+    /// pays for (`Counts::open`; see [`progress_locked`](Self::progress_locked)). Every add
+    /// under `mu` first does enough for its own key. So the table reaches the new array's
+    /// limit (the next growth, or `max_len`) only once the work is done, at an average of
+    /// at most 8 slots copied and 64 zeroed per key added: no operation waits for more
+    /// than a step, whatever the table's size. The last copy step unlinks `prev` and
+    /// retires it through `guard`.
+    fn step_locked(&self, guard: &impl Guard, want: usize, step_slots: usize) -> u64 {
         let Some(array) = self.array_locked() else {
             return 0;
         };
+        let mut copied = 0;
+        let mut steps = 0;
+        loop {
+            let (open, work) = self.progress_locked(array);
+            // Relaxed: see `Counts::open` (only rises while the array is current).
+            self.counts.open.store(open, Relaxed);
+            if (open >= want && steps > 0) || work == Work::Done {
+                return copied;
+            }
+            match work {
+                Work::Copy => copied += self.copy_locked(array, guard, step_slots),
+                Work::Zero => self.zero_locked(step_slots.saturating_mul(16)),
+                Work::Done => unreachable!(),
+            }
+            steps += 1;
+        }
+    }
+
+    /// What lock-free adds to the current array may bring the table to (`Counts::open`),
+    /// and the work left: see [`step_locked`](Self::step_locked). Under `mu`.
+    fn progress_locked(&self, array: &SlotArray<K, V>) -> (usize, Work) {
+        // Relaxed: only under `mu` (see `Counts`).
+        let load = |a: &std::sync::atomic::AtomicUsize| a.load(Relaxed);
+        let c = &*self.counts;
+        let (grown_at, copy_total, copied) =
+            (load(&c.grown_at), load(&c.copy_total), load(&c.migrated));
+        let (zero_total, zeroed) = (load(&c.zero_total), load(&c.zeroed));
+        let limit = self.limit(array.slots.len());
+        let room = limit.saturating_sub(grown_at);
+        let copy_share = match (copy_total, zero_total) {
+            (0, _) => 0,
+            (_, 0) => room,
+            _ => room / 2,
+        };
+        let zero_share = if zero_total == 0 {
+            0
+        } else {
+            room - copy_share
+        };
+        let share = |part: usize, done: usize, total: usize| {
+            if total == 0 {
+                0
+            } else {
+                (part as u128 * done as u128 / total as u128) as usize
+            }
+        };
+        let open = grown_at
+            + (room - copy_share - zero_share)
+            + share(copy_share, copied, copy_total)
+            + share(zero_share, zeroed, zero_total);
+        let work = if copied < copy_total {
+            Work::Copy
+        } else if zeroed < zero_total {
+            Work::Zero
+        } else {
+            Work::Done
+        };
+        (open.min(limit), work)
+    }
+
+    /// Copies up to `slots` more slots' entries of `array`'s `prev` into it; unlinks and
+    /// retires `prev` through `guard` after the last. Returns the entries copied. Under
+    /// `mu`, `array` current.
+    fn copy_locked(&self, array: &SlotArray<K, V>, guard: &impl Guard, slots: usize) -> u64 {
         // Relaxed: cleared only under `mu`, which we hold.
         let prev = array.prev.load(Relaxed);
         let Some(old) = NonNull::new(prev) else {
@@ -890,20 +1016,8 @@ impl<K, V> Recent<K, V> {
         let old = unsafe { &old.as_ref().slots };
         let total = old.len();
         // Relaxed: only under `mu` (see `Counts`).
-        let (from, grown_at) = (
-            self.counts.migrated.load(Relaxed),
-            self.counts.grown_at.load(Relaxed),
-        );
-        let limit = self.limit(array.slots.len());
-        let room = (limit - grown_at).max(1);
-        let needed = match want.checked_sub(grown_at) {
-            None | Some(0) => 0,
-            Some(more) => (more as u128 * total as u128).div_ceil(room as u128),
-        };
-        let to = usize::try_from(needed)
-            .unwrap_or(usize::MAX)
-            .max(from.saturating_add(min_slots))
-            .min(total);
+        let from = self.counts.migrated.load(Relaxed);
+        let to = from.saturating_add(slots.max(1)).min(total);
         let mut copied = 0;
         for slot in &old[from..to] {
             // Acquire: as in `for_each_filled` (`prev` was closed before it was linked).
@@ -918,25 +1032,73 @@ impl<K, V> Recent<K, V> {
             // Release: see `SlotArray::prev_slots` (a lookup that sees null sees the
             // copies made above).
             array.prev.store(std::ptr::null_mut(), Release);
-            // Relaxed: see `Counts::open`.
-            self.counts.open.store(limit, Relaxed);
             // SAFETY: `prev` is no longer reachable from `array`, the only place it was
             // linked (a replaced array is never shared: only a promotion shares the
             // current one); it came from `Arc::into_raw` and is retired once (unlinked once).
             unsafe { guard.defer_retire(prev, arced::<SlotArray<K, V>>) };
-        } else {
-            // Relaxed: see `Counts::open`. At most `limit`, only rises (`to` only rises).
-            let open = grown_at + (to as u128 * room as u128 / total as u128) as usize;
-            self.counts.open.store(open.min(limit), Relaxed);
         }
-        copied as u64
+        copied
     }
 
-    /// Whether the current array is still copying its `prev` (a hint for lock-free adders,
+    /// Zeroes up to `slots` more slots of the array the next growth will publish
+    /// (allocating it, uninitialised, first). Under `mu`.
+    #[cfg(not(any(loom, shuttle)))]
+    fn zero_locked(&self, slots: usize) {
+        let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
+        // Relaxed: only under `mu` (see `Counts`).
+        let total = self.counts.zero_total.load(Relaxed);
+        let next = next.get_or_insert_with(|| Zeroing::new(total));
+        next.zero(slots);
+        // Relaxed: only under `mu`.
+        self.counts.zeroed.store(next.zeroed(), Relaxed);
+    }
+
+    /// No arrays are prepared under loom and shuttle (`zero_total` stays 0).
+    #[cfg(any(loom, shuttle))]
+    fn zero_locked(&self, _slots: usize) {
+        unreachable!("no zeroing is planned under loom or shuttle");
+    }
+
+    /// The empty slots of a new array of `capacity` slots: the array prepared for it
+    /// (zeroing what is left of it: nothing, when the pacing kept up), else a fresh one.
+    /// Under `mu`.
+    fn take_slots_locked(&self, capacity: usize) -> Slots<K, V> {
+        #[cfg(not(any(loom, shuttle)))]
+        {
+            let next = self.next.lock().unwrap_or_else(|e| e.into_inner()).take();
+            // Relaxed: only under `mu` (see `Counts`).
+            self.counts.zero_total.store(0, Relaxed);
+            self.counts.zeroed.store(0, Relaxed);
+            match next {
+                Some(next) if next.len() == capacity => next.finish(),
+                _ => empty_slots(capacity),
+            }
+        }
+        #[cfg(any(loom, shuttle))]
+        {
+            empty_slots(capacity)
+        }
+    }
+
+    /// Slots to zero ahead of time for the growth after one to `capacity` slots: its array
+    /// (twice as large), if that growth can happen and the array is large enough for its
+    /// allocation to matter ([`PREPARE_SLOTS`]); else 0.
+    fn zeroing_plan(&self, capacity: usize) -> usize {
+        let next = capacity.saturating_mul(2);
+        if cfg!(any(loom, shuttle)) || self.limit(capacity) >= self.max_len || next < PREPARE_SLOTS
+        {
+            0
+        } else {
+            next
+        }
+    }
+
+    /// Whether the current array's growth work is unfinished (a hint for lock-free adders,
     /// which then try the lock to take a step). Relaxed: a stale answer only skips or
     /// wastes one `try_lock`.
-    fn migrating(array: &SlotArray<K, V>) -> bool {
-        !array.prev.load(Relaxed).is_null()
+    #[inline]
+    fn has_steps(&self, array: &SlotArray<K, V>) -> bool {
+        self.counts.open.load(Relaxed) < self.limit(array.slots.len())
     }
 
     /// Adds `e` (a new key's entry, which no other thread has seen) to the table under
@@ -982,32 +1144,37 @@ impl<K, V> Recent<K, V> {
             } else {
                 // The pacing has (all but) finished the current array's own migration:
                 // at most what reservations in flight made `n` run ahead is left.
-                *copied += self.migrate_locked(guard, usize::MAX, 0);
+                *copied += self.finish_migration_locked(guard);
                 // Our own reservation (`n`) is the one not to wait for.
                 self.close_locked(stripes, 1)
             };
             // The old array (closed) becomes the new one's `prev`: its entries are copied
-            // over by later steps (our own, just below, first).
-            let new = Arc::into_raw(Arc::new(SlotArray::new(capacity, old))).cast_mut();
+            // over by later steps (our own, just below, first). The new slots were
+            // prepared by the steps since the last growth if large.
+            let slots = self.take_slots_locked(capacity);
+            // SAFETY: a non-null `old` is a live array (see above).
+            let old_slots = NonNull::new(old).map_or(0, |a| unsafe { a.as_ref() }.slots.len());
+            let new = Arc::into_raw(Arc::new(SlotArray::new(slots, old))).cast_mut();
             // Relaxed: only under `mu` (see `Counts`).
-            self.counts.grown_at.store(held, Relaxed);
-            self.counts.migrated.store(0, Relaxed);
+            let c = &*self.counts;
+            c.grown_at.store(held, Relaxed);
+            c.copy_total.store(old_slots, Relaxed);
+            c.migrated.store(0, Relaxed);
+            c.zero_total.store(self.zeroing_plan(capacity), Relaxed);
+            c.zeroed.store(0, Relaxed);
+            // SAFETY: `new` came from `Arc::into_raw` just above and is not shared yet.
+            let (open, _) = self.progress_locked(unsafe { &*new });
             // Relaxed: see `Counts::open`: stored before the publication and the reopening
             // that order it for adders.
-            let open = if old.is_null() {
-                self.limit(capacity)
-            } else {
-                held
-            };
-            self.counts.open.store(open, Relaxed);
+            c.open.store(open, Relaxed);
             // Release: see `slots`.
             self.array.store(new, Release);
             if !old.is_null() {
                 self.reopen_locked();
             }
         }
-        // Keep the migration on pace, with room for our key.
-        *copied += self.migrate_locked(guard, n, step_slots);
+        // Keep the growth work on pace, with room for our key.
+        *copied += self.step_locked(guard, n, step_slots);
         let array = self.array_locked().expect("allocated above if missing");
         match array.add(e, hash) {
             Add::Added => {
@@ -1039,9 +1206,9 @@ impl<K, V> Recent<K, V> {
         let Some(array) = self.array_locked() else {
             return Add::Full;
         };
-        // A full table has copied its `prev` (see `migrate_locked`); this only finishes
+        // A full table has copied its `prev` (see `step_locked`); this only finishes
         // what reservations in flight may have left.
-        self.migrate_locked(guard, usize::MAX, 0);
+        self.finish_migration_locked(guard);
         // Relaxed: as in `add_locked`. Lock-free adders are refused past `max_len`
         // (`try_reserve`): every add past it is made here, under `mu`.
         let n = self.counts.len.fetch_add(1, Relaxed) + 1;
@@ -1087,11 +1254,18 @@ impl<K, V> Recent<K, V> {
             .saturating_sub(self.counts.migrated.load(Relaxed))
     }
 
-    /// Finishes copying the current array's `prev` (see [`migrate_locked`](Self::migrate_locked)).
+    /// Finishes copying the current array's `prev` (see [`step_locked`](Self::step_locked)).
     /// Under `mu`. Returns the entries copied: none once the table is full (the pacing
     /// finished it), which is when promotions keep the array as a level.
     fn finish_migration_locked(&self, guard: &impl Guard) -> u64 {
-        self.migrate_locked(guard, usize::MAX, 0)
+        let Some(array) = self.array_locked() else {
+            return 0;
+        };
+        let copied = self.copy_locked(array, guard, usize::MAX);
+        let (open, _) = self.progress_locked(array);
+        // Relaxed: see `Counts::open`.
+        self.counts.open.store(open, Relaxed);
+        copied
     }
 
     /// Keys added plus adds in progress. Relaxed: an estimate for statistics and the
@@ -2091,7 +2265,7 @@ where
             fits = table.len() + len <= table.capacity();
             if fold == Fold::Keep || (fold == Fold::MoveIfRoom && !fits) {
                 // A level has no `prev`: the copy is done once the table is full, which
-                // is when these promotions keep it (`Recent::migrate_locked`).
+                // is when these promotions keep it (`Recent::step_locked`).
                 let copied = read.recent.finish_migration_locked(self.guard);
                 let c = &mut dirty.counters;
                 c.longest_recent_growth = c.longest_recent_growth.max(copied);
@@ -2404,10 +2578,10 @@ where
         self.map.stripes.new_key(self.thread());
         // Keep the rebuild moving (it is what bounds a promotion's pause), and the copy of
         // a grown array's old entries (otherwise adds are sent to the lock once it falls
-        // behind, see `Recent::migrate_locked`), but never wait for the lock here: whoever
+        // behind, see `Recent::step_locked`), but never wait for the lock here: whoever
         // holds it is doing the same work or more.
         // Relaxed: a hint (see `ReadTable::rebuilding`).
-        if read.rebuilding.load(Relaxed) || Recent::migrating(array) {
+        if read.rebuilding.load(Relaxed) || read.recent.has_steps(array) {
             if let Some(mut dirty) = try_lock(&self.map.dirty) {
                 // A promotion since we loaded `read` finished its rebuild and closed the
                 // recent table.
@@ -2415,7 +2589,7 @@ where
                     self.rebuild_step_locked(&mut dirty, read, self.map.rebuild_step);
                     let copied = read
                         .recent
-                        .migrate_locked(self.guard, 0, self.migration_step());
+                        .step_locked(self.guard, 0, self.migration_step());
                     let c = &mut dirty.counters;
                     c.longest_recent_growth = c.longest_recent_growth.max(copied);
                 }
@@ -2425,7 +2599,7 @@ where
     }
 
     /// Slots of a grown recent array's old array that one migration step copies at least
-    /// (see `Recent::migrate_locked`): twice the rebuild step, about as many entries as a
+    /// (see `Recent::step_locked`): twice the rebuild step, about as many entries as a
     /// rebuild step copies (the old array is at most half full).
     fn migration_step(&self) -> usize {
         self.map.rebuild_step.saturating_mul(2)

@@ -50,6 +50,13 @@ impl<T: Zeroable> ZeroedSlice<T> {
     /// `len` zero-valued elements. Panics on capacity overflow; aborts (through
     /// `handle_alloc_error`) if the allocator fails, as `Vec` does.
     pub(crate) fn new(len: usize) -> Self {
+        Self::allocate(len, true)
+    }
+
+    /// `len` elements, zeroed by the allocator if `zeroed`, else uninitialised: then the
+    /// caller must zero every byte before the slice is dereferenced or dropped (see
+    /// [`Zeroing`]).
+    fn allocate(len: usize, zeroed: bool) -> Self {
         let align = std::mem::align_of::<T>();
         let bytes = std::mem::size_of::<T>()
             .checked_mul(len)
@@ -65,7 +72,13 @@ impl<T: Zeroable> ZeroedSlice<T> {
         let layout =
             Layout::from_size_align(bytes, align.min(ALLOC_ALIGN)).expect("capacity overflow");
         // SAFETY: `layout` has a non-zero size.
-        let block = unsafe { alloc::alloc_zeroed(layout) };
+        let block = unsafe {
+            if zeroed {
+                alloc::alloc_zeroed(layout)
+            } else {
+                alloc::alloc(layout)
+            }
+        };
         let Some(block) = NonNull::new(block) else {
             alloc::handle_alloc_error(layout)
         };
@@ -86,6 +99,78 @@ impl<T: Zeroable> ZeroedSlice<T> {
         }
     }
 }
+
+/// A [`ZeroedSlice`] being zeroed by its owner, a piece at a time, instead of by the
+/// allocator.
+///
+/// `alloc_zeroed` is not always free: glibc serves blocks below its mmap threshold from
+/// the heap and clears them with `memset`, and the threshold rises (up to 32 MiB) each
+/// time a larger block is freed — so once a map has freed a few slot arrays, the next
+/// 8 MiB one cost 2–6 ms to allocate, under the map's lock (`examples/rebuild_pause
+/// --grow 4Mi`). A recent table that will need a larger slot array allocates it early,
+/// uninitialised (no memset: `alloc` touches nothing), and zeroes it in bounded steps
+/// taken by the operations before the growth (`Recent::step_locked`).
+pub(crate) struct Zeroing<T> {
+    /// Elements from `zeroed` on are uninitialised bytes.
+    slice: std::mem::ManuallyDrop<ZeroedSlice<T>>,
+    zeroed: usize,
+}
+
+impl<T: Zeroable> Zeroing<T> {
+    /// `len` elements to zero, allocated uninitialised.
+    pub(crate) fn new(len: usize) -> Self {
+        Zeroing {
+            slice: std::mem::ManuallyDrop::new(ZeroedSlice::allocate(len, false)),
+            zeroed: 0,
+        }
+    }
+
+    /// Elements in all.
+    pub(crate) fn len(&self) -> usize {
+        self.slice.len
+    }
+
+    /// Elements zeroed so far.
+    pub(crate) fn zeroed(&self) -> usize {
+        self.zeroed
+    }
+
+    /// Zeroes up to `n` more elements. Returns how many it zeroed.
+    pub(crate) fn zero(&mut self, n: usize) -> usize {
+        let n = n.min(self.slice.len - self.zeroed);
+        // SAFETY: elements `zeroed..zeroed + n` are inside the block (see `allocate`), and
+        // nothing else refers to them: the slice is not handed out before it is complete.
+        // Writing bytes needs no valid value there.
+        unsafe { self.slice.start.as_ptr().add(self.zeroed).write_bytes(0, n) };
+        self.zeroed += n;
+        n
+    }
+
+    /// The slice, once every element is zero (zeroing the rest now).
+    pub(crate) fn finish(mut self) -> ZeroedSlice<T> {
+        self.zero(usize::MAX);
+        let mut this = std::mem::ManuallyDrop::new(self);
+        // SAFETY: taken once; `this` is not dropped (so `Zeroing::drop` does not run).
+        // Every element is zero: a valid `T` (`Zeroable`).
+        unsafe { std::mem::ManuallyDrop::take(&mut this.slice) }
+    }
+}
+
+impl<T> Drop for Zeroing<T> {
+    fn drop(&mut self) {
+        // Free the block without dropping the elements (some are not initialised; a
+        // `Zeroable` element needs no drop: its zero value owns nothing, and none was
+        // ever written but zeroes).
+        if let Some((block, layout)) = self.slice.block {
+            // SAFETY: `block` came from `alloc(layout)` and is freed once; the slice itself
+            // is never dropped (`ManuallyDrop`).
+            unsafe { alloc::dealloc(block.as_ptr(), layout) };
+        }
+    }
+}
+
+// SAFETY: as for `ZeroedSlice`: owns its elements.
+unsafe impl<T: Send> Send for Zeroing<T> {}
 
 impl<T> Deref for ZeroedSlice<T> {
     type Target = [T];
@@ -118,7 +203,8 @@ impl<T> Drop for ZeroedSlice<T> {
             ));
         }
         if let Some((block, layout)) = self.block {
-            // SAFETY: `block` came from `alloc_zeroed(layout)` and is freed once.
+            // SAFETY: `block` came from `alloc_zeroed(layout)` (or `alloc(layout)`, then
+            // zeroed by `Zeroing`) and is freed once.
             unsafe { alloc::dealloc(block.as_ptr(), layout) };
         }
     }
@@ -154,6 +240,30 @@ mod tests {
                 .iter()
                 .enumerate()
                 .all(|(i, c)| c.load(Relaxed) == i as u64));
+        }
+    }
+
+    #[test]
+    fn zeroing_in_steps_gives_zero_elements() {
+        for len in [0, 1, 100, 4096] {
+            let mut z = Zeroing::<AtomicU64>::new(len);
+            assert_eq!((z.len(), z.zeroed()), (len, 0));
+            let mut done = 0;
+            while z.zeroed() < len {
+                done += z.zero(7);
+            }
+            assert_eq!(done, len);
+            assert_eq!(z.zero(5), 0);
+            let counters = z.finish();
+            assert!(counters.iter().all(|c| c.load(Relaxed) == 0));
+            // Dropped unfinished: frees the block without reading it.
+            let mut half = Zeroing::<Line>::new(len);
+            half.zero(len / 2);
+            drop(half);
+            assert!(Zeroing::<Line>::new(len)
+                .finish()
+                .iter()
+                .all(|l| l.0 == [0; 8]));
         }
     }
 
