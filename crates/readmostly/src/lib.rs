@@ -133,7 +133,9 @@
 //! * New keys: no lock while the recent table has room — a reservation (one shared
 //!   atomic counter), an entry allocation and a compare-and-swap into an empty slot. The
 //!   lock is taken for the first new key after a promotion, to double the recent table's
-//!   array, and for the promotion a full recent table forces. After each promotion the
+//!   array (in O(1): the new array is published empty and the old one's entries are
+//!   copied over in steps by the operations that follow, see below), and for the
+//!   promotion a full recent table forces. After each promotion the
 //!   dirty table is rebuilt from the read table (O(n), one promotion per half the map's
 //!   size in new keys, or when misses reach the dirty table's size). The rebuild is
 //!   spread over later operations, at most [`Builder::rebuild_step`] entries each, taken
@@ -147,19 +149,26 @@
 //!   step until the rebuild is done, instead of a promotion finishing it in one go.
 //!   Promotions driven by lookups, and explicit ones, move the recent table's entries
 //!   into the new main table ([`Stats::longest_promotion_move`]), which the rebuild
-//!   sized for them, so the move never rehashes the table. The longest pause of a
-//!   growing map is therefore the doubling of the recent table's slot array (below):
-//!   26–29 ms at 2^19 entries on the development machine, in a map growing to 4 or
-//!   8 Mi keys on one or two threads, not a copy of the map (readers never wait). A
-//!   promotion only finishes a rebuild in one go when the recent table reaches three
-//!   quarters of its array first (a rebuild step of one entry, or far more new keys
-//!   per lock acquisition than the step covers). Copies under the
-//!   lock go in prefetched batches (about 45 ns per entry of a million-key map on the
-//!   development machine, `examples/rebuild_pause`), and new tables are allocated zeroed,
-//!   so starting a rebuild or growing the recent table writes no O(n) memory up front.
-//!   Doubling the recent table's slot array copies its entries under the lock (up to half
-//!   the map's size; [`Stats::longest_recent_growth`]): a few milliseconds per million
-//!   keys, once per doubling.
+//!   sized for them, so the move never rehashes the table. Doubling the recent table's
+//!   slot array copies nothing at once either: the new array is published empty, with
+//!   the old one linked to it (lookups probe both, adds check the old one), and the
+//!   operations that follow copy the old entries in steps of twice `rebuild_step` slots
+//!   ([`Stats::longest_recent_growth`] reports the most one copied), paced so that the
+//!   copy is done before the array fills; the larger arrays a growth will need are
+//!   allocated ahead of time and zeroed in steps the same way (a large zeroed allocation
+//!   is not always free: glibc clears heap blocks below its mmap threshold, 2–6 ms for
+//!   8 MiB). So no single operation of a growing map copies or clears more than a step
+//!   under the lock: on the development machine the slowest insert into a map growing
+//!   to 4 Mi keys took 4.7–4.9 ms (26–29 ms before the incremental doubling), and that
+//!   was the insert whose promotion retired the previous read table, freeing it as its
+//!   guard ended (returning 100 MB to the operating system), outside the lock; under the
+//!   lock nothing took more than 0.8 ms (readers never wait). A promotion only finishes
+//!   a rebuild in one go when the recent table reaches three quarters of its array
+//!   first (a rebuild step of one entry, or far more new keys per lock acquisition than
+//!   the step covers). Copies under the lock go in prefetched batches (about 45 ns per
+//!   entry of a million-key map on the development machine, `examples/rebuild_pause`),
+//!   and new tables are allocated zeroed, so starting a rebuild writes no O(n) memory
+//!   up front.
 //! * Retired values, entries and tables are handed to seize in batches of 512 per thread
 //!   ([`Builder::retire_batch`]): each hand-over costs a process-wide memory barrier, so
 //!   smaller batches slow overwrite-heavy loads down, larger ones hold more memory.
@@ -259,15 +268,15 @@
 //!   when a map grows by millions of keys on many threads. (Those 16-thread figures
 //!   predate the change that lets new keys wait a rebuild step each instead of the
 //!   whole rest of a lagging rebuild; on the 2-core development machine, 4 threads
-//!   growing a map to 4 Mi keys now wait 42–48 ms at worst instead of 59–119 ms.) Even
-//!   on one thread, a growing map of millions of keys has single inserts that take tens
-//!   of milliseconds: doubling the recent slot array copies up to 2^19 entries under
-//!   the lock (26–29 ms at 4–8 Mi keys on the development machine,
-//!   `examples/rebuild_pause --grow`). A [`RecentKeys::AtMost`] limit shortens it at the
-//!   cost of more rebuilds, but one far below the map's size lets the rebuild fall
-//!   behind (a limit of 2^16 keys in an 8 Mi-key map once made the promotion finish it
-//!   in one go: 300 ms; new keys now take a step each instead, until the recent table
-//!   is three quarters full).
+//!   growing a map to 4 Mi keys waited 42–48 ms at worst instead of 59–119 ms, and since
+//!   the recent table's slot array doubles in steps, 3–20 ms, see `BENCHMARKS.md`.) A
+//!   growing map of millions of keys still has single inserts of a few milliseconds: the
+//!   one whose promotion retires the previous read table frees it when its guard ends
+//!   (4.7–4.9 ms at 4 Mi keys on one thread, outside the lock). A
+//!   [`RecentKeys::AtMost`] limit far below the map's size lets the rebuild fall behind
+//!   (a limit of 2^16 keys in an 8 Mi-key map once made the promotion finish it in one
+//!   go: 300 ms; new keys now take a step each instead, until the recent table is three
+//!   quarters full).
 //! * **Write-heavy workloads.** Each overwrite allocates a box and retires the old one:
 //!   at 16 threads `write50` ran at 38–49 Mops/s against 70–87 for dashmap and 94–157
 //!   for scc `HashMap`, which update values in place.

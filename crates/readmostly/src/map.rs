@@ -124,10 +124,12 @@ pub enum RecentKeys {
     /// No recent table: Go's behaviour.
     Off,
     /// Up to half the read table's size, at least 8 and at most 2^20 (the default). The
-    /// slot array starts small when the first key is added after a promotion and doubles
-    /// as needed (16–32 bytes per recent key); each new key pays for about two entry
-    /// copies of the rebuild that follows the promotion a full recent table triggers,
-    /// plus about two slot copies for the doublings.
+    /// slot array starts small when the first key is added after a promotion (room for
+    /// 1/32 of the read table, at most 2^13 slots) and doubles as needed (16–32 bytes
+    /// per recent key), copying the old array's entries in steps spread over the adds
+    /// that follow; each new key pays for about two entry copies of the rebuild that
+    /// follows the promotion a full recent table triggers, plus about two slot copies for
+    /// the doublings.
     #[default]
     Auto,
     /// Up to `n` keys per promotion, at most 2^20 (larger values are clamped). Small
