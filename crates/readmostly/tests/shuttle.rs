@@ -92,6 +92,18 @@ fn any_recent() -> RecentKeys {
     }
 }
 
+/// [`any_recent`], or (one schedule in four) `AtMost(16)`: a recent table whose slot array
+/// doubles at its 2nd, 3rd, 5th and 9th key, so that (with one-entry rebuild steps:
+/// two-slot copy steps) the random bodies' operations run while a doubling's copy of
+/// the old array is half done.
+fn any_recent_or_growing() -> RecentKeys {
+    if thread_rng().next_u64() % 4 == 0 {
+        at_most(16)
+    } else {
+        any_recent()
+    }
+}
+
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .map(|s| {
@@ -877,7 +889,7 @@ fn random_operations_linearizable() {
             1 => Promotion::EveryMiss,
             _ => Promotion::AfterMisses(2.try_into().unwrap()),
         };
-        let recent = any_recent();
+        let recent = any_recent_or_growing();
         let map = new_map(promotion, recent);
         // Random starting state: absent, present, deleted, expunged, dirty-only (`Off`)
         // or in the recent table (which `AtMost(1)` may find full and promote).
@@ -999,7 +1011,10 @@ fn random_operations_linearizable() {
 #[test]
 fn churn_with_clear_and_retain() {
     model("churn_with_clear_and_retain", || {
-        let map = new_map(Promotion::AfterMisses(2.try_into().unwrap()), any_recent());
+        let map = new_map(
+            Promotion::AfterMisses(2.try_into().unwrap()),
+            any_recent_or_growing(),
+        );
         for k in 0..4 {
             map.insert(k, k * 1000);
         }
