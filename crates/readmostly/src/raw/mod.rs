@@ -864,7 +864,8 @@ impl<K, V> Recent<K, V> {
         }
         // Relaxed: see `Counts::open` (our array is current and stays so until our
         // reservation ends: a growth closes it first and waits for us).
-        (n <= self.counts.open.load(Relaxed)).then_some((array, reservation))
+        let open = self.counts.open.load(Relaxed);
+        (n <= open).then_some((array, reservation, open - n))
     }
 
     /// Gives back a reservation whose add did not fill a slot.
@@ -954,7 +955,7 @@ impl<K, V> Recent<K, V> {
             }
             match work {
                 Work::Copy => copied += self.copy_locked(array, guard, step_slots),
-                Work::Zero => self.zero_locked(step_slots.saturating_mul(16)),
+                Work::Zero => self.zero_locked(step_slots.saturating_mul(4)),
                 Work::Done => unreachable!(),
             }
             steps += 1;
@@ -1293,8 +1294,21 @@ fn for_each_filled<K, V>(slots: &[RecentSlot<K, V>], f: &mut impl FnMut(EntryPtr
 /// when none is), and the current array's ([`Recent::slots`]).
 type PrevAndCurrent<'r, K, V> = (&'r [RecentSlot<K, V>], &'r [RecentSlot<K, V>]);
 
+/// Whether a lock-free adder whose reservation left `headroom` more lock-free adds before
+/// the growth work's pacing refuses them ([`Recent::step_locked`]) should try the lock
+/// to take a step: when the limit is near, and otherwise one add in eight (trying the
+/// lock is a compare-and-swap on the mutex's line, which every adder would otherwise
+/// write while a growth's work lasts; on the 2-core development machine either choice
+/// gave the same insert rate, within its noise). `headroom` stands in for the add's
+/// rank, which is all that tells adders apart here.
+#[inline]
+fn step_now(headroom: usize) -> bool {
+    headroom < 32 || headroom % 8 == 0
+}
+
 /// The array a lock-free add goes into, and its reservation ([`Recent::try_reserve`]).
-type Reserved<'r, K, V> = (&'r SlotArray<K, V>, Reservation<'r, K, V>);
+/// Also how many more keys lock-free adds may add after this one (`Counts::open`).
+type Reserved<'r, K, V> = (&'r SlotArray<K, V>, Reservation<'r, K, V>, usize);
 
 /// A reservation of room in a recent table ([`Recent::try_reserve`], and the one
 /// [`Recent::add_locked`] takes), counted in its `len`: given back when dropped, unless
@@ -2556,7 +2570,7 @@ where
         key: K,
         value: V,
     ) -> NewKey<'a, K, V> {
-        let Some((array, reservation)) = read.recent.try_reserve() else {
+        let Some((array, reservation, headroom)) = read.recent.try_reserve() else {
             return NewKey::Locked(key, value);
         };
         let (e, p) = Entry::alloc(hash, key, value);
@@ -2581,7 +2595,7 @@ where
         // behind, see `Recent::step_locked`), but never wait for the lock here: whoever
         // holds it is doing the same work or more.
         // Relaxed: a hint (see `ReadTable::rebuilding`).
-        if read.rebuilding.load(Relaxed) || read.recent.has_steps(array) {
+        if read.rebuilding.load(Relaxed) || (read.recent.has_steps(array) && step_now(headroom)) {
             if let Some(mut dirty) = try_lock(&self.map.dirty) {
                 // A promotion since we loaded `read` finished its rebuild and closed the
                 // recent table.
