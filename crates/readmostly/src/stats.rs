@@ -340,8 +340,9 @@ pub struct Stats {
     /// into the one that replaced it when it doubled (under the lock: the third kind of
     /// pause, in entries). The copy is spread over the operations that follow a growth,
     /// a step each (twice [`Builder::rebuild_step`](crate::Builder::rebuild_step) slots
-    /// of the old array, plus a few per key added to keep pace), so this stays near that
-    /// step whatever the table's size.
+    /// of the old array, plus a few per key added to keep pace, and a few per add in
+    /// flight when the array fills), so this stays near that step whatever the table's
+    /// size.
     pub longest_recent_growth: u64,
     /// Slots of the recent table's old slot array not yet visited by the copy into its
     /// replacement (0 when no copy is in progress).

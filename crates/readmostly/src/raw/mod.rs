@@ -83,7 +83,9 @@
 //!    slot array that is no longer current: no add is in flight on it and none can start
 //!    (the [`CLOSED`] bit of its reservation count; a promotion or `clear` closes the
 //!    recent table, and a growth the array it replaces, before publishing the
-//!    replacement). So a closed array's slots no longer change.
+//!    replacement). So a closed array's slots no longer change, but for the copy steps
+//!    of a growth (invariant 9), which `mu` orders: a promotion that keeps the closed
+//!    array as a level finishes its copy first.
 //! 8. A read table with a level has a dirty table: the promotion that keeps the level
 //!    starts the next rebuild at once, and only promotions and `clear` drop the dirty
 //!    table (publishing tables without a level, but for that one).
@@ -865,7 +867,7 @@ impl<K, V> Recent<K, V> {
         // Relaxed: see `Counts::open` (our array is current and stays so until our
         // reservation ends: a growth closes it first and waits for us).
         let open = self.counts.open.load(Relaxed);
-        (n <= open).then_some((array, reservation, open - n))
+        (n <= open).then(|| (array, reservation, open - n))
     }
 
     /// Gives back a reservation whose add did not fill a slot.
@@ -923,11 +925,11 @@ impl<K, V> Recent<K, V> {
     }
 
     /// Takes a step of the work a growth leaves to later operations, under `mu`: copying
-    /// the current array's `prev` into it (a migration step: at least `step_slots` slots of
+    /// the current array's `prev` into it (a migration step: `step_slots` slots of
     /// `prev`), then, for a table that will grow again into a large array, zeroing that
-    /// array ahead of time (at least `16 × step_slots` slots, see [`Zeroing`]) — and
-    /// more, until lock-free adds are allowed `want` keys. Returns the number of entries
-    /// copied.
+    /// array ahead of time (`4 × step_slots` slots, see [`Zeroing`]) — and more such
+    /// steps, until lock-free adds are allowed `want` keys. Returns the number of
+    /// entries copied.
     ///
     /// Pacing: a growth happens when the table holds `grown_at` keys; the new array's
     /// [`limit`](Self::limit) leaves `room` more (at least a quarter of `prev`'s slots).
@@ -936,9 +938,11 @@ impl<K, V> Recent<K, V> {
     /// lock-free adds may bring the table to `grown_at` plus the room the work done so far
     /// pays for (`Counts::open`; see [`progress_locked`](Self::progress_locked)). Every add
     /// under `mu` first does enough for its own key. So the table reaches the new array's
-    /// limit (the next growth, or `max_len`) only once the work is done, at an average of
-    /// at most 8 slots copied and 64 zeroed per key added: no operation waits for more
-    /// than a step, whatever the table's size. The last copy step unlinks `prev` and
+    /// limit (the next growth, or `max_len`) only once the work is done (up to a few
+    /// slots per add in flight), at an average of at most 8 slots copied and 32 zeroed
+    /// per key added (half the room, at least an eighth of `prev`'s slots, for copying
+    /// them; the other half for the new array's four times as many): no operation
+    /// waits for more than a few steps, whatever the table's size. The last copy step unlinks `prev` and
     /// retires it through `guard`.
     fn step_locked(&self, guard: &impl Guard, want: usize, step_slots: usize) -> u64 {
         let Some(array) = self.array_locked() else {
@@ -1103,7 +1107,8 @@ impl<K, V> Recent<K, V> {
     }
 
     /// Adds `e` (a new key's entry, which no other thread has seen) to the table under
-    /// `mu`: allocates the first array, or replaces one at its limit by one twice as large,
+    /// `mu`: allocates the first array, or replaces one at its limit by one at least twice
+    /// as large,
     /// and keeps the migration of the old array's entries on pace (at least `step_slots`
     /// slots of it copied), as needed. `Full` when the table holds `max_len` keys or is
     /// off. Replaced arrays are retired through `guard`; the fill is counted in `guard`'s
@@ -1256,8 +1261,11 @@ impl<K, V> Recent<K, V> {
     }
 
     /// Finishes copying the current array's `prev` (see [`step_locked`](Self::step_locked)).
-    /// Under `mu`. Returns the entries copied: none once the table is full (the pacing
-    /// finished it), which is when promotions keep the array as a level.
+    /// Under `mu`. Returns the entries copied: once the table is full (which is when
+    /// promotions keep the array as a level) or at its array's limit (a growth), the
+    /// pacing has done all but a few slots per lock-free add that was in flight (and
+    /// counted in the reservations that made the table look full): a bound set by the
+    /// number of threads, not the table's size.
     fn finish_migration_locked(&self, guard: &impl Guard) -> u64 {
         let Some(array) = self.array_locked() else {
             return 0;
@@ -1279,7 +1287,8 @@ impl<K, V> Recent<K, V> {
 
 /// Calls `f` with each entry (and its hash) of `slots`, from a closed array (see
 /// [`Recent::close_locked`]: no add is in flight or can start, so the slots no longer
-/// change). A read-only pass: closing wrote nothing into the slots. Caller holds `mu`.
+/// change). A read-only pass: closing wrote nothing into the slots. Caller holds `mu`
+/// (or has exclusive access: the map's `Drop`).
 fn for_each_filled<K, V>(slots: &[RecentSlot<K, V>], f: &mut impl FnMut(EntryPtr<K, V>, u64)) {
     for slot in slots {
         // Acquire: the close already made every fill visible (`Recent::close_locked`);
@@ -2278,8 +2287,8 @@ where
             // recent table overflow (`new_entry_locked`).
             fits = table.len() + len <= table.capacity();
             if fold == Fold::Keep || (fold == Fold::MoveIfRoom && !fits) {
-                // A level has no `prev`: the copy is done once the table is full, which
-                // is when these promotions keep it (`Recent::step_locked`).
+                // A level has no `prev`: the copy is all but done once the table is full,
+                // which is when these promotions keep it (`Recent::step_locked`).
                 let copied = read.recent.finish_migration_locked(self.guard);
                 let c = &mut dirty.counters;
                 c.longest_recent_growth = c.longest_recent_growth.max(copied);
