@@ -157,12 +157,13 @@
 //!   copy is done before the array fills; the larger arrays a growth will need are
 //!   allocated ahead of time and zeroed in steps the same way (a large zeroed allocation
 //!   is not always free: glibc clears heap blocks below its mmap threshold, 2–6 ms for
-//!   8 MiB). So no single operation of a growing map copies or clears more than a step
-//!   under the lock: on the development machine the slowest insert into a map growing
-//!   to 4 Mi keys took 4.7–4.9 ms (26–29 ms before the incremental doubling), and that
-//!   was the insert whose promotion retired the previous read table, freeing it as its
-//!   guard ended (returning 100 MB to the operating system), outside the lock; under the
-//!   lock nothing took more than 0.8 ms (readers never wait). A promotion only finishes
+//!   8 MiB). So no single operation of a growing map copies or clears more than a few
+//!   steps under the lock: on the development machine the slowest insert into a map
+//!   growing to 4 Mi keys on one thread took 5.3–5.7 ms (24–26 ms before the incremental
+//!   doubling), and that was the insert whose promotion retired the previous read table,
+//!   freeing it as its guard ended (returning ~100 MB to the operating system), outside
+//!   the lock; under the lock nothing took more than 0.8 ms in an instrumented run
+//!   (readers never wait). A promotion only finishes
 //!   a rebuild in one go when the recent table reaches three quarters of its array
 //!   first (a rebuild step of one entry, or far more new keys per lock acquisition than
 //!   the step covers). Copies under the lock go in prefetched batches (about 45 ns per
@@ -268,11 +269,12 @@
 //!   when a map grows by millions of keys on many threads. (Those 16-thread figures
 //!   predate the change that lets new keys wait a rebuild step each instead of the
 //!   whole rest of a lagging rebuild; on the 2-core development machine, 4 threads
-//!   growing a map to 4 Mi keys waited 42–48 ms at worst instead of 59–119 ms, and since
-//!   the recent table's slot array doubles in steps, 3–20 ms, see `BENCHMARKS.md`.) A
-//!   growing map of millions of keys still has single inserts of a few milliseconds: the
-//!   one whose promotion retires the previous read table frees it when its guard ends
-//!   (4.7–4.9 ms at 4 Mi keys on one thread, outside the lock). A
+//!   growing a map to 4 Mi keys waited 42–48 ms at worst instead of 59–119 ms; with the
+//!   recent table's slot array doubling in steps, 19–36 ms, on two cores shared by four
+//!   threads, see `BENCHMARKS.md`.) A growing map of millions of keys still has single
+//!   inserts of several milliseconds: the one whose promotion retires the previous read
+//!   table frees it when its guard ends (5–6 ms at 4 Mi keys, 12 ms at 8 Mi, on one
+//!   thread; outside the lock, so no other thread waits for it). A
 //!   [`RecentKeys::AtMost`] limit far below the map's size lets the rebuild fall behind
 //!   (a limit of 2^16 keys in an 8 Mi-key map once made the promotion finish it in one
 //!   go: 300 ms; new keys now take a step each instead, until the recent table is three
