@@ -314,15 +314,15 @@ fn recent_lookups_count_a_quarter_under_dirty_len() {
 
 /// Readers whose lookups the recent table answers take the lock only once the rule may
 /// be met, not at every check period: visible here because every locked operation takes
-/// a rebuild step, and none happens before the promotion.
+/// a rebuild step, and none happens before the rule is met. Then, with most of the
+/// rebuild left (nobody else takes steps: no writer), the promotion waits while each
+/// check period takes a step, and comes when at most 16 steps' worth is left: no
+/// operation finishes the rebuild in one go.
 #[test]
 fn recent_lookups_take_no_lock_before_the_rule_may_be_met() {
-    let map: SyncMap<u64, u64> = SyncMap::builder().rebuild_step(1).build();
+    let mut map: SyncMap<u64, u64> = SyncMap::builder().rebuild_step(1).build();
     let n = N;
-    for k in 0..n {
-        map.insert(k, k);
-    }
-    map.promote();
+    map.extend((0..n).map(|k| (k, k))); // one table, no rebuild
     map.insert(n, n); // starts the rebuild: one entry visited
     let visited = |s: crate::Stats| s.rebuild_copied + s.expunged;
     let s = map.stats();
@@ -334,13 +334,29 @@ fn recent_lookups_take_no_lock_before_the_rule_may_be_met() {
     }
     let s = map.stats();
     assert_eq!((s.promotions, visited(s)), (promotions, before), "{s:?}");
-    // Past it: promoted (which finishes the rebuild).
-    for k in 0..dirty + 64 {
+    // Past it: a step per check period of 64 lookups, then the promotion.
+    let pending = s.rebuild_pending as u64;
+    let mut k = 0;
+    while map.stats().promotions == promotions {
         assert!(!map.contains_key(&(2_000_000 + k)));
+        k += 1;
+        assert!(
+            k <= dirty + 64 * (pending + 2),
+            "not promoted: {:?}",
+            map.stats()
+        );
     }
     let s = map.stats();
-    assert_eq!(s.promotions, promotions + 1, "{s:?}");
-    assert_eq!(s.rebuild_pending, 0, "{s:?}");
+    assert!(
+        k >= dirty + 64 * (pending - 16 - 2),
+        "promoted early: {k} {s:?}"
+    );
+    assert_eq!(
+        (s.promotions, s.rebuild_pending),
+        (promotions + 1, 0),
+        "{s:?}"
+    );
+    assert!(s.longest_rebuild_step <= 16, "{s:?}");
 }
 
 #[test]
@@ -1267,4 +1283,68 @@ fn growths_into_prepared_arrays_keep_every_key() {
     assert_eq!(keys, (0..n).collect::<Vec<_>>());
     assert!(map.promote());
     assert_eq!(map.stats().read_len, n as usize);
+}
+
+/// A promotion driven by lookups moves at most 256 rebuild steps' worth of recent
+/// entries into the new main table: a larger recent table becomes the new read table's
+/// level instead (no copy under the lock), and its keys reach the main table at the
+/// promotion after, through the rebuild's steps.
+#[test]
+#[cfg_attr(miri, ignore)]
+fn a_lookup_driven_promotion_keeps_a_large_recent_table() {
+    // Steps of 4: moves of at most 1,024 entries.
+    let mut map: SyncMap<u64, u64> = SyncMap::builder().rebuild_step(4).build();
+    map.extend((0..4_000).map(|k| (k, k)));
+    // 1,100 new keys (the recent table holds up to 2,000): each takes a rebuild step of
+    // 4, so the rebuild is done when the lookups start.
+    for k in 4_000..5_100 {
+        assert!(!map.insert(k, k));
+    }
+    let s = map.stats();
+    assert_eq!(
+        (s.promotions, s.recent_len, s.rebuild_pending),
+        (0, 1_100, 0),
+        "{s:?}"
+    );
+    let mut k = 4_000;
+    while map.stats().promotions == 0 {
+        assert_eq!(map.get_cloned(&k), Some(k));
+        k = if k == 5_099 { 4_000 } else { k + 1 };
+    }
+    let s = map.stats();
+    assert_eq!(
+        (s.recent_full_promotions, s.longest_promotion_move),
+        (0, 0),
+        "kept, not moved: {s:?}"
+    );
+    // The level's keys count in `read_len`, and its rebuild has started.
+    assert_eq!((s.read_len, s.recent_len), (5_100, 0), "{s:?}");
+    assert!(s.rebuild_pending > 0, "{s:?}");
+    for k in 0..5_100 {
+        assert_eq!(map.get_cloned(&k), Some(k));
+    }
+    // Below the limit, a lookup-driven promotion moves (the next one: the rebuild, one
+    // step per check period meanwhile, finishes first).
+    for k in 5_100..5_200 {
+        assert!(!map.insert(k, k));
+    }
+    let mut k = 5_100;
+    while map.stats().promotions == 1 {
+        assert_eq!(map.get_cloned(&k), Some(k));
+        k = if k == 5_199 { 5_100 } else { k + 1 };
+    }
+    let s = map.stats();
+    assert_eq!(
+        (s.longest_promotion_move, s.read_len),
+        (100, 5_200),
+        "{s:?}"
+    );
+    let (hits, recent) = (s.hits, s.recent_lookups);
+    assert_eq!(map.get_cloned(&4_500), Some(4_500));
+    let s = map.stats();
+    assert_eq!(
+        (s.hits, s.recent_lookups),
+        (hits + 1, recent),
+        "main-table hit: {s:?}"
+    );
 }

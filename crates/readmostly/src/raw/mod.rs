@@ -1582,9 +1582,12 @@ enum Fold {
     /// Moves them into the new main table: explicit promotions, bulk inserts and the
     /// promotion before an iteration, which want every key in the main table.
     Move,
-    /// Moves them if the new main table has room, else keeps them (the recent table
-    /// overflowed while the rebuild lagged: the move would rehash the table): promotions
-    /// driven by lookups outside the main table, which exist to make those cheaper.
+    /// Moves them if the new main table has room and they are few (at most
+    /// [`RawRef::move_max`]: a bounded pause), else keeps them (the recent table
+    /// overflowed while the rebuild lagged, and the move would rehash the table; or it
+    /// is large, and the move would take a time that grows with it): promotions driven
+    /// by lookups outside the main table, which exist to make those cheaper (kept keys
+    /// reach the main table at the promotion after, through the rebuild's steps).
     MoveIfRoom,
 }
 
@@ -2216,11 +2219,39 @@ where
         let misses = dirty
             .misses
             .saturating_add(usize::try_from(recent).unwrap_or(usize::MAX));
-        if self.map.promotion.should_promote(misses, len) {
-            self.promote_locked(&mut dirty, Fold::MoveIfRoom);
-        } else {
+        if !self.map.promotion.should_promote(misses, len) {
             self.set_promotion_due_locked(self.map.promotion.recent_lookups_until_due(misses, len));
+        } else if self.rebuild_lags_locked(&dirty, read) {
+            // Due, but promoting now would finish the rebuild in one go (a pause that
+            // grows with the map; after the writers that drove it stop, the rebuild is
+            // not advanced by anyone else). Take a step at every check period instead
+            // (the step above) until little is left.
+            self.set_promotion_due_locked(0);
+        } else {
+            self.promote_locked(&mut dirty, Fold::MoveIfRoom);
         }
+    }
+
+    /// Whether the rebuild in progress has more than [`finish_max`](Self::finish_max)
+    /// entries left: then a promotion driven by lookups or misses waits (each such
+    /// lookup or miss taking a step meanwhile) rather than finish it in one go. Under `mu`.
+    fn rebuild_lags_locked(&self, dirty: &Dirty<K, V>, read: &ReadTable<K, V>) -> bool {
+        dirty
+            .rebuild
+            .is_some_and(|r| read.len().saturating_sub(r.visited) > self.finish_max())
+    }
+
+    /// The most entries of a rebuild a promotion driven by lookups or misses finishes in
+    /// one go: 16 rebuild steps.
+    fn finish_max(&self) -> usize {
+        self.map.rebuild_step.saturating_mul(16)
+    }
+
+    /// The most recent-table entries a promotion driven by lookups or misses moves into
+    /// the new main table (see [`Fold::MoveIfRoom`]): 256 rebuild steps' worth, 16,384
+    /// with the default step (about a millisecond of copying).
+    fn move_max(&self) -> usize {
+        self.map.rebuild_step.saturating_mul(256)
     }
 
     #[cold]
@@ -2257,7 +2288,11 @@ where
         let Some(len) = dirty.len(read) else {
             return;
         };
-        if self.map.promotion.should_promote(dirty.misses, len) {
+        // While the rebuild lags, each miss takes its step (above) instead: see
+        // `promote_if_due`.
+        if self.map.promotion.should_promote(dirty.misses, len)
+            && !self.rebuild_lags_locked(dirty, read)
+        {
             self.promote_locked(dirty, Fold::MoveIfRoom);
         }
     }
@@ -2286,7 +2321,8 @@ where
             // (`start_rebuild_locked`): a move fits unless a lagging rebuild let the
             // recent table overflow (`new_entry_locked`).
             fits = table.len() + len <= table.capacity();
-            if fold == Fold::Keep || (fold == Fold::MoveIfRoom && !fits) {
+            if fold == Fold::Keep || (fold == Fold::MoveIfRoom && (!fits || len > self.move_max()))
+            {
                 // A level has no `prev`: the copy is all but done once the table is full,
                 // which is when these promotions keep it (`Recent::step_locked`).
                 let copied = read.recent.finish_migration_locked(self.guard);
