@@ -147,9 +147,14 @@
 //!   faster than lock-free adders find the lock free), the table goes past its limit,
 //!   to three quarters of its array, and every new key takes the lock and a rebuild
 //!   step until the rebuild is done, instead of a promotion finishing it in one go.
-//!   Promotions driven by lookups, and explicit ones, move the recent table's entries
-//!   into the new main table ([`Stats::longest_promotion_move`]), which the rebuild
-//!   sized for them, so the move never rehashes the table. Doubling the recent table's
+//!   Promotions driven by lookups or misses wait while more than 16 rebuild steps are
+//!   left, each due check (or locked miss) taking a step meanwhile, so they never
+//!   finish a lagging or stalled rebuild in one go; they move the recent table's entries
+//!   into the new main table ([`Stats::longest_promotion_move`]), which the rebuild sized
+//!   for them, so the move never rehashes the table, but at most 256 steps' worth
+//!   (16,384 entries by default): a larger recent table is kept as a level like a full
+//!   one. Explicit promotions ([`SyncMap::promote`]), bulk loads and the promotion
+//!   before an iteration finish the rebuild and move everything. Doubling the recent table's
 //!   slot array copies nothing at once either: the new array is published empty, with
 //!   the old one linked to it (lookups probe both, adds check the old one), and the
 //!   operations that follow copy the old entries in steps of twice `rebuild_step` slots
@@ -163,10 +168,10 @@
 //!   doubling), and that was the insert whose promotion retired the previous read table,
 //!   freeing it as its guard ended (returning ~100 MB to the operating system), outside
 //!   the lock; under the lock nothing took more than 0.8 ms in an instrumented run
-//!   (readers never wait). A promotion only finishes
-//!   a rebuild in one go when the recent table reaches three quarters of its array
-//!   first (a rebuild step of one entry, or far more new keys per lock acquisition than
-//!   the step covers). Copies under the lock go in prefetched batches (about 45 ns per
+//!   (readers never wait). The promotion a full recent table forces only finishes a
+//!   rebuild in one go when the recent table reaches three quarters of its array first
+//!   (a rebuild step of one entry, or far more new keys per lock acquisition than the
+//!   step covers). Copies under the lock go in prefetched batches (about 45 ns per
 //!   entry of a million-key map on the development machine, `examples/rebuild_pause`),
 //!   and new tables are allocated zeroed, so starting a rebuild writes no O(n) memory
 //!   up front.

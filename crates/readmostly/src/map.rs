@@ -305,11 +305,13 @@ impl<K, V, S> Builder<K, V, S> {
     /// `entries` per operation that takes the lock to add a key or to count a miss, and
     /// per new key added without the lock that finds the lock free, so no single
     /// operation pauses for the whole map while the copy keeps up. A promotion must
-    /// finish the copy: if one comes before enough such operations did (an explicit
-    /// [`SyncMap::promote`], a rule that promotes after fewer misses than
-    /// `len / entries`, or a full recent table when new keys come faster than one thread
-    /// copies), that promotion pays for the rest. `usize::MAX` copies everything
-    /// in one go, like Go. [`Stats::longest_rebuild_step`] reports the longest step taken.
+    /// finish the copy. One driven by lookups or misses waits while more than 16 steps
+    /// are left, and each due check of the rule (or locked miss) takes a step meanwhile,
+    /// so readers finish a copy that writers left behind; an explicit
+    /// [`SyncMap::promote`], and the promotion a full recent table forces when new keys
+    /// come faster than the copy and the table has overflowed too, pay for the rest.
+    /// `usize::MAX` copies everything in one go, like Go. [`Stats::longest_rebuild_step`]
+    /// reports the longest step taken.
     ///
     /// ```
     /// let mut map: readmostly::SyncMap<u32, u32> =

@@ -328,13 +328,15 @@ pub struct Stats {
     /// The most read-table entries a single operation copied or expunged while
     /// rebuilding the dirty table: the longest pause a rebuild caused, in entries. At
     /// most [`Builder::rebuild_step`](crate::Builder::rebuild_step) unless a promotion
-    /// had to finish a rebuild (see there).
+    /// had to finish a rebuild (16 steps at most for one driven by lookups or misses;
+    /// see there).
     pub longest_rebuild_step: u64,
     /// The most recent-table entries a single promotion moved into the new main table
     /// (keys added without the lock since the previous promotion): the other part of a
     /// promotion's pause, in entries. At most the recent table's size (see
-    /// [`RecentKeys`](crate::RecentKeys)). Promotions driven by lookups, explicit ones
-    /// and bulk loads move; the one a full recent table forces does not (0).
+    /// [`RecentKeys`](crate::RecentKeys)). Explicit promotions and bulk loads move;
+    /// promotions driven by lookups or misses move at most 256 rebuild steps' worth
+    /// (else they keep the table, like the one a full recent table forces: 0).
     pub longest_promotion_move: u64,
     /// The most entries a single operation copied from the recent table's old slot array
     /// into the one that replaced it when it doubled (under the lock: the third kind of
