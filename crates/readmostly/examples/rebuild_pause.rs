@@ -7,6 +7,7 @@
 //! cargo run --release -p readmostly --example rebuild_pause -- --keys 4Mi --cycles 3
 //! cargo run --release -p readmostly --example rebuild_pause -- --grow 4Mi   # growing map
 //! cargo run --release -p readmostly --example rebuild_pause -- --grow 4Mi --threads 16
+//! cargo run --release -p readmostly --example rebuild_pause -- --grow 4Mi --then-read
 //! ```
 //!
 //! Each cycle: promote a map of `keys` keys (a third of them deleted, so the rebuild has
@@ -24,6 +25,9 @@
 //! map's statistics recorded (rebuild step, promotion move, recent-table growth).
 //! `--threads T` splits the keys between T threads inserting at once: new keys then come
 //! faster than one thread at a time can rebuild, which the promotion has to finish.
+//! `--then-read` then reads the newer half of the keys on one thread until the lookups
+//! drive a promotion, and reports the slowest read: the rebuild the inserts left under
+//! way has nobody else to advance it.
 
 use std::time::Instant;
 
@@ -37,6 +41,7 @@ struct Args {
     cycles: usize,
     grow: Option<u64>,
     threads: u64,
+    then_read: bool,
 }
 
 fn parse() -> Result<Args, String> {
@@ -45,6 +50,7 @@ fn parse() -> Result<Args, String> {
         cycles: 5,
         grow: None,
         threads: 1,
+        then_read: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -59,8 +65,12 @@ fn parse() -> Result<Args, String> {
             "--cycles" => args.cycles = count(&value("--cycles")?)?.max(1) as usize,
             "--grow" => args.grow = Some(count(&value("--grow")?)?),
             "--threads" => args.threads = count(&value("--threads")?)?,
+            "--then-read" => args.then_read = true,
             "-h" | "--help" => {
-                return Err("usage: rebuild_pause [--keys N[,N...]] [--cycles N] | --grow N".into())
+                return Err(
+                    "usage: rebuild_pause [--keys N[,N...]] [--cycles N] | --grow N [--threads T] [--then-read]"
+                        .into(),
+                )
             }
             other => return Err(format!("unknown argument {other} (try --help)")),
         }
@@ -68,8 +78,8 @@ fn parse() -> Result<Args, String> {
     if args.keys.contains(&0) || args.grow == Some(0) || args.threads == 0 {
         return Err("--keys, --grow and --threads must be positive".into());
     }
-    if args.threads > 1 && args.grow.is_none() {
-        return Err("--threads applies to --grow".into());
+    if (args.threads > 1 || args.then_read) && args.grow.is_none() {
+        return Err("--threads and --then-read apply to --grow".into());
     }
     Ok(args)
 }
@@ -132,7 +142,7 @@ fn measure(keys: u64, step: usize, cycles: usize) -> Outcome {
 
 /// Inserts `n` new keys one at a time into an empty map, timing each: `threads` threads
 /// insert disjoint keys (thread `t` the keys `t`, `t + threads`, ...).
-fn grow(n: u64, threads: u64) {
+fn grow(n: u64, threads: u64, then_read: bool) {
     let map: SyncMap<u64, u64> = SyncMap::new();
     let start = Instant::now();
     let mut times: Vec<(u64, u64)> = std::thread::scope(|s| {
@@ -182,6 +192,50 @@ fn grow(n: u64, threads: u64) {
         "longest rebuild step {} entries, promotion move {} entries, recent growth {} entries",
         s.longest_rebuild_step, s.longest_promotion_move, s.longest_recent_growth
     );
+    if then_read {
+        read_after_growth(&map, n);
+    }
+}
+
+/// After a growth (`--then-read`): one thread reads the newer half of the keys, round
+/// after round, timing each lookup, until the lookups have driven a promotion (at most
+/// 32 × n reads). The inserts stopped with a rebuild under way (the one the last
+/// promotion started), which no writer advances any more: the lookups' promotion must
+/// not finish it in one go.
+fn read_after_growth(map: &SyncMap<u64, u64>, n: u64) {
+    let before = map.stats();
+    let mut slowest = (0u64, 0u64);
+    let mut reads = 0u64;
+    let pinned = map.pin();
+    'rounds: loop {
+        for k in (n / 2..n).rev() {
+            let at = Instant::now();
+            let found = pinned.get(&k).copied();
+            let ns = at.elapsed().as_nanos() as u64;
+            assert_eq!(found, Some(k));
+            reads += 1;
+            if ns > slowest.0 {
+                slowest = (ns, reads);
+            }
+            if reads % 4096 == 0 && map.stats().promotions > before.promotions {
+                break 'rounds;
+            }
+            if reads >= 32 * n {
+                break 'rounds;
+            }
+        }
+    }
+    drop(pinned);
+    let s = map.stats();
+    println!(
+        "then {reads} reads: rebuild pending {} entries at the start; {} promotion(s); slowest read {:.1} µs (read {}); longest rebuild step {} entries, promotion move {} entries",
+        before.rebuild_pending,
+        s.promotions - before.promotions,
+        slowest.0 as f64 / 1e3,
+        slowest.1,
+        s.longest_rebuild_step,
+        s.longest_promotion_move
+    );
 }
 
 fn main() {
@@ -193,7 +247,7 @@ fn main() {
         }
     };
     if let Some(n) = args.grow {
-        grow(n, args.threads);
+        grow(n, args.threads, args.then_read);
         return;
     }
     println!(
