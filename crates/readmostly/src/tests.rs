@@ -1348,3 +1348,38 @@ fn a_lookup_driven_promotion_keeps_a_large_recent_table() {
         "main-table hit: {s:?}"
     );
 }
+
+/// A promotion driven by lookups that would keep a large recent table as a level waits
+/// while that table's last growth still has much of its old array to copy (the level
+/// must have no old array: the promotion would copy it all at once), taking a copy step
+/// at each due check instead.
+#[test]
+#[cfg_attr(miri, ignore)]
+fn a_lookup_driven_promotion_waits_for_a_growths_copy() {
+    // Steps of 1: copy steps of 2 slots, moves of at most 256 entries.
+    let map: SyncMap<u64, u64> = SyncMap::builder()
+        .promotion(Promotion::AfterMisses(100.try_into().unwrap()))
+        .recent_keys(RecentKeys::AtMost(NonZeroUsize::new(1 << 16).unwrap()))
+        .rebuild_step(1)
+        .build();
+    // 4,097 keys: the array has just doubled from 8,192 slots to 16,384.
+    for k in 0..4_097 {
+        assert!(map.pin().insert(k, k).is_none());
+    }
+    let s = map.stats();
+    assert!(s.recent_growth_pending > 8_000, "{s:?}");
+    let before = s.longest_recent_growth;
+    let mut k = 0;
+    while map.stats().promotions == 0 {
+        assert_eq!(map.get_cloned(&k), Some(k));
+        k = (k + 1) % 4_097;
+    }
+    let s = map.stats();
+    assert_eq!((s.longest_promotion_move, s.recent_growth_pending), (0, 0), "{s:?}");
+    // Only steps, and the promotion's finish of at most 16 of them (32 slots), never
+    // the whole old array (about 4,096 entries).
+    assert!(s.longest_recent_growth <= before.max(32), "{s:?}");
+    for k in 0..4_097 {
+        assert_eq!(map.get_cloned(&k), Some(k));
+    }
+}

@@ -2221,11 +2221,13 @@ where
             .saturating_add(usize::try_from(recent).unwrap_or(usize::MAX));
         if !self.map.promotion.should_promote(misses, len) {
             self.set_promotion_due_locked(self.map.promotion.recent_lookups_until_due(misses, len));
-        } else if self.rebuild_lags_locked(&dirty, read) {
+        } else if self.promotion_waits_locked(&dirty, read) {
             // Due, but promoting now would finish the rebuild in one go (a pause that
             // grows with the map; after the writers that drove it stop, the rebuild is
-            // not advanced by anyone else). Take a step at every check period instead
-            // (the step above) until little is left.
+            // not advanced by anyone else), or the copy of a grown recent array. Take a
+            // step at every check period instead (the rebuild's above, the copy's here)
+            // until little is left.
+            self.growth_step_locked(&mut dirty, read);
             self.set_promotion_due_locked(0);
         } else {
             self.promote_locked(&mut dirty, Fold::MoveIfRoom);
@@ -2233,12 +2235,26 @@ where
     }
 
     /// Whether the rebuild in progress has more than [`finish_max`](Self::finish_max)
-    /// entries left: then a promotion driven by lookups or misses waits (each such
-    /// lookup or miss taking a step meanwhile) rather than finish it in one go. Under `mu`.
-    fn rebuild_lags_locked(&self, dirty: &Dirty<K, V>, read: &ReadTable<K, V>) -> bool {
+    /// entries left, or the recent table's last growth more than 16 copy steps' worth of
+    /// slots to copy: then a promotion driven by lookups or misses waits (each such
+    /// lookup or miss taking steps meanwhile) rather than finish either in one go (the
+    /// promotion finishes the rebuild, and the copy too when it keeps the recent table
+    /// as a level). Under `mu`.
+    fn promotion_waits_locked(&self, dirty: &Dirty<K, V>, read: &ReadTable<K, V>) -> bool {
         dirty
             .rebuild
             .is_some_and(|r| read.len().saturating_sub(r.visited) > self.finish_max())
+            || read.recent.growth_pending_locked() > self.migration_step().saturating_mul(16)
+    }
+
+    /// A step of the recent table's growth work (see `Recent::step_locked`), counted in
+    /// `longest_recent_growth`. Under `mu`.
+    fn growth_step_locked(&self, dirty: &mut Dirty<K, V>, read: &ReadTable<K, V>) {
+        let copied = read
+            .recent
+            .step_locked(self.guard, 0, self.migration_step());
+        let c = &mut dirty.counters;
+        c.longest_recent_growth = c.longest_recent_growth.max(copied);
     }
 
     /// The most entries of a rebuild a promotion driven by lookups or misses finishes in
@@ -2288,12 +2304,14 @@ where
         let Some(len) = dirty.len(read) else {
             return;
         };
-        // While the rebuild lags, each miss takes its step (above) instead: see
-        // `promote_if_due`.
-        if self.map.promotion.should_promote(dirty.misses, len)
-            && !self.rebuild_lags_locked(dirty, read)
-        {
-            self.promote_locked(dirty, Fold::MoveIfRoom);
+        // While the rebuild or a growth's copy lags, each miss takes its steps instead:
+        // see `promote_if_due`.
+        if self.map.promotion.should_promote(dirty.misses, len) {
+            if self.promotion_waits_locked(dirty, read) {
+                self.growth_step_locked(dirty, read);
+            } else {
+                self.promote_locked(dirty, Fold::MoveIfRoom);
+            }
         }
     }
 
