@@ -1214,7 +1214,9 @@ fn a_growing_recent_array_copies_its_old_entries_in_steps() {
                 longest_pending >= (n as usize).next_power_of_two() / 4,
                 "{s:?}"
             );
-            assert!((1..=2 + 4).contains(&s.longest_recent_growth), "{s:?}");
+            // Steps of 2 slots, plus up to 4 slots a key of pacing (8 where the next
+            // array is prepared too: under Miri, whose threshold for that is 64 slots).
+            assert!((1..=2 + 8).contains(&s.longest_recent_growth), "{s:?}");
             assert_eq!((s.recent_len, s.slow_reads, s.misses), (n as usize, 0, 0));
             match end {
                 "promote" => {
@@ -1375,7 +1377,11 @@ fn a_lookup_driven_promotion_waits_for_a_growths_copy() {
         k = (k + 1) % 4_097;
     }
     let s = map.stats();
-    assert_eq!((s.longest_promotion_move, s.recent_growth_pending), (0, 0), "{s:?}");
+    assert_eq!(
+        (s.longest_promotion_move, s.recent_growth_pending),
+        (0, 0),
+        "{s:?}"
+    );
     // Only steps, and the promotion's finish of at most 16 of them (32 slots), never
     // the whole old array (about 4,096 entries).
     assert!(s.longest_recent_growth <= before.max(32), "{s:?}");

@@ -599,8 +599,9 @@ enum Work {
 }
 
 /// The smallest slot array prepared ahead of its growth ([`Recent::zeroing_plan`]):
-/// 2^14 slots, 256 KiB (below, `alloc_zeroed` costs microseconds at worst).
-const PREPARE_SLOTS: usize = 1 << 14;
+/// 2^14 slots, 256 KiB (below, `alloc_zeroed` costs microseconds at worst). Under Miri,
+/// 64 slots, so that the unit tests' small tables run the preparation too.
+const PREPARE_SLOTS: usize = if cfg!(miri) { 1 << 6 } else { 1 << 14 };
 
 /// The largest first slot array a recent table allocates (2^13 slots, 128 KiB): it is
 /// allocated zeroed under the lock, with nothing prepared for it (larger ones come from
@@ -651,8 +652,10 @@ impl<K, V> Recent<K, V> {
             // Up to half the read table: a full recent table triggers a promotion and
             // then a rebuild copying `read_len` entries, so each new key pays for about
             // two copies, plus about two for the doublings of the array on the way. The
-            // first array has room for 1/32 of the read table: growth sends the adds that
-            // find the array closed to the lock, so it should not happen every few keys.
+            // first array has room for 1/32 of the read table (growth sends the adds that
+            // find the array closed to the lock, so it should not happen every few keys),
+            // but at most `FIRST_SLOTS_MAX` slots (it is allocated under the lock with
+            // nothing prepared: see there).
             RecentKeys::Auto => {
                 let max_len = (read_len / 2).clamp(8, MAX_RECENT);
                 ((read_len / 32).clamp(8, max_len), max_len)
