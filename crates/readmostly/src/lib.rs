@@ -164,7 +164,7 @@
 //!   is not always free: glibc clears heap blocks below its mmap threshold, 2–6 ms for
 //!   8 MiB). So no single operation of a growing map copies or clears more than a few
 //!   steps under the lock: on the development machine the slowest insert into a map
-//!   growing to 4 Mi keys on one thread took 5.3–5.7 ms (24–26 ms before the incremental
+//!   growing to 4 Mi keys on one thread took 5–7 ms (24–28 ms before the incremental
 //!   doubling), and that was the insert whose promotion retired the previous read table,
 //!   freeing it as its guard ended (returning ~100 MB to the operating system), outside
 //!   the lock; under the lock nothing took more than 0.8 ms in an instrumented run
@@ -278,7 +278,7 @@
 //!   recent table's slot array doubling in steps, 19–36 ms, on two cores shared by four
 //!   threads, see `BENCHMARKS.md`.) A growing map of millions of keys still has single
 //!   inserts of several milliseconds: the one whose promotion retires the previous read
-//!   table frees it when its guard ends (5–6 ms at 4 Mi keys, 12 ms at 8 Mi, on one
+//!   table frees it when its guard ends (5–7 ms at 4 Mi keys, 12 ms at 8 Mi, on one
 //!   thread; outside the lock, so no other thread waits for it). A
 //!   [`RecentKeys::AtMost`] limit far below the map's size lets the rebuild fall behind
 //!   (a limit of 2^16 keys in an 8 Mi-key map once made the promotion finish it in one
