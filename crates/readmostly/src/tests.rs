@@ -1287,6 +1287,21 @@ fn growths_into_prepared_arrays_keep_every_key() {
     assert_eq!(map.stats().read_len, n as usize);
 }
 
+/// Reads the keys of `keys` (each maps to itself), round after round, until the lookups
+/// have driven one more promotion (at most about a million lookups).
+fn read_until_promoted(map: &SyncMap<u64, u64>, keys: std::ops::Range<u64>) {
+    let promotions = map.stats().promotions;
+    for _ in 0..(1 << 20) / (keys.end - keys.start).max(1) {
+        for k in keys.clone() {
+            assert_eq!(map.get_cloned(&k), Some(k));
+            if map.stats().promotions > promotions {
+                return;
+            }
+        }
+    }
+    panic!("no promotion: {:?}", map.stats());
+}
+
 /// A promotion driven by lookups moves at most 256 rebuild steps' worth of recent
 /// entries into the new main table: a larger recent table becomes the new read table's
 /// level instead (no copy under the lock), and its keys reach the main table at the
@@ -1308,11 +1323,7 @@ fn a_lookup_driven_promotion_keeps_a_large_recent_table() {
         (0, 1_100, 0),
         "{s:?}"
     );
-    let mut k = 4_000;
-    while map.stats().promotions == 0 {
-        assert_eq!(map.get_cloned(&k), Some(k));
-        k = if k == 5_099 { 4_000 } else { k + 1 };
-    }
+    read_until_promoted(&map, 4_000..5_100);
     let s = map.stats();
     assert_eq!(
         (s.recent_full_promotions, s.longest_promotion_move),
@@ -1330,11 +1341,7 @@ fn a_lookup_driven_promotion_keeps_a_large_recent_table() {
     for k in 5_100..5_200 {
         assert!(!map.insert(k, k));
     }
-    let mut k = 5_100;
-    while map.stats().promotions == 1 {
-        assert_eq!(map.get_cloned(&k), Some(k));
-        k = if k == 5_199 { 5_100 } else { k + 1 };
-    }
+    read_until_promoted(&map, 5_100..5_200);
     let s = map.stats();
     assert_eq!(
         (s.longest_promotion_move, s.read_len),
@@ -1371,11 +1378,7 @@ fn a_lookup_driven_promotion_waits_for_a_growths_copy() {
     let s = map.stats();
     assert!(s.recent_growth_pending > 8_000, "{s:?}");
     let before = s.longest_recent_growth;
-    let mut k = 0;
-    while map.stats().promotions == 0 {
-        assert_eq!(map.get_cloned(&k), Some(k));
-        k = (k + 1) % 4_097;
-    }
+    read_until_promoted(&map, 0..4_097);
     let s = map.stats();
     assert_eq!(
         (s.longest_promotion_move, s.recent_growth_pending),

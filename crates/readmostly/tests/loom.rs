@@ -1340,21 +1340,29 @@ fn key_at_home(slot: u64, slots: u64, not: &[u64]) -> u64 {
         .unwrap()
 }
 
+/// The keys of models (q) and (s): `a` at home slot 3 of 4 (left uncopied by the first
+/// two-slot step after the doubling to 8 slots), `b` at home 0 of 4, `c` and `d` at homes
+/// 1 and 2 of 8.
+fn migration_keys() -> [u64; 4] {
+    let a = key_at_home(3, 4, &[]);
+    let b = key_at_home(0, 4, &[a]);
+    let c = key_at_home(1, 8, &[a, b]);
+    [a, b, c, key_at_home(2, 8, &[a, b, c])]
+}
+
 /// (q) Lock-free reads racing the migration step that finishes copying a grown slot
 /// array's old entries and unlinks the old array. `AtMost(16)` with two-slot steps: the
 /// third key doubles the array from 4 slots to 8 and copies only the old array's first
 /// two slots, so key `a` (home slot 3 of 4) is still only in the old array. The insert
 /// of a fourth key finds the lock-free limit reached (the copy is behind), takes the lock
-/// and finishes the copy. A reader probing the new array first could miss `a` (not copied
-/// yet) and then find the old array unlinked; probing the old array first it finds `a`
-/// there, or the old array gone and `a` copied.
+/// and finishes the copy. A reader that loaded the old array only after probing the new
+/// one could miss `a` (not copied yet when probed, and the old array unlinked when
+/// loaded); loading the old array first, it finds `a` there, or the old array gone and
+/// `a` copied.
 #[test]
 fn reads_racing_a_migration_step() {
     model("reads_racing_a_migration_step", |swap| {
-        let a = key_at_home(3, 4, &[]);
-        let b = key_at_home(0, 4, &[a]);
-        let c = key_at_home(1, 8, &[a, b]);
-        let d = key_at_home(2, 8, &[a, b, c]);
+        let [a, b, c, d] = migration_keys();
         let map = map_with_migration(16, 1, &[a, b, c]);
         assert_eq!(map.stats().recent_growth_pending, 2, "{:?}", map.stats());
         let (m1, m2) = (map.clone(), map.clone());
@@ -1431,10 +1439,7 @@ fn same_new_key_racing_a_growth() {
 #[test]
 fn iter_racing_a_migration_step() {
     model("iter_racing_a_migration_step", |swap| {
-        let a = key_at_home(3, 4, &[]);
-        let b = key_at_home(0, 4, &[a]);
-        let c = key_at_home(1, 8, &[a, b]);
-        let d = key_at_home(2, 8, &[a, b, c]);
+        let [a, b, c, d] = migration_keys();
         let map = map_with_migration(16, 1, &[a, b, c]);
         assert_eq!(map.stats().recent_growth_pending, 2);
         let (m1, m2) = (map.clone(), map.clone());
