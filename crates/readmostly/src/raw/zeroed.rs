@@ -177,10 +177,9 @@ impl<T> Deref for ZeroedSlice<T> {
 
     #[inline]
     fn deref(&self) -> &[T] {
-        // SAFETY: `start` is aligned and, with `len` elements, inside the block, whose
-        // bytes were zeroed by the allocator (`new`) or by `Zeroing` before it handed the
-        // slice out (`Zeroing::finish`): valid `T`s (`Zeroable`, required by both).
         // Dangling is fine for an empty or zero-sized layout.
+        // SAFETY: `start` is aligned and, with `len` elements, inside the block, zeroed by
+        // the allocator or by `Zeroing::finish`: valid `T`s (`Zeroable`, required by both).
         unsafe { std::slice::from_raw_parts(self.start.as_ptr(), self.len) }
     }
 }
