@@ -517,8 +517,8 @@ impl<K, V> SlotArray<K, V> {
 ///   its thread's stripe (`Stripes::recent_fill`). Adds that find no array, no room, or
 ///   the array closed take the lock and retry ([`add_locked`](Self::add_locked)), which
 ///   allocates the first array (so a read table to which no key is ever added costs
-///   nothing), replaces a half-full one by one twice as large, or reports the table full
-///   (the caller promotes).
+///   nothing), replaces one at its limit by one (at least) twice as large, or reports
+///   the table full (the caller promotes).
 /// * Growth closes the old array ([`close_locked`](Self::close_locked): one bit set in
 ///   `len`, then a wait for the adds already in flight) and publishes an empty array
 ///   twice as large with the old one as its `prev`, then reopens: an add either reserved
