@@ -1195,7 +1195,7 @@ fn a_growing_recent_array_copies_its_old_entries_in_steps() {
                         assert!(map.pin().insert(old, value(old)).is_none());
                         created += 1;
                     }
-                    if k % 97 == 0 || cfg!(miri) {
+                    if k % 97 == 0 || (cfg!(miri) && k % 4 == 0) {
                         let mut keys: Vec<u64> = map.pin().iter().map(|(k, _)| *k).collect();
                         keys.sort_unstable();
                         assert_eq!(keys, (0..=k).collect::<Vec<_>>(), "after {k}");
@@ -1203,8 +1203,12 @@ fn a_growing_recent_array_copies_its_old_entries_in_steps() {
                 }
                 assert_eq!(s.promotions, 0);
                 let m = map.pin();
-                for j in 0..=k {
-                    assert_eq!(m.get(&j).map(|v| v.0), Some(j), "{j} after adding {k}");
+                // Every key after every insert (under Miri, every fourth insert: the
+                // lookups are the same code each time, and Miri runs this many times).
+                if !cfg!(miri) || k % 4 == 0 {
+                    for j in 0..=k {
+                        assert_eq!(m.get(&j).map(|v| v.0), Some(j), "{j} after adding {k}");
+                    }
                 }
                 assert!(m.get(&(n + k)).is_none());
             }
