@@ -145,6 +145,9 @@ impl WithMap for CellRunner<'_> {
         // Build and prefill with live-byte tracking on (single-threaded).
         let track = alloc::installed();
         if track {
+            // readmostly frees large blocks on a background thread: let the previous
+            // map's finish before counting, and this one's retired tables below.
+            readmostly::wait_for_background_free();
             alloc::track_live_bytes(true);
         }
         let live0 = alloc::live_bytes();
@@ -159,6 +162,9 @@ impl WithMap for CellRunner<'_> {
             for i in 0..spec.keys {
                 black_box(h.get(prefill_key(i)));
             }
+        }
+        if track {
+            readmostly::wait_for_background_free();
         }
         let live1 = alloc::live_bytes();
         if track {

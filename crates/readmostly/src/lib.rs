@@ -163,12 +163,17 @@
 //!   allocated ahead of time and zeroed in steps the same way (a large zeroed allocation
 //!   is not always free: glibc clears heap blocks below its mmap threshold, 2–6 ms for
 //!   8 MiB). So no single operation of a growing map copies or clears more than a few
-//!   steps under the lock: on the development machine the slowest insert into a map
-//!   growing to 4 Mi keys on one thread took 5–7 ms (24–28 ms before the incremental
-//!   doubling), and that was the insert whose promotion retired the previous read table,
-//!   freeing it as its guard ended (returning ~100 MB to the operating system), outside
-//!   the lock; under the lock nothing took more than 0.8 ms in an instrumented run
-//!   (readers never wait). The promotion a full recent table forces only finishes a
+//!   steps under the lock: under the lock nothing took more than 0.8 ms in an
+//!   instrumented run of a map growing to 4 Mi keys on the development machine (readers
+//!   never wait). Nor does any operation free a large table: replaced tables and slot
+//!   arrays of a megabyte or more are handed to a background thread that frees them
+//!   ([`set_background_free`]); freeing ~100 MB returns its pages to the operating
+//!   system, 4–5 ms that fell on whichever operation's guard ended last after the
+//!   promotion. With that thread on a free core, the slowest insert into a map growing
+//!   to 4 Mi keys on one thread took 0.4 ms (24–28 ms before the incremental doubling,
+//!   4–5 ms with inline frees); with every core busy inserting, the thread's work
+//!   competes with theirs and the slowest insert stays at 5–9 ms (2 threads on the 2
+//!   cores). The promotion a full recent table forces only finishes a
 //!   rebuild in one go when the recent table reaches three quarters of its array first
 //!   (a rebuild step of one entry, or far more new keys per lock acquisition than the
 //!   step covers). Copies under the lock go in prefetched batches (about 45 ns per
@@ -341,6 +346,52 @@ pub use sharded::{
     ByHash, ByTenant, Router, ShardedBuilder, ShardedIter, ShardedMap, ShardedRef, MAX_SHARDS,
 };
 pub use stats::Stats;
+
+/// Turns freeing of large blocks on a background thread on (the default) or off, for the
+/// whole process, for blocks dropped from now on.
+///
+/// A map's tables are single heap blocks: 64 MiB for the read table of 4 Mi keys.
+/// Freeing one is not free (the allocator gives the pages back to the operating system:
+/// 5 ms for ~100 MB on the development machine), and a replaced table is freed by
+/// whichever operation's guard happens to end last after the promotion that replaced
+/// it. So blocks of a megabyte or more are handed to one thread, `readmostly-free`,
+/// started the first time one is dropped, which frees them; the operation that drops
+/// them only queues them. Smaller blocks are freed where they are dropped.
+///
+/// Turn it off to keep readmostly from starting a thread (or to free memory where it is
+/// dropped, e.g. before measuring it; [`wait_for_background_free`] is the other way).
+/// The thread is not used where it cannot be started, nor in a process created by
+/// `fork` after it started (the child frees inline).
+///
+/// ```
+/// readmostly::set_background_free(false);
+/// let map: readmostly::SyncMap<u64, u64> = (0..1_000).map(|k| (k, k)).collect();
+/// drop(map); // every table freed here
+/// readmostly::set_background_free(true);
+/// ```
+pub fn set_background_free(enabled: bool) {
+    raw::reaper::set_enabled(enabled);
+}
+
+/// Waits until every block handed to the background thread (see
+/// [`set_background_free`]) before this call has been freed. For measurements of the
+/// process's memory and for tests; maps never need it.
+///
+/// ```
+/// let map: readmostly::SyncMap<u64, u64> = (0..100_000).map(|k| (k, k)).collect();
+/// drop(map);
+/// readmostly::wait_for_background_free();
+/// assert_eq!(readmostly::background_free_pending_bytes(), 0); // nothing else frees here
+/// ```
+pub fn wait_for_background_free() {
+    raw::reaper::wait_idle();
+}
+
+/// Bytes handed to the background thread (see [`set_background_free`]) and not yet
+/// freed, across the process.
+pub fn background_free_pending_bytes() -> usize {
+    raw::reaper::pending_bytes()
+}
 
 #[cfg(test)]
 mod tests;

@@ -32,6 +32,8 @@
 //! | `readmostly_longest_rebuild_step` | gauge | [`Stats::longest_rebuild_step`] (entries) |
 //! | `readmostly_longest_promotion_move` | gauge | [`Stats::longest_promotion_move`] (entries) |
 //! | `readmostly_longest_recent_growth` | gauge | [`Stats::longest_recent_growth`] (entries) |
+//! | `readmostly_rebuild_pending` | gauge | [`Stats::rebuild_pending`] (entries) |
+//! | `readmostly_recent_growth_pending` | gauge | [`Stats::recent_growth_pending`] (slots) |
 //! | `readmostly_miss_velocity` | gauge | [`MissReport::velocity`] (misses/s) |
 //! | `readmostly_miss_threshold` | gauge | [`MissReport::threshold`] |
 //! | `readmostly_miss_base_rate` | gauge | [`MissReport::base_rate`] |
@@ -81,7 +83,7 @@ pub fn record_stats(map: &str, stats: &Stats) {
     for (name, value) in counters {
         counter!(name, "map" => map.to_owned()).absolute(value);
     }
-    let gauges: [(&'static str, usize); 7] = [
+    let gauges: [(&'static str, usize); 9] = [
         ("readmostly_len", stats.len),
         ("readmostly_read_len", stats.read_len),
         ("readmostly_recent_len", stats.recent_len),
@@ -97,6 +99,11 @@ pub fn record_stats(map: &str, stats: &Stats) {
         (
             "readmostly_longest_recent_growth",
             usize::try_from(stats.longest_recent_growth).unwrap_or(usize::MAX),
+        ),
+        ("readmostly_rebuild_pending", stats.rebuild_pending),
+        (
+            "readmostly_recent_growth_pending",
+            stats.recent_growth_pending,
         ),
     ];
     for (name, value) in gauges {

@@ -67,8 +67,9 @@ fn prometheus_scrape_reports_map_statistics() {
 
     // A SyncMap: 10 new keys (an explicit promotion after the first eight puts them in
     // the main table; the last two start a rebuild and stay in the recent table), reads
-    // (hits and recent-table lookups), 3 overwrites, 2 removes.
-    let orders: SyncMap<u64, String> = SyncMap::new();
+    // (hits and recent-table lookups), 3 overwrites, 2 removes. One entry per rebuild
+    // step, so that the rebuild is still under way when the statistics are taken.
+    let orders: SyncMap<u64, String> = SyncMap::builder().rebuild_step(1).build();
     for k in 0..8 {
         orders.insert(k, format!("order-{k}"));
     }
@@ -130,6 +131,7 @@ fn prometheus_scrape_reports_map_statistics() {
     assert_eq!(value(r#"readmostly_removes_total{map="orders"}"#), 2.0);
     assert_eq!(value(r#"readmostly_len{map="orders"}"#), 8.0);
     assert!(orders_stats.hits > 0);
+    assert!(orders_stats.rebuild_pending > 0);
     // Every series that mirrors a `Stats` field of the "orders" map.
     let o = &orders_stats;
     let from_stats = [
@@ -152,6 +154,11 @@ fn prometheus_scrape_reports_map_statistics() {
         (
             "readmostly_longest_recent_growth",
             o.longest_recent_growth as f64,
+        ),
+        ("readmostly_rebuild_pending", o.rebuild_pending as f64),
+        (
+            "readmostly_recent_growth_pending",
+            o.recent_growth_pending as f64,
         ),
     ];
     for (name, want) in from_stats {

@@ -80,6 +80,8 @@ unsafe impl GlobalAlloc for Counting {
 static GLOBAL: Counting = Counting;
 
 fn live() -> i64 {
+    // Count what is live, not what readmostly's background thread has yet to free.
+    readmostly::wait_for_background_free();
     LIVE.load(SeqCst)
 }
 

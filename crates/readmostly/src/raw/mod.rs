@@ -137,6 +137,7 @@
 //!   happens-before its walk of the closed array (`Recent::close_locked`).
 
 mod entry;
+pub(crate) mod reaper;
 pub(crate) mod reclaim;
 mod table;
 mod zeroed;

@@ -164,7 +164,7 @@ impl<T> Drop for Zeroing<T> {
         if let Some((block, layout)) = self.slice.block {
             // SAFETY: `block` came from `alloc(layout)` and is freed once; the slice itself
             // is never dropped (`ManuallyDrop`).
-            unsafe { alloc::dealloc(block.as_ptr(), layout) };
+            unsafe { super::reaper::dealloc(block, layout) };
         }
     }
 }
@@ -205,7 +205,7 @@ impl<T> Drop for ZeroedSlice<T> {
         if let Some((block, layout)) = self.block {
             // SAFETY: `block` came from `alloc_zeroed(layout)` (or `alloc(layout)`, then
             // zeroed by `Zeroing`) and is freed once.
-            unsafe { alloc::dealloc(block.as_ptr(), layout) };
+            unsafe { super::reaper::dealloc(block, layout) };
         }
     }
 }
