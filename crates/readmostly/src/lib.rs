@@ -170,10 +170,10 @@
 //!   ([`set_background_free`]); freeing ~100 MB returns its pages to the operating
 //!   system, 4–5 ms that fell on whichever operation's guard ended last after the
 //!   promotion. With that thread on a free core, the slowest insert into a map growing
-//!   to 4 Mi keys on one thread took 0.4 ms (24–28 ms before the incremental doubling,
-//!   4–5 ms with inline frees); with every core busy inserting, the thread's work
-//!   competes with theirs and the slowest insert stays at 5–9 ms (2 threads on the 2
-//!   cores). The promotion a full recent table forces only finishes a
+//!   to 4 Mi keys on one thread took 0.4–0.5 ms (24–28 ms before the incremental
+//!   doubling, 3.6–5.0 ms with inline frees; at 8 Mi keys 0.5–1.8 ms instead of
+//!   10–12 ms); with every core busy the thread's work competes with the inserts' (2
+//!   threads on the 2 cores: 4.0–5.8 ms instead of 5.9–8.5 ms). The promotion a full recent table forces only finishes a
 //!   rebuild in one go when the recent table reaches three quarters of its array first
 //!   (a rebuild step of one entry, or far more new keys per lock acquisition than the
 //!   step covers). Copies under the lock go in prefetched batches (about 45 ns per
