@@ -732,6 +732,16 @@ where
     /// (a copy of the read table). With the map to yourself, [`Extend`] (and
     /// [`FromIterator`]) load many keys faster and leave them all in the main table.
     ///
+    /// Other threads wait for this call only a bounded time: it finishes a rebuild in
+    /// progress (and the copy of a doubled recent slot array) in steps of
+    /// [`Builder::rebuild_step`] entries, releasing the lock between them; and if the
+    /// recent table holds more than 256 steps' worth of keys, it first publishes it as
+    /// a read-only level (no copy), steps through the rebuild that starts, and then
+    /// moves the few keys added meanwhile. The caller does all that work itself: its
+    /// call takes time proportional to the map (up to two rebuilds of it). Only when
+    /// other threads keep starting new work faster than it steps (more than twice the
+    /// work in sight at the start) does it finish the rest in one go.
+    ///
     /// ```
     /// let map = readmostly::SyncMap::new();
     /// for k in 0..1_000 {

@@ -3116,22 +3116,71 @@ where
 
     /// Promotes the dirty table now if it holds keys the read table's main table lacks.
     /// Returns whether it did.
+    ///
+    /// The work is the caller's, but other threads wait for at most a step of it at a
+    /// time: the rebuild and the copy of a grown recent array are finished in steps, the
+    /// lock released between them; a recent table too large to move in one go
+    /// ([`move_max`](Self::move_max)) is first kept as a level by a promotion of its
+    /// own, whose rebuild is then stepped through too, so that the final promotion
+    /// moves only the keys added meanwhile (the caller then pays for a second rebuild of
+    /// the map, in steps). Writers that keep starting new work could make this chase
+    /// them forever, so the steps are capped (at twice the work in sight at the start,
+    /// plus 64 steps), after which the promotion finishes what is left in one go, as it
+    /// always did.
     pub(crate) fn promote(&self) -> bool {
         let mut dirty = self.map.lock();
+        if !self.promotion_needed_locked(self.read()) {
+            return false;
+        }
+        let step = self.map.rebuild_step;
+        let work = |dirty: &Dirty<K, V>, read: &ReadTable<K, V>| {
+            let rebuild = dirty
+                .rebuild
+                .map_or(0, |r| read.len().saturating_sub(r.visited));
+            rebuild.saturating_add(read.recent.growth_pending_locked())
+        };
+        // The work in sight: what is pending, and the rebuild of the whole map (and the
+        // recent table) that keeping the recent table as a level would start.
         let read = self.read();
+        let start = work(&dirty, read)
+            .saturating_add(read.len())
+            .saturating_add(read.recent.len());
+        let mut steps = (start / step.max(1)).saturating_mul(2).saturating_add(64);
+        let mut kept = false;
+        loop {
+            while steps > 0 && self.promotion_waits_locked(&dirty, self.read()) {
+                let read = self.read();
+                self.rebuild_step_locked(&mut dirty, read, step);
+                self.growth_step_locked(&mut dirty, read);
+                steps -= 1;
+                drop(dirty);
+                dirty = self.map.lock();
+            }
+            let read = self.read();
+            if !self.promotion_needed_locked(read) {
+                // Another thread's promotion published everything meanwhile.
+                return true;
+            }
+            if !kept && steps > 0 && read.recent.len() > self.move_max() {
+                // Publish the recent table as a level (no copy); its keys reach the
+                // main table through the rebuild this starts, stepped through above.
+                self.promote_locked(&mut dirty, Fold::Keep);
+                kept = true;
+                continue;
+            }
+            self.promote_locked(&mut dirty, Fold::Move);
+            return true;
+        }
+    }
+
+    /// Whether the read table's main table lacks keys that a promotion would give it.
+    /// Under `mu`.
+    fn promotion_needed_locked(&self, read: &ReadTable<K, V>) -> bool {
         // Relaxed: `amended` is written under `mu`. A slot array holds at least one key
         // (the add that allocated it, or the one it found), and is replaced only under `mu`.
         // A level implies a dirty table (invariant 8), whose rebuild, finished by the
         // promotion, copies the level's entries into it.
-        if read.amended.load(Relaxed)
-            || read.recent.array_locked().is_some()
-            || read.level.is_some()
-        {
-            self.promote_locked(&mut dirty, Fold::Move);
-            true
-        } else {
-            false
-        }
+        read.amended.load(Relaxed) || read.recent.array_locked().is_some() || read.level.is_some()
     }
 
     pub(crate) fn retain(&self, mut keep: impl FnMut(&K, &V) -> bool) {

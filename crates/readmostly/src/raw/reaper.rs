@@ -23,6 +23,7 @@ use std::ptr::NonNull;
 
 /// Blocks at least this large are freed in the background (see the module docs). Below
 /// it a free costs at most a few tens of microseconds (256 pages).
+#[cfg_attr(any(loom, shuttle, miri), allow(dead_code))]
 pub(crate) const BACKGROUND_BYTES: usize = 1 << 20;
 
 /// Frees `block` (allocated with `layout` by the global allocator): on the background
@@ -71,6 +72,7 @@ pub(crate) fn pending_bytes() -> usize {
 }
 
 /// A block waiting to be freed: raw memory, no values in it (their drops already ran).
+#[cfg_attr(any(loom, shuttle, miri), allow(dead_code))]
 struct Block {
     ptr: NonNull<u8>,
     layout: Layout,
@@ -116,7 +118,7 @@ mod background {
 
     fn lock() -> MutexGuard<'static, State> {
         // Nothing that can panic runs while the lock is held but `VecDeque::push_back`
-        // (out of memory: then the state is unchanged), so poisoning carries nothing.
+        // (capacity overflow: then the state is unchanged), so poisoning carries nothing.
         STATE.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -127,10 +129,31 @@ mod background {
                 .name("readmostly-free".into())
                 .spawn(run)
                 .ok()
-                .map(|_| std::process::id())
+                .map(|_| pid())
         });
+        ours(*started)
+    }
+
+    /// Whether the thread was started, by this process (without starting it).
+    fn started_here() -> bool {
+        STARTED.get().is_some_and(|started| ours(*started))
+    }
+
+    /// Whether a thread started by process `started` runs in this one: not in a `fork`
+    /// child (which inherits `STARTED` but not the thread, and perhaps a `STATE` locked
+    /// by it: nothing may lock it there).
+    fn ours(started: Option<u32>) -> bool {
         // `getpid` is one system call, next to a free of a megabyte or more.
-        *started == Some(std::process::id())
+        started.is_some_and(|started| started == pid())
+    }
+
+    /// This process's id where `fork` exists; elsewhere (some targets have no process
+    /// ids: `std::process::id` panics there) a constant.
+    fn pid() -> u32 {
+        #[cfg(unix)]
+        return std::process::id();
+        #[cfg(not(unix))]
+        0
     }
 
     /// Queues `block` for the thread, or gives it back if the thread is off or missing.
@@ -138,10 +161,13 @@ mod background {
         if !ENABLED.load(Relaxed) || !running() {
             return Err(block);
         }
+        let size = block.layout.size();
         let mut state = lock();
-        state.pending += block.layout.size();
-        state.queued += 1;
+        // First, so that the counts stay true if it panics (capacity overflow; out of
+        // memory aborts). The block is then leaked, not freed twice.
         state.blocks.push_back(block);
+        state.pending += size;
+        state.queued += 1;
         drop(state);
         CHANGED.notify_all();
         Ok(())
@@ -168,6 +194,11 @@ mod background {
     }
 
     pub(super) fn wait_idle() {
+        if !started_here() {
+            // Nothing was queued in this process (or, in a `fork` child, what was queued
+            // is the parent's thread's to free: the child's copies are never freed).
+            return;
+        }
         let mut state = lock();
         let target = state.queued;
         while state.freed < target {
@@ -176,7 +207,11 @@ mod background {
     }
 
     pub(super) fn pending_bytes() -> usize {
-        lock().pending
+        if started_here() {
+            lock().pending
+        } else {
+            0
+        }
     }
 
     /// Blocks handed over and blocks freed, since the process started.
@@ -196,8 +231,15 @@ mod tests {
         NonNull::new(unsafe { alloc::alloc(layout) }).expect("allocation failed")
     }
 
+    /// The two tests below each count hand-overs; other tests of the crate may add
+    /// some at the same time (never take any away).
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
     #[test]
     fn large_blocks_are_freed_by_the_thread_and_waited_for() {
+        let _serial = SERIAL
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let large = Layout::from_size_align(BACKGROUND_BYTES, 16).unwrap();
         let small = Layout::from_size_align(BACKGROUND_BYTES - 1, 16).unwrap();
         let (queued, _) = background::counts();
@@ -217,5 +259,19 @@ mod tests {
         wait_idle();
         let (_, freed) = background::counts();
         assert!(freed >= queued + 3, "waited, but {} freed", freed - queued);
+    }
+
+    #[test]
+    fn a_dropped_map_hands_its_large_tables_over() {
+        let _serial = SERIAL
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (queued, _) = background::counts();
+        // 2^15 buckets of 64 bytes: a 2 MiB main table.
+        let map: crate::SyncMap<u64, u64> = (0..150_000).map(|k| (k, k)).collect();
+        drop(map);
+        let (now, _) = background::counts();
+        assert!(now > queued, "the table was freed inline");
+        wait_idle();
     }
 }
