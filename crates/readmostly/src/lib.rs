@@ -153,9 +153,9 @@
 //!   into the new main table ([`Stats::longest_promotion_move`]), which the rebuild sized
 //!   for them, so the move never rehashes the table, but at most 256 steps' worth
 //!   (16,384 entries by default): a larger recent table is kept as a level like a full
-//!   one. Explicit promotions ([`SyncMap::promote`]) do the same work in steps,
-//!   releasing the lock between them (the caller's call takes time proportional to the
-//!   map; other threads wait for one step at a time); bulk loads (the map to
+//!   one. Explicit promotions ([`SyncMap::promote`]) finish the rebuild in steps of 16
+//!   `rebuild_step`s, releasing the lock between them, then move the whole recent
+//!   table (a pause bounded by its limit, [`RecentKeys`]); bulk loads (the map to
 //!   themselves: no one waits) and the promotion before an iteration with
 //!   [`RecentKeys::Off`] finish the rebuild and move everything in one go. Doubling the recent table's
 //!   slot array copies nothing at once either: the new array is published empty, with

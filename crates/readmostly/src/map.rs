@@ -732,15 +732,18 @@ where
     /// (a copy of the read table). With the map to yourself, [`Extend`] (and
     /// [`FromIterator`]) load many keys faster and leave them all in the main table.
     ///
-    /// Other threads wait for this call only a bounded time: it finishes a rebuild in
-    /// progress (and the copy of a doubled recent slot array) in steps of
-    /// [`Builder::rebuild_step`] entries, releasing the lock between them; and if the
-    /// recent table holds more than 256 steps' worth of keys, it first publishes it as
-    /// a read-only level (no copy), steps through the rebuild that starts, and then
-    /// moves the few keys added meanwhile. The caller does all that work itself: its
-    /// call takes time proportional to the map (up to two rebuilds of it). Only when
-    /// other threads keep starting new work faster than it steps (more than twice the
-    /// work in sight at the start) does it finish the rest in one go.
+    /// A rebuild of the dirty table still under way must finish before the promotion:
+    /// this call finishes it in steps of 16 × [`Builder::rebuild_step`] entries,
+    /// releasing the lock between them and letting threads waiting for it go first, so
+    /// that other writers wait for one such step at a time rather than for the rest of
+    /// the rebuild (the caller does the same work either way). The promotion itself
+    /// then moves the recent table's keys into the main table in one go: up to the
+    /// recent table's limit ([`RecentKeys`]), about 40 ns per key on the development
+    /// machine. `examples/promote_pause` (a map of 4 Mi keys, one thread inserting new
+    /// keys without pause meanwhile): with the rebuild just started, the writer's
+    /// slowest insert went from 199–202 ms to 26 ms (the move of the ~900 k keys it
+    /// added during the call); with 256 Ki new keys and no rebuild pending, 11 ms
+    /// either way.
     ///
     /// ```
     /// let map = readmostly::SyncMap::new();
