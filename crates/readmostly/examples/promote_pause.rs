@@ -6,12 +6,15 @@
 //! cargo run --release -p readmostly --example promote_pause -- --keys 1Mi --rounds 5
 //! cargo run --release -p readmostly --example promote_pause -- --new 256Ki
 //! cargo run --release -p readmostly --example promote_pause -- --new 256Ki --no-writer
+//! cargo run --release -p readmostly --example promote_pause -- --delete-third
 //! ```
 //!
 //! Each round: a map of `keys` keys loaded in bulk (every key in the main table), then
 //! `new` new keys (default 1 Ki) inserted one at a time: they start a rebuild of the
 //! whole map, which lock-free adds advance only now and then (with few new keys, most of
-//! it is still pending), and fill the recent table. Then
+//! it is still pending), and fill the recent table. With `--delete-third`, a third of
+//! the keys are removed before, so that the rebuild expunges them and the promotion
+//! retires them. Then
 //! a writer thread inserts new keys without pause, timing each insert, while the main
 //! thread calls `promote()` once. Reports the promote call's duration, the writer's
 //! slowest insert and 99.9th percentile while it ran, and the map's longest rebuild step
@@ -27,11 +30,12 @@ use common::count;
 
 fn main() {
     let (mut keys, mut rounds, mut new) = (4u64 << 20, 3usize, 1u64 << 10);
-    let mut writer = true;
+    let (mut writer, mut delete) = (true, false);
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
-        if flag == "--no-writer" {
-            writer = false;
+        if flag == "--no-writer" || flag == "--delete-third" {
+            writer &= flag != "--no-writer";
+            delete |= flag == "--delete-third";
             continue;
         }
         let value = it.next();
@@ -40,7 +44,7 @@ fn main() {
             ("--rounds", Some(v)) => count(v).map(|n| rounds = n as usize),
             ("--new", Some(v)) => count(v).map(|n| new = n),
             _ => Err(format!(
-                "usage: promote_pause [--keys N] [--rounds N] [--new N] [--no-writer] (got {flag})"
+                "usage: promote_pause [--keys N] [--rounds N] [--new N] [--no-writer] [--delete-third] (got {flag})"
             )),
         };
         if let Err(e) = parsed.and_then(|()| match keys.min(rounds as u64) {
@@ -53,6 +57,12 @@ fn main() {
     }
     for round in 0..rounds {
         let map: SyncMap<u64, u64> = (0..keys).map(|k| (k, k)).collect();
+        if delete {
+            // Removed before the rebuild starts: it expunges them.
+            for k in (0..keys).step_by(3) {
+                map.remove(&k);
+            }
+        }
         for k in keys..keys + new {
             map.insert(k, k);
         }

@@ -2408,16 +2408,34 @@ where
             c.longest_promotion_move = c.longest_promotion_move.max(moved);
         }
         self.publish_locked(dirty, table, level);
-        for e in std::mem::take(&mut dirty.expunged) {
-            // SAFETY: entries on the list are live until retired here (invariant 5).
-            if unsafe { e.as_ref() }.is_expunged(self.guard) {
-                // SAFETY: an entry still expunged is in the old read table only (invariant
-                // 2), which is now unreachable: so is the entry. Retired once: the list
-                // was taken.
-                unsafe { self.retire_entry(e) };
-                dirty.counters.retired_entries += 1;
+        // The entries still expunged are retired; a rebuild may have expunged millions
+        // (a third of a 4 Mi-key map: 92–121 ms under the lock when checked one cache
+        // miss at a time, measured). So the check runs over batches of prefetched
+        // entries first, keeping the dead ones at the front of the list, and the
+        // retirement (which touches no entry) follows.
+        let mut list = std::mem::take(&mut dirty.expunged);
+        let mut dead = 0;
+        for start in (0..list.len()).step_by(BATCH) {
+            let end = list.len().min(start + BATCH);
+            for e in &list[start..end] {
+                prefetch(e.as_ptr());
+            }
+            for i in start..end {
+                let e = list[i];
+                // SAFETY: entries on the list are live until retired here (invariant 5).
+                if unsafe { e.as_ref() }.is_expunged(self.guard) {
+                    list[dead] = e;
+                    dead += 1;
+                }
             }
         }
+        for &e in &list[..dead] {
+            // SAFETY: an entry still expunged is in the old read table only (invariant
+            // 2), which is now unreachable: so is the entry. Retired once: the list was
+            // taken, and each entry is on it once.
+            unsafe { self.retire_entry(e) };
+        }
+        dirty.counters.retired_entries += dead as u64;
         dirty.misses = 0;
         dirty.recent_lookups_base = self.map.stripes.recent_lookups();
         self.map.clock.due.store(u64::MAX, Relaxed); // no dirty table, nothing to promote
