@@ -34,6 +34,7 @@
 //! | `readmostly_longest_recent_growth` | gauge | [`Stats::longest_recent_growth`] (entries) |
 //! | `readmostly_rebuild_pending` | gauge | [`Stats::rebuild_pending`] (entries) |
 //! | `readmostly_recent_growth_pending` | gauge | [`Stats::recent_growth_pending`] (slots) |
+//! | `readmostly_expunged_pending` | gauge | [`Stats::expunged_pending`] (entries) |
 //! | `readmostly_miss_velocity` | gauge | [`MissReport::velocity`] (misses/s) |
 //! | `readmostly_miss_threshold` | gauge | [`MissReport::threshold`] |
 //! | `readmostly_miss_base_rate` | gauge | [`MissReport::base_rate`] |
@@ -83,7 +84,7 @@ pub fn record_stats(map: &str, stats: &Stats) {
     for (name, value) in counters {
         counter!(name, "map" => map.to_owned()).absolute(value);
     }
-    let gauges: [(&'static str, usize); 9] = [
+    let gauges: [(&'static str, usize); 10] = [
         ("readmostly_len", stats.len),
         ("readmostly_read_len", stats.read_len),
         ("readmostly_recent_len", stats.recent_len),
@@ -105,6 +106,7 @@ pub fn record_stats(map: &str, stats: &Stats) {
             "readmostly_recent_growth_pending",
             stats.recent_growth_pending,
         ),
+        ("readmostly_expunged_pending", stats.expunged_pending),
     ];
     for (name, value) in gauges {
         gauge!(name, "map" => map.to_owned()).set(value as f64);

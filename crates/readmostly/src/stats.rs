@@ -352,6 +352,12 @@ pub struct Stats {
     /// Read-table entries the rebuild in progress has not visited yet (0 when no
     /// rebuild is in progress).
     pub rebuild_pending: usize,
+    /// Entries expunged by earlier rebuilds (deleted keys) that are unreachable but not
+    /// yet handed to the reclamation scheme: a promotion hands them over a step at a
+    /// time, with the rebuild steps of later operations (new keys, lookups that find
+    /// the rule due, [`promote`](crate::SyncMap::promote)), instead of all at once
+    /// under the lock. They stay allocated while no such operation runs.
+    pub expunged_pending: usize,
     /// Inserts of keys absent from both tables (each allocates an entry; with the recent
     /// table on, most need no lock).
     pub new_keys: u64,
@@ -417,6 +423,7 @@ impl Stats {
             longest_promotion_move: c.longest_promotion_move,
             longest_recent_growth: c.longest_recent_growth,
             rebuild_pending: 0,
+            expunged_pending: 0,
             recent_growth_pending: 0,
             new_keys: c.new_keys + striped.new_keys,
             overwrites: striped.overwrites,
@@ -508,6 +515,7 @@ impl Stats {
             .max(other.longest_promotion_move);
         self.longest_recent_growth = self.longest_recent_growth.max(other.longest_recent_growth);
         self.rebuild_pending += other.rebuild_pending;
+        self.expunged_pending += other.expunged_pending;
         self.recent_growth_pending += other.recent_growth_pending;
         self.new_keys = self.new_keys.wrapping_add(other.new_keys);
         self.overwrites = self.overwrites.wrapping_add(other.overwrites);
@@ -617,9 +625,10 @@ impl fmt::Display for Stats {
         )?;
         write!(
             f,
-            "retired         {} objects, ~{} (cumulative)",
+            "retired         {} objects, ~{} (cumulative); {} expunged entries to retire",
             self.retired,
-            Bytes(self.retired_bytes)
+            Bytes(self.retired_bytes),
+            self.expunged_pending
         )
     }
 }

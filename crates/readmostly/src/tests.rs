@@ -1428,3 +1428,110 @@ fn a_lookup_driven_promotion_waits_for_a_growths_copy() {
         assert_eq!(map.get_cloned(&k), Some(k));
     }
 }
+
+/// A promotion hands the entries its rebuild expunged to a grave, retired a step at a
+/// time by later operations (`Stats::expunged_pending` counts them down), skipping the
+/// ones unexpunged before the promotion (live again). One of those is removed again and
+/// expunged by the next rebuild while the first grave may still hold it: retired once.
+/// Every value is dropped exactly once whether the graves are emptied by steps, or the
+/// map is cleared or dropped with graves pending (Miri checks the entries too).
+#[test]
+fn expunged_entries_are_retired_in_steps_after_the_promotion() {
+    let n: u64 = if cfg!(miri) { 150 } else { 3_000 };
+    for end in ["steps", "clear", "drop"] {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let mut created = 0usize;
+        {
+            let value = |v: u64| Counted(v, drops.clone());
+            // No recent table: every new key takes the lock and a one-entry step.
+            let map: SyncMap<u64, Counted> = SyncMap::builder()
+                .recent_keys(RecentKeys::Off)
+                .rebuild_step(1)
+                .build();
+            let mut next = n;
+            let mut insert_new = |map: &SyncMap<u64, Counted>| {
+                map.insert(next, value(next));
+                next += 1;
+            };
+            for k in 0..n {
+                map.insert(k, value(k));
+                created += 1;
+            }
+            assert!(map.promote());
+            for k in (0..n).step_by(3) {
+                assert!(map.remove(&k));
+            }
+            // A rebuild that expunges every removed entry.
+            insert_new(&map);
+            created += 1;
+            while map.stats().rebuild_pending > 0 {
+                insert_new(&map);
+                created += 1;
+            }
+            let expunged = map.stats().expunged;
+            assert_eq!(expunged, n.div_ceil(3), "{:?}", map.stats());
+            // Revive every other removed key: unexpunged, back in the dirty table.
+            for k in (0..n).step_by(6) {
+                map.insert(k, value(k + 1));
+                created += 1;
+            }
+            let before = map.stats();
+            assert!(map.promote());
+            let s = map.stats();
+            // The promotion retired one step's worth (16 entries of the list, revived
+            // ones skipped) and left the rest.
+            let pending = s.expunged_pending as u64;
+            assert_eq!(pending, expunged - 16, "{s:?}");
+            let retired_now = s.retired - before.retired;
+            assert!((1..=16).contains(&retired_now), "{s:?}");
+            let check = |map: &SyncMap<u64, Counted>| {
+                let m = map.pin();
+                for k in 0..n {
+                    let want = match k {
+                        k if k % 6 == 0 => Some(k + 1),
+                        k if k % 3 == 0 => None,
+                        k => Some(k),
+                    };
+                    assert_eq!(m.get(&k).map(|v| v.0), want, "key {k}");
+                }
+            };
+            check(&map);
+            // Remove the revived keys again: the next rebuild expunges them again.
+            for k in (0..n).step_by(6) {
+                assert!(map.remove(&k));
+            }
+            match end {
+                "steps" => {
+                    let mut rounds = 0;
+                    while map.stats().expunged_pending > 0 || map.stats().rebuild_pending > 0 {
+                        insert_new(&map);
+                        created += 1;
+                        rounds += 1;
+                    }
+                    // One entry per step: the grave took about as many steps as it held.
+                    assert!(rounds as u64 >= pending, "{rounds} {pending}");
+                    assert!(map.promote());
+                    while map.stats().expunged_pending > 0 {
+                        insert_new(&map);
+                        created += 1;
+                    }
+                    let m = map.pin();
+                    for k in 0..n {
+                        let want = (k % 3 != 0).then_some(k);
+                        assert_eq!(m.get(&k).map(|v| v.0), want, "key {k}");
+                    }
+                }
+                "clear" => {
+                    map.clear();
+                    assert_eq!(map.pin().iter().count(), 0);
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(
+            drops.load(Relaxed),
+            created,
+            "{end}: every value dropped once"
+        );
+    }
+}

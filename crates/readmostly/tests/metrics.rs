@@ -160,6 +160,7 @@ fn prometheus_scrape_reports_map_statistics() {
             "readmostly_recent_growth_pending",
             o.recent_growth_pending as f64,
         ),
+        ("readmostly_expunged_pending", o.expunged_pending as f64),
     ];
     for (name, want) in from_stats {
         assert_eq!(value(&format!(r#"{name}{{map="orders"}}"#)), want, "{name}");
