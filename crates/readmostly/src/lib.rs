@@ -55,7 +55,8 @@
 //! *promotion*, see [`Promotion`]). The next new key (or the promotion itself, when it
 //! keeps the recent table apart: [`RecentKeys`]) starts rebuilding the dirty table
 //! by copying the read table's live entries, turning deleted entries into *expunged*
-//! ones that the next promotion drops for good. Go copies the whole table in that one
+//! ones that the next promotion drops for good (retired a step at a time by the
+//! operations after it, [`Stats::expunged_pending`]). Go copies the whole table in that one
 //! insert; here the copy advances a bounded step (64 entries by default, see
 //! [`Builder::rebuild_step`]) per operation that takes the lock or adds a new key while
 //! the lock is free, so no single insert pauses for the map's whole size while the copy
@@ -236,7 +237,8 @@
 //!
 //! * [`SyncMap::stats`] / [`ShardedMap::stats`] return [`Stats`]: lock-free hits, slow
 //!   reads, misses, promotions, dirty rebuilds and the entries they copied, expunged
-//!   entries, new keys, overwrites, removes, table sizes and retired memory. Counters on
+//!   entries (and those not yet retired), new keys, overwrites, removes, table sizes and
+//!   retired memory. Counters on
 //!   the hot paths are striped per thread (approximate while writers run); a read
 //!   answered by the read table adds one increment of its thread's stripe (looked up
 //!   once per handle; [`Builder::hit_statistics`] turns it off). `Display` prints a

@@ -353,10 +353,12 @@ pub struct Stats {
     /// rebuild is in progress).
     pub rebuild_pending: usize,
     /// Entries expunged by earlier rebuilds (deleted keys) that are unreachable but not
-    /// yet handed to the reclamation scheme: a promotion hands them over a step at a
-    /// time, with the rebuild steps of later operations (new keys, lookups that find
-    /// the rule due, [`promote`](crate::SyncMap::promote)), instead of all at once
-    /// under the lock. They stay allocated while no such operation runs.
+    /// yet handed to the reclamation scheme. A promotion hands over at most 256 ×
+    /// [`rebuild_step`](crate::Builder::rebuild_step) of them at once (16,384 by
+    /// default); the rest go a step at a time with the rebuild steps of later
+    /// operations (new keys, lookups that find the rule due,
+    /// [`promote`](crate::SyncMap::promote)), instead of all at once under the lock.
+    /// They stay allocated while no such operation runs.
     pub expunged_pending: usize,
     /// Inserts of keys absent from both tables (each allocates an entry; with the recent
     /// table on, most need no lock).

@@ -422,7 +422,14 @@ fn soak(total: u64) {
     let half = samples.len() / 2;
     let first = samples[..half].iter().map(|s| s.bytes).max().unwrap();
     let second = samples[half..].iter().map(|s| s.bytes).max().unwrap();
-    let slack = 256 * 1024 + threads as i64 * 16 * 1024;
+    // Slack: besides a fixed part, what any sample taken while the threads run may hold
+    // and the end does not: each thread's unfilled reclamation batch (up to 511 retired
+    // objects of at most 64 bytes here, as in `fixed` below) and the memory in flight
+    // (`in_flight` below: retired while a thread preempted inside a guard holds
+    // reclamation back). Without them the debug-build short run failed about one run in
+    // fifteen on the 2-core machine, its second half peaking at 2.4-2.9 MiB against a
+    // first half of 1.0-1.3 MiB (session 12: as often before that session's changes).
+    let slack = 256 * 1024 + threads as i64 * (16 * 1024 + 511 * 64) + 1024 * 1024;
     let bound = first + first / 2 + slack;
     // Bytes per live key: at the end, with every thread gone (the plateau proper: the
     // map, its tables and whatever sits in the threads' unfilled reclamation batches),
