@@ -156,7 +156,9 @@
 //!   (16,384 entries by default): a larger recent table is kept as a level like a full
 //!   one. Explicit promotions ([`SyncMap::promote`]) finish the rebuild in steps of 16
 //!   `rebuild_step`s, releasing the lock between them, then move the whole recent
-//!   table (a pause bounded by its limit, [`RecentKeys`]); bulk loads (the map to
+//!   table (a pause bounded by its limit, [`RecentKeys`], plus an overflow while a
+//!   rebuild lagged; past a cap on the steps, when other threads keep forcing
+//!   promotions, they finish in one go); bulk loads (the map to
 //!   themselves: no one waits) and the promotion before an iteration with
 //!   [`RecentKeys::Off`] finish the rebuild and move everything in one go. Doubling the recent table's
 //!   slot array copies nothing at once either: the new array is published empty, with

@@ -741,9 +741,11 @@ where
     /// recent table's limit ([`RecentKeys`]), about 40 ns per key on the development
     /// machine. `examples/promote_pause` (a map of 4 Mi keys, one thread inserting new
     /// keys without pause meanwhile): with the rebuild just started, the writer's
-    /// slowest insert went from 199–202 ms to 26 ms (the move of the ~900 k keys it
-    /// added during the call); with 256 Ki new keys and no rebuild pending, 11 ms
-    /// either way.
+    /// slowest insert went from 199–202 ms to 26 ms (the largest locked section left is
+    /// the move of the 0.8–1.0 M keys it added during the call); with 256 Ki new keys
+    /// and no rebuild pending, 11 ms either way. Other promotions wait while this call
+    /// steps; if a full recent table forces one anyway, the call steps through the
+    /// rebuild that starts too, up to a cap, past which it finishes in one go.
     ///
     /// ```
     /// let map = readmostly::SyncMap::new();

@@ -1253,8 +1253,12 @@ fn a_growing_recent_array_copies_its_old_entries_in_steps() {
                     // Finishes the copy in steps of 32 slots (the lock released between
                     // them), then moves every entry: the current array's and what is
                     // left of the old one's.
+                    let b = map.stats();
+                    assert!(b.recent_growth_pending > 32, "{b:?}");
                     assert!(map.promote());
                     let s = map.stats();
+                    // The steps copied more per step than the adds did.
+                    assert!(s.longest_recent_growth > b.longest_recent_growth, "{s:?}");
                     assert_eq!(
                         (
                             s.read_len,

@@ -1094,3 +1094,57 @@ fn same_new_key_racing_a_full_recent_table() {
         assert_eq!(seen.iter().filter(|(k, _)| *k == 7).count(), 1, "{seen:?}");
     });
 }
+
+/// An explicit `promote` stepping through a rebuild (40 entries, one-entry steps: it
+/// releases the lock between steps of 16) racing a writer of new keys into a recent table
+/// of two (which fills and overflows) that also looks keys up (each miss wants a
+/// promotion, which must wait), and a remover. Every key ends up present exactly once,
+/// and the keys present before the call are in the map afterwards.
+#[test]
+fn promote_stepping_racing_writers_and_misses() {
+    model("promote_stepping_racing_writers_and_misses", || {
+        let map = Arc::new(
+            SyncMap::builder()
+                .hasher(BuildHasherDefault::default())
+                .promotion(Promotion::EveryMiss)
+                .recent_keys(at_most(2))
+                .rebuild_step(1)
+                .build(),
+        );
+        for k in 0..40 {
+            assert!(!map.insert(k, k));
+        }
+        assert!(map.promote());
+        for k in (0..40).step_by(4) {
+            assert!(map.remove(&k));
+        }
+        assert!(!map.insert(100, 100)); // starts the rebuild: 39 entries to go
+        assert!(map.stats().rebuild_pending > 16);
+        let (m1, m2, m3) = (map.clone(), map.clone(), map.clone());
+        let remover = thread::spawn(move || {
+            assert!(m3.remove(&1));
+            assert!(!m3.insert(4, 44)); // a removed key, maybe expunged by now
+        });
+        let ((), ()) = race(
+            move || {
+                assert!(m1.promote());
+            },
+            move || {
+                for k in 200..204 {
+                    assert!(!m2.insert(k, k));
+                    assert_eq!(m2.get_cloned(&k), Some(k));
+                    assert_eq!(m2.get_cloned(&(k + 1000)), None); // a miss
+                }
+            },
+        );
+        remover.join().unwrap();
+        let mut want: Vec<(u64, u64)> = (0..40)
+            .filter(|k| k % 4 != 0 && *k != 1)
+            .map(|k| (k, k))
+            .chain([(4, 44), (100, 100)])
+            .chain((200..204).map(|k| (k, k)))
+            .collect();
+        want.sort_unstable();
+        assert_eq!(contents(&map), want);
+    });
+}

@@ -1364,6 +1364,9 @@ struct Dirty<K, V> {
     graves: std::collections::VecDeque<Grave<K, V>>,
     /// The rebuild of `table` from the read table, while it is in progress.
     rebuild: Option<Rebuild>,
+    /// Explicit promotions stepping through a rebuild with `mu` released between steps
+    /// ([`RawRef::promote`]): other promotions wait meanwhile.
+    promoting: usize,
     counters: LockedCounters,
 }
 
@@ -1768,6 +1771,7 @@ impl<K, V> RawMap<K, V> {
                 revived: Vec::new(),
                 graves: std::collections::VecDeque::new(),
                 rebuild: None,
+                promoting: 0,
                 counters: LockedCounters::default(),
             })),
             stripes: Stripes::new(stripes),
@@ -2319,8 +2323,16 @@ where
     /// slots to copy: then a promotion driven by lookups or misses waits (each such
     /// lookup or miss taking steps meanwhile) rather than finish either in one go (the
     /// promotion finishes the rebuild, and the copy too when it keeps the recent table
-    /// as a level). Under `mu`.
+    /// as a level). Also while an explicit [`promote`](Self::promote) steps through the
+    /// rebuild: a promotion that kept the recent table as a level would start another
+    /// rebuild of the whole map for it to chase. Under `mu`.
     fn promotion_waits_locked(&self, dirty: &Dirty<K, V>, read: &ReadTable<K, V>) -> bool {
+        dirty.promoting > 0 || self.steps_pending_locked(dirty, read)
+    }
+
+    /// Whether more than 16 steps of the rebuild, or of the copy of a grown recent
+    /// array, are left (see [`promotion_waits_locked`](Self::promotion_waits_locked)).
+    fn steps_pending_locked(&self, dirty: &Dirty<K, V>, read: &ReadTable<K, V>) -> bool {
         dirty
             .rebuild
             .is_some_and(|r| read.len().saturating_sub(r.visited) > self.finish_max())
@@ -2687,7 +2699,8 @@ where
             }
             Add::Full => true,
         };
-        if full && dirty.rebuild.is_some() {
+        if full && (dirty.rebuild.is_some() || dirty.promoting > 0) {
+            // (Or an explicit promotion is under way: see `promotion_waits_locked`.)
             // The rebuild lags behind the new keys (they come faster than lock-free adders
             // find the lock free to take steps). Promoting now would finish it in one go:
             // a pause that grows with the map (93 ms at 4 Mi keys, 4 threads on 2 cores).
@@ -3251,32 +3264,52 @@ where
     /// the call is for. (Keeping a large recent table as a level instead would bound
     /// that pause too, but then every key must reach the main table through a second
     /// rebuild of the whole map: 9 ms → 220 ms for 256 Ki recent keys in a map of 4 Mi,
-    /// measured.) Threads that keep starting new rebuilds (promotions of their own)
-    /// could make the steps chase them forever, so they are capped at twice the work in
-    /// sight at the start, plus 64; past the cap the promotion finishes what is left in
-    /// one go.
+    /// measured.) Meanwhile other promotions wait (`Dirty::promoting`): one keeping the
+    /// recent table as a level would start a new rebuild of the whole map to chase. Only
+    /// a full recent table whose overflow is full too promotes anyway; the steps are
+    /// capped at twice the work in sight plus 64, re-armed at most twice when another
+    /// promotion replaced the table, and past the cap the promotion finishes what is
+    /// left in one go.
     pub(crate) fn promote(&self) -> bool {
         let mut dirty = self.map.lock();
         if !self.promotion_needed_locked(self.read()) {
             return false;
         }
         let step = self.finish_max();
-        let read = self.read();
-        let start = dirty
-            .rebuild
-            .map_or(0, |r| read.len().saturating_sub(r.visited))
-            .saturating_add(read.recent.growth_pending_locked());
-        let mut steps = (start / step.max(1)).saturating_mul(2).saturating_add(64);
-        while steps > 0 && self.promotion_waits_locked(&dirty, self.read()) {
+        // The steps in sight: the rebuild and copy pending, twice, plus 64. Re-armed (at
+        // most twice) if another promotion replaced the read table meanwhile (one that
+        // could not wait: a full recent table that also filled its overflow) and so
+        // started a new rebuild.
+        let budget = |dirty: &Dirty<K, V>, read: &ReadTable<K, V>| {
+            let work = dirty
+                .rebuild
+                .map_or(0, |r| read.len().saturating_sub(r.visited))
+                .saturating_add(read.recent.growth_pending_locked());
+            (work / step.max(1)).saturating_mul(2).saturating_add(64)
+        };
+        let mut steps = budget(&dirty, self.read());
+        let (mut table, mut rearmed) = (self.map.read.load(Relaxed), 0);
+        dirty.promoting += 1;
+        while steps > 0 && self.steps_pending_locked(&dirty, self.read()) {
             let read = self.read();
             self.rebuild_step_locked(&mut dirty, read, step);
-            // Copy steps of the same length (twice as many slots, as usual).
-            self.growth_step_locked(&mut dirty, read, step.saturating_mul(2));
+            if read.recent.growth_pending_locked() > 0 {
+                // Copy steps of the same length (twice as many slots, as usual); not the
+                // zeroing of a next array, which the promotion would discard.
+                self.growth_step_locked(&mut dirty, read, step.saturating_mul(2));
+            }
             steps -= 1;
             drop(dirty);
             self.map.let_waiters_in();
             dirty = self.map.lock();
+            // Relaxed: under `mu`, which orders the swaps of `read`.
+            let now = self.map.read.load(Relaxed);
+            if now != table && rearmed < 2 {
+                (table, rearmed) = (now, rearmed + 1);
+                steps = budget(&dirty, self.read());
+            }
         }
+        dirty.promoting -= 1;
         if !self.promotion_needed_locked(self.read()) {
             // Another thread's promotion published everything meanwhile.
             return true;
