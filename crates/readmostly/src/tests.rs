@@ -1441,7 +1441,7 @@ fn a_lookup_driven_promotion_waits_for_a_growths_copy() {
 /// map is cleared or dropped with graves pending (Miri checks the entries too).
 #[test]
 fn expunged_entries_are_retired_in_steps_after_the_promotion() {
-    let n: u64 = if cfg!(miri) { 150 } else { 3_000 };
+    let n: u64 = if cfg!(miri) { 60 } else { 3_000 };
     for end in ["steps", "clear", "drop"] {
         let drops = Arc::new(AtomicUsize::new(0));
         let mut created = 0usize;
