@@ -1951,7 +1951,6 @@ impl<K, V> Drop for RawMap<K, V> {
                         unsafe { free_entry(e) };
                     }
                 }
-                dirty.revived.clear();
                 for &e in table.iter() {
                     // SAFETY: each dirty entry appears once in the dirty table.
                     unsafe { free_entry(e) };

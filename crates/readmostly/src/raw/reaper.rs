@@ -119,7 +119,7 @@ mod background {
     fn lock() -> MutexGuard<'static, State> {
         // Nothing that can panic runs while the lock is held but `VecDeque::push_back`
         // (capacity overflow: then the state is unchanged), so poisoning carries nothing.
-        STATE.lock().unwrap_or_else(PoisonError::into_inner)
+        crate::sync::lock(&STATE)
     }
 
     /// Whether the thread runs in this process (starting it if it was never started).
