@@ -4,21 +4,18 @@
 # shuttle soak fuzz; pass a subset as arguments to run only those (e.g.
 # `bash ci/all.sh test loom`).
 #
-# Wall times measured on the 2-core development machine (shared, so pessimistic), cold
-# target dirs as in a fresh CI clone, clean clone of ef5ab36, 2026-11-27 (total 27m11s; the
-# test step failed there on a bench-CLI assertion fixed in the next commit, and miri ran
-# while other work shared the machine — 8m15s–8m50s in quiet runs):
-#   test.sh         2m21s  fmt + clippy + `cargo test --workspace --all-features` (builds the bench crate's peers)
-#   loom.sh         0m51s  build ~40 s; 25 models x 2 starting orders (several also under 3 recent-table
-#                          settings): 0.5 s at LOOM_MAX_PREEMPTIONS=2, ~9 s unbounded
-#   miri.sh        14m31s  16 seeds strict provenance + 8 seeds tree borrows (MIRI_SEEDS, MIRI_TB_SEEDS)
-#   sanitizers.sh   4m11s  TSan build + 5 runs of tests/stress.rs and tests/soak.rs (TSAN_RUNS);
+# Wall times of the last full run on record: clean clone of a468856 on the 2-core
+# development machine, cold target dirs, 2026-11-28 (total 61m53s; the CI cap is 90 min):
+#   test.sh         2m14s  fmt + clippy + `cargo test --workspace --all-features` (builds the bench crate's peers)
+#   loom.sh         0m57s  build + 39 models x 2 starting orders (several also under 3 recent-table settings)
+#   miri.sh        51m06s  16 seeds strict provenance (two runs of 8) + 8 seeds tree borrows
+#                          (MIRI_SEEDS, MIRI_TB_SEEDS); each seed runs the lib tests in ~165 s
+#   sanitizers.sh   3m10s  TSan build + runs of tests/stress.rs and tests/soak.rs (TSAN_RUNS);
 #                          ASan+LSan over every library test, all features
-#   shuttle.sh      1m28s  26 models x 3 schedulers x 20,000 schedules (~1.5 M schedules) in ~35 s
-#   soak.sh         1m16s  4M-operation soak (8 threads) + short soak + pinned reader
-#   fuzz.sh         2m33s  (+ ~1.5 min to install cargo-fuzz on a fresh machine) build, fuzz crate tests,
-#                          30 s per target (FUZZ_SECONDS): ~54,000 differential / ~30,000 concurrent executions
-#   total          ~27m    (CI cap: 90 min; budget for these checks: 45 min)
+#   shuttle.sh      1m26s  28 models x 3 schedulers x 20,000 schedules
+#   soak.sh         0m49s  4M-operation soak (8 threads) + short soak + pinned reader
+#   fuzz.sh         2m11s  (+ ~1.5 min to install cargo-fuzz on a fresh machine) build, fuzz crate tests,
+#                          30 s per target (FUZZ_SECONDS)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
