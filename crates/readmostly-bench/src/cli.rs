@@ -224,6 +224,14 @@ fn shell_quote(s: &str) -> String {
 const STREAM_BYTES_PER_OP: u64 = 18;
 /// The most stream memory `--ops` / `--claim-ops` may ask for.
 const MAX_STREAM_BYTES: u64 = 32 << 30;
+/// `--duration` replays a stream per thread: 256 Ki operations each, fewer (down to 4 Ki)
+/// when that would take more than 1 GiB over all threads.
+const DURATION_STREAM_BYTES: u64 = 1 << 30;
+
+/// The length of each thread's replayed stream in `--duration` mode for `threads` threads.
+fn duration_stream_len(threads: u64) -> u64 {
+    (DURATION_STREAM_BYTES / STREAM_BYTES_PER_OP / threads.max(1)).clamp(1 << 12, 1 << 18)
+}
 
 /// Parses a count with an optional suffix: `k`/`M`/`G` (powers of 1000), `Ki`/`Mi`/`Gi`
 /// (powers of 1024); underscores are ignored.
@@ -452,7 +460,7 @@ fn common(
             })?;
             Stop::Duration {
                 time,
-                stream_len: 1 << 18,
+                stream_len: duration_stream_len(*threads.iter().max().unwrap_or(&1) as u64),
             }
         }
         (None, Some(o)) => match parse_count(o) {
@@ -842,6 +850,16 @@ mod tests {
         assert_eq!(parse_duration("1.5"), Some(Duration::from_millis(1500)));
         assert_eq!(parse_duration("0s"), None);
         assert_eq!(parse_duration("soon"), None);
+    }
+
+    #[test]
+    fn duration_streams_stay_within_their_memory_budget() {
+        assert_eq!(duration_stream_len(1), 1 << 18);
+        assert_eq!(duration_stream_len(16), 1 << 18);
+        let many = MAX_THREADS as u64;
+        assert!(duration_stream_len(many) < 1 << 18);
+        assert!(duration_stream_len(many) * many * STREAM_BYTES_PER_OP <= DURATION_STREAM_BYTES);
+        assert_eq!(duration_stream_len(u64::MAX), 1 << 12);
     }
 
     #[test]

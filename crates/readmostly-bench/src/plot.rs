@@ -48,6 +48,37 @@ fn maps_of(rows: &[&Row]) -> Vec<String> {
     v
 }
 
+/// Plot size: the chart, and a legend panel to its right so no label covers data.
+const WIDTH: u32 = 980;
+const LEGEND_WIDTH: u32 = 170;
+const HEIGHT: u32 = 520;
+
+/// A drawing area of a plot file.
+type Area<'a> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
+
+/// A white canvas at `path`, split into the chart area and the legend panel.
+fn canvas(path: &Path) -> Result<(Area<'_>, Area<'_>), Error> {
+    let root = SVGBackend::new(path, (WIDTH, HEIGHT)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    Ok(root.split_horizontally(WIDTH - LEGEND_WIDTH))
+}
+
+/// One line and name per map in the legend panel, in plotting order (colour `i`).
+fn legend(area: &Area<'_>, maps: &[String]) -> Result<(), Error> {
+    let style = ("sans-serif", 15).into_font().color(&BLACK);
+    for (i, m) in maps.iter().enumerate() {
+        let y = 50 + 22 * i as i32;
+        let c = color(i);
+        area.draw(&PathElement::new(vec![(8, y), (32, y)], c.stroke_width(2)))
+            .map_err(err)?;
+        area.draw(&Circle::new((20, y), 3, c.filled()))
+            .map_err(err)?;
+        area.draw(&Text::new(m.as_str(), (40, y - 8), style.clone()))
+            .map_err(err)?;
+    }
+    Ok(())
+}
+
 /// Throughput against threads for one workload, one line per map (noop left out).
 pub fn throughput(path: &Path, title: &str, rows: &[&Row]) -> Result<(), Error> {
     let maps = maps_of(rows);
@@ -61,10 +92,9 @@ pub fn throughput(path: &Path, title: &str, rows: &[&Row]) -> Result<(), Error> 
         .map(|r| r.mops)
         .fold(0.0f64, f64::max)
         .max(1e-3)
-        * 1.35; // headroom for the legend
-    let root = SVGBackend::new(path, (860, 520)).into_drawing_area();
-    root.fill(&WHITE).map_err(err)?;
-    let mut chart = ChartBuilder::on(&root)
+        * 1.08;
+    let (plot, side) = canvas(path)?;
+    let mut chart = ChartBuilder::on(&plot)
         .caption(title, ("sans-serif", 20))
         .margin(12)
         .x_label_area_size(40)
@@ -102,24 +132,17 @@ pub fn throughput(path: &Path, title: &str, rows: &[&Row]) -> Result<(), Error> 
         let c = color(i);
         chart
             .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))
-            .map_err(err)?
-            .label(m.as_str())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], c.stroke_width(2)));
+            .map_err(err)?;
         chart
             .draw_series(pts.into_iter().map(|p| Circle::new(p, 3, c.filled())))
             .map_err(err)?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .map_err(err)?;
-    root.present().map_err(err)
+    legend(&side, &maps)?;
+    plot.present().map_err(err)
 }
 
-/// Latency percentiles (p50, p99, p999; log scale) at the highest thread count.
+/// Latency percentiles (p50, p99, p999; log scale) at the highest thread count; a
+/// quantile is left out for a map whose cell has too few samples for it.
 pub fn latency(path: &Path, title: &str, rows: &[&Row]) -> Result<(), Error> {
     let max_t = rows.iter().map(|r| r.threads).max().unwrap_or(1);
     let at: Vec<&Row> = rows
@@ -129,10 +152,14 @@ pub fn latency(path: &Path, title: &str, rows: &[&Row]) -> Result<(), Error> {
         .collect();
     let maps = maps_of(&at);
     let lo = at.iter().map(|r| r.p50_ns.max(1)).min().unwrap_or(1) as f64 * 0.7;
-    let hi = at.iter().map(|r| r.p999_ns.max(2)).max().unwrap_or(2) as f64 * 1.5;
-    let root = SVGBackend::new(path, (860, 520)).into_drawing_area();
-    root.fill(&WHITE).map_err(err)?;
-    let mut chart = ChartBuilder::on(&root)
+    let top = |r: &Row| match r.samples {
+        n if n >= 1000 => r.p999_ns,
+        n if n >= 100 => r.p99_ns,
+        _ => r.p50_ns,
+    };
+    let hi = at.iter().map(|r| top(r).max(2)).max().unwrap_or(2) as f64 * 1.5;
+    let (plot, side) = canvas(path)?;
+    let mut chart = ChartBuilder::on(&plot)
         .caption(format!("{title} — {max_t} threads"), ("sans-serif", 20))
         .margin(12)
         .x_label_area_size(40)
@@ -157,27 +184,21 @@ pub fn latency(path: &Path, title: &str, rows: &[&Row]) -> Result<(), Error> {
         let Some(r) = at.iter().find(|r| &r.map == m) else {
             continue;
         };
-        let pts = vec![
-            (SegmentValue::CenterOf(0), r.p50_ns.max(1) as f64),
-            (SegmentValue::CenterOf(1), r.p99_ns.max(1) as f64),
-            (SegmentValue::CenterOf(2), r.p999_ns.max(1) as f64),
-        ];
+        // A quantile is drawn only where the cell has enough samples for it (p99.9 of
+        // fewer than 1000 samples is only their maximum).
+        let pts: Vec<_> = [(0, r.p50_ns, 1), (1, r.p99_ns, 100), (2, r.p999_ns, 1000)]
+            .into_iter()
+            .filter(|&(_, _, needed)| r.samples >= needed)
+            .map(|(i, ns, _)| (SegmentValue::CenterOf(i), ns.max(1) as f64))
+            .collect();
         let c = color(i);
         chart
             .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))
-            .map_err(err)?
-            .label(m.as_str())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], c.stroke_width(2)));
+            .map_err(err)?;
         chart
             .draw_series(pts.into_iter().map(|p| Circle::new(p, 3, c.filled())))
             .map_err(err)?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .map_err(err)?;
-    root.present().map_err(err)
+    legend(&side, &maps)?;
+    plot.present().map_err(err)
 }

@@ -241,36 +241,40 @@ pub fn write_file(path: &Path, text: &str) -> Result<(), Error> {
         .map_err(|e| Error::msg(format!("cannot write {}: {e}", path.display())))
 }
 
+/// A row with made-up figures, for tests.
+#[cfg(test)]
+pub(crate) fn test_row(map: &str, threads: usize, mops: f64) -> Row {
+    Row {
+        map: map.into(),
+        workload: "read100".into(),
+        dist: "uniform".into(),
+        threads,
+        keys: 10,
+        mops,
+        p50_ns: 1,
+        p99_ns: 2,
+        p999_ns: 3,
+        max_ns: 4,
+        value: "u64".into(),
+        hasher: "foldhash".into(),
+        ops: 100,
+        secs: 1.0,
+        samples: 3,
+        allocs_per_op: None,
+        bytes_per_key: Some(40.0),
+        hit_rate: Some(1.0),
+        truncated: false,
+        vs_best: None,
+        vs_frozen: None,
+        map_stats: Some("Stats { hits: 1, \"x\" }".into()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn row(map: &str, threads: usize, mops: f64) -> Row {
-        Row {
-            map: map.into(),
-            workload: "read100".into(),
-            dist: "uniform".into(),
-            threads,
-            keys: 10,
-            mops,
-            p50_ns: 1,
-            p99_ns: 2,
-            p999_ns: 3,
-            max_ns: 4,
-            value: "u64".into(),
-            hasher: "foldhash".into(),
-            ops: 100,
-            secs: 1.0,
-            samples: 3,
-            allocs_per_op: None,
-            bytes_per_key: Some(40.0),
-            hit_rate: Some(1.0),
-            truncated: false,
-            vs_best: None,
-            vs_frozen: None,
-            map_stats: Some("Stats { hits: 1, \"x\" }".into()),
-        }
-    }
+    use super::test_row as row;
 
     #[test]
     fn relative_columns() {

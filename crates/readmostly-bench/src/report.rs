@@ -79,8 +79,8 @@ fn cell_rows(rows: &[Row], workload: &str, dist: &str) -> Vec<Vec<String>> {
                 opt(r.vs_best, 2, "x"),
                 opt(r.vs_frozen, 2, "x"),
                 r.p50_ns.to_string(),
-                r.p99_ns.to_string(),
-                r.p999_ns.to_string(),
+                tail_quantile(r.p99_ns, r.samples, 100),
+                tail_quantile(r.p999_ns, r.samples, 1000),
                 opt(r.allocs_per_op, 3, ""),
                 opt(r.bytes_per_key, 1, ""),
                 opt(r.hit_rate.map(|h| h * 100.0), 1, ""),
@@ -88,6 +88,25 @@ fn cell_rows(rows: &[Row], workload: &str, dist: &str) -> Vec<Vec<String>> {
         })
         .collect()
 }
+
+/// A tail quantile for the tables, or `-` when the cell has fewer than `needed` latency
+/// samples: the 99.9th percentile of fewer than 1000 samples is only their maximum (the
+/// CSV and JSON keep the raw figure next to the sample count).
+fn tail_quantile(ns: u64, samples: usize, needed: usize) -> String {
+    if samples < needed {
+        "-".into()
+    } else {
+        ns.to_string()
+    }
+}
+
+/// Whether any cell's tail quantiles were left out for lack of samples.
+fn few_samples(res: &Results) -> bool {
+    res.rows.iter().any(|r| r.samples < 1000)
+}
+
+const FEW_SAMPLES: &str =
+    "- p99 / p999: fewer than 100 / 1000 latency samples in the cell (more --ops or a longer --duration)";
 
 const CELL_HEADERS: [&str; 11] = [
     "map",
@@ -177,6 +196,9 @@ pub fn table(res: &Results) -> String {
             out,
             "\n* cut short by the time cap; throughput is over the operations done"
         );
+    }
+    if few_samples(res) {
+        let _ = writeln!(out, "\n{FEW_SAMPLES}");
     }
     if !res.skipped.is_empty() {
         let _ = writeln!(out, "\nskipped:");
@@ -363,6 +385,9 @@ pub fn markdown(res: &Results, plots: &[(String, String, String, String)]) -> St
          `*`: cut short by the time cap.",
         crate::runner::SAMPLE_EVERY
     );
+    if few_samples(res) {
+        let _ = writeln!(out, "{FEW_SAMPLES}.");
+    }
     let _ = writeln!(out, "- Files: [results.csv](results.csv), [results.json](results.json), plots in [plots/](plots/).\n");
 
     let _ = writeln!(out, "## Results by workload\n");
@@ -513,5 +538,20 @@ mod tests {
         assert_eq!(t, "map   n\na     1\nbbb  22\n");
         let m = render(&["map", "n"], &rows, true);
         assert!(m.starts_with("| map | n |\n| --- | ---: |\n| a | 1 |"));
+    }
+
+    #[test]
+    fn tail_quantiles_need_enough_samples() {
+        let mut r = crate::record::test_row("syncmap", 1, 1.0);
+        let (p99, p999) = (CELL_HEADERS.len() - 5, CELL_HEADERS.len() - 4);
+        assert_eq!(
+            (CELL_HEADERS[p99], CELL_HEADERS[p999]),
+            ("p99 ns", "p999 ns")
+        );
+        for (samples, want) in [(3, ["-", "-"]), (100, ["2", "-"]), (1000, ["2", "3"])] {
+            r.samples = samples;
+            let cells = cell_rows(std::slice::from_ref(&r), "read100", "uniform");
+            assert_eq!([cells[0][p99].as_str(), cells[0][p999].as_str()], want);
+        }
     }
 }
