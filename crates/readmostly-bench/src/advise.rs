@@ -189,11 +189,9 @@ pub fn reason(
                 .into(),
         );
     }
-    if w.per_mille(OpKind::Iterate) > 0 {
-        why.push(
-            "full iterations take most of the time: the ranking mostly reflects iteration speed."
-                .into(),
-        );
+    let iterations = w.per_mille(OpKind::Iterate) as u64;
+    if iterations > 0 {
+        why.push(iteration_share(iterations, best.keys));
     }
     if threads == 1 {
         why.push(
@@ -215,6 +213,25 @@ pub fn reason(
         }
     }
     (Some(best.map.clone()), headline, why)
+}
+
+/// What full iterations weigh in a mix with `iterations` per mille of them over a map of
+/// about `keys` keys: each visits every key, so it counts as `keys` entry visits against
+/// one per keyed operation.
+fn iteration_share(iterations: u64, keys: u64) -> String {
+    let visits = iterations.saturating_mul(keys);
+    let keyed = 1000u64.saturating_sub(iterations);
+    let weight = if visits >= keyed.saturating_mul(10) {
+        "the ranking mostly reflects iteration speed"
+    } else if visits >= keyed {
+        "iteration speed weighs as much as or more than lookup speed in the ranking"
+    } else {
+        "lookup speed still weighs more than iteration speed in the ranking"
+    };
+    format!(
+        "full iterations: {iterations} per 1000 operations, each visiting about {keys} keys \
+         ({visits} entry visits against {keyed} keyed operations): {weight}."
+    )
 }
 
 /// The advice as text.
@@ -268,6 +285,19 @@ pub fn render(a: &Advice) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn iteration_weight_follows_visits() {
+        // iterate-heavy over 64 Ki keys: 1 iteration per 1000 ops, 65,536 visits vs 999.
+        let heavy = iteration_share(1, 65_536);
+        assert!(heavy.contains("65536 entry visits against 999"), "{heavy}");
+        assert!(
+            heavy.ends_with("mostly reflects iteration speed."),
+            "{heavy}"
+        );
+        assert!(iteration_share(1, 2_000).contains("as much as or more than"));
+        assert!(iteration_share(1, 100).contains("lookup speed still weighs more"));
+    }
 
     fn row(map: &str, mops: f64, p99: u64) -> Row {
         Row {
