@@ -7,6 +7,7 @@
 //! cargo run --release -p readmostly --example promote_pause -- --new 256Ki
 //! cargo run --release -p readmostly --example promote_pause -- --new 256Ki --no-writer
 //! cargo run --release -p readmostly --example promote_pause -- --delete-third
+//! cargo run --release -p readmostly --example promote_pause -- --clear
 //! ```
 //!
 //! Each round: a map of `keys` keys loaded in bulk (every key in the main table), then
@@ -16,9 +17,9 @@
 //! the keys are removed before, so that the rebuild expunges them and the promotion
 //! retires them. Then
 //! a writer thread inserts new keys without pause, timing each insert, while the main
-//! thread calls `promote()` once. Reports the promote call's duration, the writer's
-//! slowest insert and 99.9th percentile while it ran, and the map's longest rebuild step
-//! and promotion move (entries).
+//! thread calls `promote()` once (`clear()` with `--clear`). Reports that call's duration, the writer's
+//! slowest insert and 99.9th percentile while it ran, and the map's longest rebuild step,
+//! promotion move and clear step (entries).
 
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, Instant};
@@ -30,12 +31,13 @@ use common::count;
 
 fn main() {
     let (mut keys, mut rounds, mut new) = (4u64 << 20, 3usize, 1u64 << 10);
-    let (mut writer, mut delete) = (true, false);
+    let (mut writer, mut delete, mut clear) = (true, false, false);
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
-        if flag == "--no-writer" || flag == "--delete-third" {
+        if ["--no-writer", "--delete-third", "--clear"].contains(&flag.as_str()) {
             writer &= flag != "--no-writer";
             delete |= flag == "--delete-third";
+            clear |= flag == "--clear";
             continue;
         }
         let value = it.next();
@@ -44,7 +46,7 @@ fn main() {
             ("--rounds", Some(v)) => count(v).map(|n| rounds = n as usize),
             ("--new", Some(v)) => count(v).map(|n| new = n),
             _ => Err(format!(
-                "usage: promote_pause [--keys N] [--rounds N] [--new N] [--no-writer] [--delete-third] (got {flag})"
+                "usage: promote_pause [--keys N] [--rounds N] [--new N] [--no-writer] [--delete-third] [--clear] (got {flag})"
             )),
         };
         if let Err(e) = parsed.and_then(|()| match keys.min(rounds as u64) {
@@ -87,7 +89,11 @@ fn main() {
             }
             std::thread::sleep(Duration::from_millis(5));
             let at = Instant::now();
-            assert!(map.promote());
+            if clear {
+                map.clear();
+            } else {
+                assert!(map.promote());
+            }
             let promote_time = at.elapsed();
             std::thread::sleep(Duration::from_millis(5));
             done.store(true, Relaxed);
@@ -102,16 +108,18 @@ fn main() {
         let p999 = times[(times.len() * 999 / 1000).min(times.len() - 1)];
         println!(
             "round {round}: {keys} keys, rebuild pending {} and recent table {} before; \
-             promote() {:.1} ms; writer: {} inserts meanwhile, slowest {:.1} µs, p99.9 {:.1} µs; \
-             longest rebuild step {}, promotion move {}",
+             {}() {:.1} ms; writer: {} inserts meanwhile, slowest {:.1} µs, p99.9 {:.1} µs; \
+             longest rebuild step {}, promotion move {}, clear step {}",
             before.rebuild_pending,
             before.recent_len,
+            if clear { "clear" } else { "promote" },
             promote_time.as_secs_f64() * 1e3,
             inserts,
             *times.last().unwrap_or(&0) as f64 / 1e3,
             p999 as f64 / 1e3,
             s.longest_rebuild_step,
             s.longest_promotion_move,
+            s.longest_clear_step,
         );
     }
 }

@@ -32,6 +32,7 @@
 //! | `readmostly_longest_rebuild_step` | gauge | [`Stats::longest_rebuild_step`] (entries) |
 //! | `readmostly_longest_promotion_move` | gauge | [`Stats::longest_promotion_move`] (entries) |
 //! | `readmostly_longest_recent_growth` | gauge | [`Stats::longest_recent_growth`] (entries) |
+//! | `readmostly_longest_clear_step` | gauge | [`Stats::longest_clear_step`] (entries) |
 //! | `readmostly_rebuild_pending` | gauge | [`Stats::rebuild_pending`] (entries) |
 //! | `readmostly_recent_growth_pending` | gauge | [`Stats::recent_growth_pending`] (slots) |
 //! | `readmostly_expunged_pending` | gauge | [`Stats::expunged_pending`] (entries) |
@@ -84,7 +85,7 @@ pub fn record_stats(map: &str, stats: &Stats) {
     for (name, value) in counters {
         counter!(name, "map" => map.to_owned()).absolute(value);
     }
-    let gauges: [(&'static str, usize); 10] = [
+    let gauges: [(&'static str, usize); 11] = [
         ("readmostly_len", stats.len),
         ("readmostly_read_len", stats.read_len),
         ("readmostly_recent_len", stats.recent_len),
@@ -100,6 +101,10 @@ pub fn record_stats(map: &str, stats: &Stats) {
         (
             "readmostly_longest_recent_growth",
             usize::try_from(stats.longest_recent_growth).unwrap_or(usize::MAX),
+        ),
+        (
+            "readmostly_longest_clear_step",
+            usize::try_from(stats.longest_clear_step).unwrap_or(usize::MAX),
         ),
         ("readmostly_rebuild_pending", stats.rebuild_pending),
         (

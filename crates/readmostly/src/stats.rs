@@ -251,6 +251,8 @@ pub(crate) struct LockedCounters {
     pub(crate) longest_promotion_move: u64,
     /// The most entries one operation copied to double the recent table's slot array.
     pub(crate) longest_recent_growth: u64,
+    /// The most entries a `clear` detached under one hold of the lock.
+    pub(crate) longest_clear_step: u64,
     pub(crate) new_keys: u64,
     /// Promotions forced by a full recent table.
     pub(crate) recent_full: u64,
@@ -346,6 +348,13 @@ pub struct Stats {
     /// flight when the array fills), so this stays near that step whatever the table's
     /// size.
     pub longest_recent_growth: u64,
+    /// The most entries a [`clear`](crate::SyncMap::clear) detached under one hold of
+    /// the lock: it swaps the tables for empty ones at once, then detaches and retires
+    /// the old entries in steps of 16 ×
+    /// [`rebuild_step`](crate::Builder::rebuild_step) (1,024 by default), letting
+    /// waiting threads take the lock between steps. 0 before the first `clear` of more
+    /// than an empty map.
+    pub longest_clear_step: u64,
     /// Slots of the recent table's old slot array not yet visited by the copy into its
     /// replacement (0 when no copy is in progress).
     pub recent_growth_pending: usize,
@@ -424,6 +433,7 @@ impl Stats {
             longest_rebuild_step: c.longest_rebuild_step,
             longest_promotion_move: c.longest_promotion_move,
             longest_recent_growth: c.longest_recent_growth,
+            longest_clear_step: c.longest_clear_step,
             rebuild_pending: 0,
             expunged_pending: 0,
             recent_growth_pending: 0,
@@ -487,7 +497,7 @@ impl Stats {
     }
 
     /// Adds `other` into `self`: counters and sizes (`dirty_size` too) add up (`longest_rebuild_step`,
-    /// `longest_promotion_move` and `longest_recent_growth` take the larger); `dirty_len`
+    /// `longest_promotion_move`, `longest_recent_growth` and `longest_clear_step` take the larger); `dirty_len`
     /// is the sum over the maps that have a dirty table (`None` if neither has one).
     ///
     /// ```
@@ -516,6 +526,7 @@ impl Stats {
             .longest_promotion_move
             .max(other.longest_promotion_move);
         self.longest_recent_growth = self.longest_recent_growth.max(other.longest_recent_growth);
+        self.longest_clear_step = self.longest_clear_step.max(other.longest_clear_step);
         self.rebuild_pending += other.rebuild_pending;
         self.expunged_pending += other.expunged_pending;
         self.recent_growth_pending += other.recent_growth_pending;
@@ -627,10 +638,12 @@ impl fmt::Display for Stats {
         )?;
         write!(
             f,
-            "retired         {} objects, ~{} (cumulative); {} expunged entries to retire",
+            "retired         {} objects, ~{} (cumulative); {} expunged entries to retire; \
+             longest clear step {} entries",
             self.retired,
             Bytes(self.retired_bytes),
-            self.expunged_pending
+            self.expunged_pending,
+            self.longest_clear_step
         )
     }
 }

@@ -98,10 +98,17 @@ fn prometheus_scrape_reports_map_statistics() {
         }
     }
 
+    // A map cleared in steps: 16 entries per step with one entry per rebuild step.
+    let mut archive: SyncMap<u64, u64> = SyncMap::builder().rebuild_step(1).build();
+    archive.extend((0..40).map(|k| (k, k)));
+    archive.clear();
+    assert!(archive.is_empty());
+
     let orders_stats = orders.stats();
     let tenants_stats = tenants.stats();
     readmostly::metrics::record_stats("orders", &orders_stats);
     readmostly::metrics::record_stats("tenants", &tenants_stats);
+    readmostly::metrics::record_stats("archive", &archive.stats());
 
     // Named monitors record their reports: a miss storm on "orders".
     let clock = ManualClock::new();
@@ -155,6 +162,7 @@ fn prometheus_scrape_reports_map_statistics() {
             "readmostly_longest_recent_growth",
             o.longest_recent_growth as f64,
         ),
+        ("readmostly_longest_clear_step", o.longest_clear_step as f64),
         ("readmostly_rebuild_pending", o.rebuild_pending as f64),
         (
             "readmostly_recent_growth_pending",
@@ -166,6 +174,11 @@ fn prometheus_scrape_reports_map_statistics() {
         assert_eq!(value(&format!(r#"{name}{{map="orders"}}"#)), want, "{name}");
     }
     assert_eq!(value(r#"readmostly_len{map="tenants"}"#), 20.0);
+    assert_eq!(
+        value(r#"readmostly_longest_clear_step{map="archive"}"#),
+        16.0
+    );
+    assert_eq!(value(r#"readmostly_len{map="archive"}"#), 0.0);
     assert_eq!(value(r#"readmostly_new_keys_total{map="tenants"}"#), 20.0);
     assert_eq!(value(r#"readmostly_miss_velocity{map="orders"}"#), 2_000.0);
     assert_eq!(

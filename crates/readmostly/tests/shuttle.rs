@@ -517,6 +517,62 @@ fn clear_racing_new_key() {
     });
 }
 
+/// A `clear` of 48 keys in steps of 16 (one-entry rebuild steps), releasing the lock
+/// between steps, racing a writer that overwrites six of them one after the other: keys
+/// of the read table the rebuild has not visited yet, keys it copied into the dirty
+/// table, and new keys of the recent or dirty table. The clear is one point in the
+/// writer's sequence: the overwrites before it replaced the old values (and were then
+/// cleared), the ones after it found nothing and remain. So the results are a run of
+/// `Some(old)` followed by a run of `None`, and the map then holds exactly the keys of
+/// the second run.
+#[test]
+fn stepped_clear_racing_writer() {
+    model("stepped_clear_racing_writer", || {
+        let recent = any_recent();
+        let map: Arc<Map> = Arc::new(
+            SyncMap::builder()
+                .hasher(BuildHasherDefault::default())
+                .recent_keys(recent)
+                .rebuild_step(1)
+                .build(),
+        );
+        for k in 0..40 {
+            assert!(!map.insert(k, k));
+        }
+        assert!(map.promote());
+        for k in (0..40).step_by(5) {
+            assert!(map.remove(&k));
+        }
+        for k in 40..48 {
+            assert!(!map.insert(k, k));
+        }
+        const WRITES: [u64; 6] = [47, 39, 1, 22, 44, 3];
+        let (m1, m2) = (map.clone(), map.clone());
+        let ((), results) = race(
+            move || m1.clear(),
+            move || {
+                WRITES
+                    .iter()
+                    .map(|&k| m2.pin().insert(k, 100 + k).copied())
+                    .collect::<Vec<_>>()
+            },
+        );
+        let cut = results
+            .iter()
+            .position(Option::is_none)
+            .unwrap_or(WRITES.len());
+        let want_results: Vec<Option<u64>> = WRITES
+            .iter()
+            .enumerate()
+            .map(|(i, &k)| (i < cut).then_some(k))
+            .collect();
+        assert_eq!(results, want_results, "{recent:?}");
+        let mut want: Vec<(u64, u64)> = WRITES[cut..].iter().map(|&k| (k, 100 + k)).collect();
+        want.sort_unstable();
+        assert_eq!(contents(&map), want, "{recent:?}: {results:?}");
+    });
+}
+
 /// Iteration (promoting an amended read table, or walking the recent table whose slot
 /// array the new key allocates) racing a new key that rebuilds the dirty table,
 /// expunging a deleted key.
