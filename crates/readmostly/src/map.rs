@@ -705,9 +705,14 @@ where
 
     /// Removes every key (Go: `Clear`).
     ///
-    /// Takes the lock, publishes an empty read table and detaches every entry; values
-    /// are dropped once no guard can still see them. An insert that races with `clear`
-    /// is ordered either before it (and removed) or after it (and kept).
+    /// Takes the lock and publishes an empty read table: from then on lookups find
+    /// nothing. Then it detaches the old entries (their values are dropped once no guard
+    /// can still see them) in steps of 16 × [`Builder::rebuild_step`] entries (1,024 by
+    /// default), releasing the lock between steps, so other writers wait for one step at
+    /// a time, not for the whole map ([`Stats::longest_clear_step`](crate::Stats::longest_clear_step));
+    /// the caller does all the steps and the map is empty when it returns. An insert that
+    /// races with `clear` is ordered either before it (and removed) or after it (and
+    /// kept).
     ///
     /// ```
     /// let map: readmostly::SyncMap<u32, u32> = (0..10).map(|i| (i, i)).collect();
