@@ -1394,7 +1394,8 @@ struct Grave<K, V> {
 /// What a [`RawRef::clear`] still has to detach once it has swapped the tables: the old
 /// tables are unpublished and private to the call, which walks them in steps.
 struct Cleared<'t, K, V> {
-    /// The old read table (retired, kept live by the clearing call's guard).
+    /// The old read table (unpublished; live because only the clearing call retires
+    /// it, after the last step).
     old: &'t ReadTable<K, V>,
     /// Its slots that hold entries in no other table (not visited by the rebuild).
     unvisited: std::ops::Range<usize>,
@@ -1427,8 +1428,14 @@ impl<K, V> Cleared<'_, K, V> {
             *visits = visits.saturating_sub(1);
             go
         };
+        // Entries handed out from the slots, the dirty table and the recent table are
+        // never expunged: one would be an entry handed out twice (a revived entry
+        // detached through `expunged` first) or one that should not be here.
+        // SAFETY: the entries are live until `detach` retires them (invariant 5).
+        let live = |e: EntryPtr<K, V>| !unsafe { e.as_ref() }.is_expunged(guard);
         while !self.unvisited.is_empty() && more(entries, &mut visits) {
             if let Some(e) = self.old.slot(self.unvisited.start) {
+                debug_assert!(live(e), "an unvisited read-table entry is expunged");
                 detach(e);
                 entries -= 1;
             }
@@ -1446,6 +1453,7 @@ impl<K, V> Cleared<'_, K, V> {
             if let Some(table) = &self.table {
                 while self.slot < table.num_slots() && more(entries, &mut visits) {
                     if let Some(&e) = table.get_slot(self.slot) {
+                        debug_assert!(live(e), "a dirty-table entry is expunged");
                         detach(e);
                         entries -= 1;
                     }
@@ -1458,7 +1466,9 @@ impl<K, V> Cleared<'_, K, V> {
         }
         if self.unvisited.is_empty() && self.expunged.is_empty() && self.table.is_none() {
             while !self.recent.is_empty() && more(entries, &mut visits) {
-                detach(self.recent.pop().expect("not empty"));
+                let e = self.recent.pop().expect("not empty");
+                debug_assert!(live(e), "a recent-table entry is expunged");
+                detach(e);
                 entries -= 1;
             }
         }
@@ -3423,13 +3433,22 @@ where
     /// operation (1.1–2.2 s).
     ///
     /// Once the tables are swapped, the old entries are reachable only through tables
-    /// that operations loaded before the swap: lookups through them are ordered before
-    /// the clear, and so are lock-free writes into old entries not detached yet (they
-    /// began before the swap, and their values are retired when the entry is detached).
-    /// Every path that takes the lock looks the key up again in the current tables, so
-    /// no operation under the lock acts on an old entry; the steps still expunge under
-    /// the lock, as every transition to *expunged* does. The old tables themselves are
-    /// private to this call.
+    /// that operations loaded before the swap, so those operations overlap the clear:
+    /// one that finds an old entry not detached yet is ordered before the clear (a
+    /// lock-free write into it is then cleared with it: its value is retired when the
+    /// entry is detached), one that finds it detached (*expunged*) after it (a lookup
+    /// answers "absent"; a write falls back to the lock). Every path that takes the lock
+    /// looks the key up again in the current tables, so no operation under the lock
+    /// acts on an old entry; the steps still expunge under the lock, as every
+    /// transition to *expunged* does. The old tables themselves are private to this
+    /// call.
+    ///
+    /// `len` drops at the swap: the striped count is reduced by what it reads then, and
+    /// at the end given back whatever of that the detach did not find present. The net
+    /// change is exactly the entries detached with a value, as before, so `len` is exact
+    /// once writers finish; meanwhile it counts the new tables' keys (give or take
+    /// writes through old tables), not old keys waiting for their step (which made
+    /// `try_insert` refuse keys below `max_len`).
     pub(crate) fn clear(&self) {
         let mut dirty = self.map.lock();
         // Close the recent table first, so that no lock-free adder can add a key to it once
@@ -3453,6 +3472,8 @@ where
         // call retires it (at the end, after its last use through `work`).
         let old = unsafe { &*old_ptr };
         dirty.counters.table_replaced(old.bytes());
+        let counted = isize::try_from(self.map.stripes.len()).unwrap_or(isize::MAX);
+        self.map.stripes.add_len(self.thread(), -counted);
         let table = dirty.table.take();
         // Invariant 2: with a dirty table, the entries its rebuild has not visited are
         // in the old read table only; without one, the read table holds them all.
@@ -3475,8 +3496,9 @@ where
         dirty.recent_lookups_base = self.map.stripes.recent_lookups();
         self.map.clock.due.store(u64::MAX, Relaxed); // as in `promote_locked`
         let step = self.finish_max().max(1);
+        let mut removed = 0usize;
         loop {
-            let (mut removed, mut entries) = (0usize, 0u64);
+            let mut entries = 0u64;
             let done = work.step(step, self.guard, |e| {
                 let entry = self.entry(e);
                 if let Some(v) = entry.detach_locked(self.guard) {
@@ -3492,7 +3514,6 @@ where
             let c = &mut dirty.counters;
             c.retired_entries += entries;
             c.longest_clear_step = c.longest_clear_step.max(entries);
-            self.map.stripes.remove_keys(self.thread(), removed);
             if done {
                 break;
             }
@@ -3501,12 +3522,15 @@ where
             dirty = self.map.lock();
         }
         drop(dirty);
-        drop(work); // the old dirty table's buckets
-                    // SAFETY: `old_ptr` is unpublished and came from `Box::into_raw`. Retired after
-                    // its entries: seize frees a guard's batches newest first, so the table (and a
-                    // recent slot array of 64 KiB or more, freed inline) goes before millions of
-                    // small entries fill the allocator's free lists, not after them (which made the
-                    // allocator consolidate them all: +1 s at 4 Mi keys).
+        self.map.stripes.add_len(self.thread(), counted);
+        self.map.stripes.remove_keys(self.thread(), removed);
+        // The old dirty table's buckets.
+        drop(work);
+        // SAFETY: `old_ptr` is unpublished and came from `Box::into_raw`. Retired after
+        // its entries: seize frees a guard's batches newest first, so the table (and a
+        // recent slot array of 64 KiB or more, freed inline) goes before millions of
+        // small entries fill the allocator's free lists, not after them (which made the
+        // allocator consolidate them all: +1 s at 4 Mi keys).
         unsafe { self.guard.defer_retire(old_ptr, boxed::<ReadTable<K, V>>) };
         self.guard.flush(); // as in `promote_locked`
     }
