@@ -1407,6 +1407,9 @@ struct Cleared<'t, K, V> {
     slot: usize,
     /// The closed recent table's entries (in no other table, invariant 6).
     recent: Vec<EntryPtr<K, V>>,
+    /// Debug builds: every entry handed out so far, to catch one handed out twice.
+    #[cfg(debug_assertions)]
+    handed: std::collections::HashSet<EntryPtr<K, V>>,
 }
 
 impl<K, V> Cleared<'_, K, V> {
@@ -1422,6 +1425,11 @@ impl<K, V> Cleared<'_, K, V> {
         guard: &impl Guard,
         mut detach: impl FnMut(EntryPtr<K, V>),
     ) -> bool {
+        let mut detach = |e: EntryPtr<K, V>| {
+            #[cfg(debug_assertions)]
+            assert!(self.handed.insert(e), "an entry handed out twice");
+            detach(e);
+        };
         let (mut entries, mut visits) = (budget, budget.saturating_mul(16));
         let more = |entries: usize, visits: &mut usize| {
             let go = entries > 0 && *visits > 0;
@@ -3489,6 +3497,8 @@ where
             table,
             slot: 0,
             recent,
+            #[cfg(debug_assertions)]
+            handed: std::collections::HashSet::new(),
         };
         // (The revived entries of `expunged` are in the dirty table.)
         dirty.revived.clear();
