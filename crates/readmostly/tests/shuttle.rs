@@ -517,10 +517,12 @@ fn clear_racing_new_key() {
     });
 }
 
-/// A `clear` of 48 keys in steps of 16 (one-entry rebuild steps), releasing the lock
-/// between steps, racing a writer that overwrites six of them one after the other: keys
-/// of the read table the rebuild has not visited yet, keys it copied into the dirty
-/// table, and new keys of the recent or dirty table. The clear is one point in the
+/// A `clear` of 56 keys in steps of 16 (one-entry rebuild steps), releasing the lock
+/// between steps, racing a writer that overwrites seven of them one after the other:
+/// keys of the read table the rebuild has not visited yet, keys it copied into the dirty
+/// table, removed keys stored again (some of them revived: expunged by the rebuild,
+/// then put back into the dirty table, so on two of the clear's lists), and new keys of
+/// the recent or dirty table. The clear is one point in the
 /// writer's sequence: the overwrites before it replaced the old values (and were then
 /// cleared), the ones after it found nothing and remain. So the results are a run of
 /// `Some(old)` followed by a run of `None`, and the map then holds exactly the keys of
@@ -543,10 +545,14 @@ fn stepped_clear_racing_writer() {
         for k in (0..40).step_by(5) {
             assert!(map.remove(&k));
         }
-        for k in 40..48 {
+        for k in 40..56 {
             assert!(!map.insert(k, k));
         }
-        const WRITES: [u64; 6] = [47, 39, 1, 22, 44, 3];
+        assert!(map.stats().expunged > 0, "{recent:?}: nothing to revive");
+        for k in (0..40).step_by(5) {
+            assert!(!map.insert(k, k));
+        }
+        const WRITES: [u64; 7] = [47, 39, 10, 1, 22, 35, 3];
         let (m1, m2) = (map.clone(), map.clone());
         let ((), results) = race(
             move || m1.clear(),
@@ -570,6 +576,45 @@ fn stepped_clear_racing_writer() {
         let mut want: Vec<(u64, u64)> = WRITES[cut..].iter().map(|&k| (k, 100 + k)).collect();
         want.sort_unstable();
         assert_eq!(contents(&map), want, "{recent:?}: {results:?}");
+    });
+}
+
+/// While a stepped `clear` detaches the old keys, `len` counts the new tables' keys, not
+/// the old keys still waiting for their step: a writer that has seen the clear (its
+/// overwrite of an old key found nothing) can `try_insert` a new key under a `max_len`
+/// that the old keys had filled. (Subtracting the old keys a step at a time refused it.)
+#[test]
+fn try_insert_during_stepped_clear() {
+    model("try_insert_during_stepped_clear", || {
+        let recent = any_recent();
+        let map: Arc<Map> = Arc::new(
+            SyncMap::builder()
+                .hasher(BuildHasherDefault::default())
+                .recent_keys(recent)
+                .rebuild_step(1)
+                .max_len(48)
+                .build(),
+        );
+        for k in 0..48 {
+            assert_eq!(map.try_insert(k, k).ok(), Some(false));
+        }
+        assert!(
+            map.try_insert(48, 48).is_err(),
+            "{recent:?}: limit not reached"
+        );
+        let (m1, m2) = (map.clone(), map.clone());
+        let ((), (after, fits)) = race(
+            move || m1.clear(),
+            move || {
+                let after = m2.pin().insert(47, 0).is_none();
+                (after, m2.try_insert(100, 100).is_ok())
+            },
+        );
+        if after {
+            assert!(fits, "{recent:?}: refused after the clear");
+        }
+        let got = contents(&map);
+        assert!(got.len() <= 2, "{recent:?}: {got:?}");
     });
 }
 
