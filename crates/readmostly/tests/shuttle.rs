@@ -581,8 +581,9 @@ fn stepped_clear_racing_writer() {
 
 /// While a stepped `clear` detaches the old keys, `len` counts the new tables' keys, not
 /// the old keys still waiting for their step: a writer that has seen the clear (its
-/// overwrite of an old key found nothing) can `try_insert` a new key under a `max_len`
-/// that the old keys had filled. (Subtracting the old keys a step at a time refused it.)
+/// overwrite of an old key found nothing) can `try_insert` 20 new keys under a `max_len`
+/// of 48 that the old keys had filled. (Subtracting the old keys a step at a time, 16
+/// per step, refused some while the clear was a step or two in.)
 #[test]
 fn try_insert_during_stepped_clear() {
     model("try_insert_during_stepped_clear", || {
@@ -607,14 +608,15 @@ fn try_insert_during_stepped_clear() {
             move || m1.clear(),
             move || {
                 let after = m2.pin().insert(47, 0).is_none();
-                (after, m2.try_insert(100, 100).is_ok())
+                // Short-circuits at the first refusal (allowed only before the clear).
+                (after, (100..120).all(|k| m2.try_insert(k, k).is_ok()))
             },
         );
         if after {
             assert!(fits, "{recent:?}: refused after the clear");
         }
         let got = contents(&map);
-        assert!(got.len() <= 2, "{recent:?}: {got:?}");
+        assert!(got.len() <= 21, "{recent:?}: {got:?}");
     });
 }
 
