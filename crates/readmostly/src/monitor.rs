@@ -654,6 +654,14 @@ impl MissVelocityMonitor {
         if span <= 0.0 {
             return None;
         }
+        // Saturating: striped sums can step back. Hit and recent-lookup counters are
+        // bumped with a plain load + store, so a thread preempted between the two can
+        // write back an older count and erase increments made meanwhile; a snapshot
+        // built by hand can also be lower. A window that straddles such a step reads 0
+        // (not a wrapped huge rate); later windows, anchored on the lower sum, count
+        // from there. Keeping the highest sum seen instead would under-count every
+        // later window until the counter caught up, so the lost increments are
+        // simply lost.
         let velocity = current.misses.saturating_sub(anchor.misses) as f64 / span;
         let reads = current.reads.saturating_sub(anchor.reads);
         let writes = current.writes.saturating_sub(anchor.writes);
