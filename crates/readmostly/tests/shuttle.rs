@@ -517,6 +517,19 @@ fn clear_racing_new_key() {
     });
 }
 
+/// A map with one-entry rebuild steps, so that `clear` detaches 16 entries per hold of
+/// the lock, and an optional `max_len`.
+fn clear_in_steps_map(recent: RecentKeys, max_len: Option<usize>) -> Arc<Map> {
+    let builder = SyncMap::builder()
+        .hasher(BuildHasherDefault::default())
+        .recent_keys(recent)
+        .rebuild_step(1);
+    Arc::new(match max_len {
+        Some(n) => builder.max_len(n).build(),
+        None => builder.build(),
+    })
+}
+
 /// A `clear` of 56 keys in steps of 16 (one-entry rebuild steps), releasing the lock
 /// between steps, racing a writer that overwrites seven of them one after the other:
 /// keys of the read table the rebuild has not visited yet, keys it copied into the dirty
@@ -531,13 +544,7 @@ fn clear_racing_new_key() {
 fn stepped_clear_racing_writer() {
     model("stepped_clear_racing_writer", || {
         let recent = any_recent();
-        let map: Arc<Map> = Arc::new(
-            SyncMap::builder()
-                .hasher(BuildHasherDefault::default())
-                .recent_keys(recent)
-                .rebuild_step(1)
-                .build(),
-        );
+        let map = clear_in_steps_map(recent, None);
         for k in 0..40 {
             assert!(!map.insert(k, k));
         }
@@ -588,14 +595,7 @@ fn stepped_clear_racing_writer() {
 fn try_insert_during_stepped_clear() {
     model("try_insert_during_stepped_clear", || {
         let recent = any_recent();
-        let map: Arc<Map> = Arc::new(
-            SyncMap::builder()
-                .hasher(BuildHasherDefault::default())
-                .recent_keys(recent)
-                .rebuild_step(1)
-                .max_len(48)
-                .build(),
-        );
+        let map = clear_in_steps_map(recent, Some(48));
         for k in 0..48 {
             assert_eq!(map.try_insert(k, k).ok(), Some(false));
         }
