@@ -11,7 +11,7 @@
 #   loom.sh         1m06s  build + 39 models x 2 starting orders (several also under 3 recent-table settings)
 #   miri.sh        58m20s  16 seeds strict provenance (two runs of 8, each well under its 2400 s
 #                          limit) + 8 seeds tree borrows (MIRI_SEEDS, MIRI_TB_SEEDS); each seed runs
-#                          the lib tests in ~150-170 s
+#                          the lib tests in ~165 s (measured in session 12)
 #   sanitizers.sh   3m13s  TSan build + runs of tests/stress.rs and tests/soak.rs (TSAN_RUNS);
 #                          ASan+LSan over every library test, all features
 #   shuttle.sh      1m54s  30 models x 3 schedulers x 20,000 schedules
