@@ -3438,7 +3438,7 @@ where
     /// [`promote`](Self::promote) does. Detaching every entry under one lock hold took
     /// 630–670 ms for a 4 Mi-key map on the development machine, and a writer that had
     /// waited for the lock inside its guard then freed all of them at the end of its
-    /// operation (1.1–2.2 s).
+    /// operation (1.1–3.2 s).
     ///
     /// Once the tables are swapped, the old entries are reachable only through tables
     /// that operations loaded before the swap, so those operations overlap the clear:
@@ -3536,11 +3536,12 @@ where
         self.map.stripes.remove_keys(self.thread(), removed);
         // The old dirty table's buckets.
         drop(work);
-        // SAFETY: `old_ptr` is unpublished and came from `Box::into_raw`. Retired after
-        // its entries: seize frees a guard's batches newest first, so the table (and a
-        // recent slot array of 64 KiB or more, freed inline) goes before millions of
-        // small entries fill the allocator's free lists, not after them (which made the
-        // allocator consolidate them all: +1 s at 4 Mi keys).
+        // Retired after its entries: seize frees a guard's batches newest first, so the
+        // table (and a recent slot array of 64 KiB or more, freed inline) goes before
+        // millions of small entries fill the allocator's free lists, not after them
+        // (which made the allocator consolidate them all: +1 s at 4 Mi keys).
+        // SAFETY: `old_ptr` is unpublished, came from `Box::into_raw`, and is retired
+        // once (here); `work`, its last user, is gone.
         unsafe { self.guard.defer_retire(old_ptr, boxed::<ReadTable<K, V>>) };
         self.guard.flush(); // as in `promote_locked`
     }
