@@ -152,12 +152,23 @@ pub fn latency(path: &Path, title: &str, rows: &[&Row]) -> Result<(), Error> {
         .collect();
     let maps = maps_of(&at);
     let lo = at.iter().map(|r| r.p50_ns.max(1)).min().unwrap_or(1) as f64 * 0.7;
-    let top = |r: &Row| match r.samples {
-        n if n >= 1000 => r.p999_ns,
-        n if n >= 100 => r.p99_ns,
-        _ => r.p50_ns,
+    // The quantiles each cell has enough samples for (p50 always).
+    let quantiles = |r: &Row| {
+        [
+            (0, r.p50_ns, true),
+            (1, r.p99_ns, r.has_p99()),
+            (2, r.p999_ns, r.has_p999()),
+        ]
+        .into_iter()
+        .filter(|&(_, _, enough)| enough)
+        .map(|(i, ns, _)| (i, ns))
     };
-    let hi = at.iter().map(|r| top(r).max(2)).max().unwrap_or(2) as f64 * 1.5;
+    let hi = at
+        .iter()
+        .flat_map(|r| quantiles(r).map(|(_, ns)| ns.max(2)))
+        .max()
+        .unwrap_or(2) as f64
+        * 1.5;
     let (plot, side) = canvas(path)?;
     let mut chart = ChartBuilder::on(&plot)
         .caption(format!("{title} — {max_t} threads"), ("sans-serif", 20))
@@ -184,12 +195,8 @@ pub fn latency(path: &Path, title: &str, rows: &[&Row]) -> Result<(), Error> {
         let Some(r) = at.iter().find(|r| &r.map == m) else {
             continue;
         };
-        // A quantile is drawn only where the cell has enough samples for it (p99.9 of
-        // fewer than 1000 samples is only their maximum).
-        let pts: Vec<_> = [(0, r.p50_ns, 1), (1, r.p99_ns, 100), (2, r.p999_ns, 1000)]
-            .into_iter()
-            .filter(|&(_, _, needed)| r.samples >= needed)
-            .map(|(i, ns, _)| (SegmentValue::CenterOf(i), ns.max(1) as f64))
+        let pts: Vec<_> = quantiles(r)
+            .map(|(i, ns)| (SegmentValue::CenterOf(i), ns.max(1) as f64))
             .collect();
         let c = color(i);
         chart

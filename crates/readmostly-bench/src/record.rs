@@ -64,6 +64,18 @@ pub struct Row {
 }
 
 impl Row {
+    /// Whether the cell has the 100 latency samples its p99 needs to mean more than
+    /// the largest sample.
+    pub fn has_p99(&self) -> bool {
+        self.samples >= 100
+    }
+
+    /// Whether the cell has the 1000 latency samples its p99.9 needs (nearest rank: with
+    /// fewer, it is the largest sample).
+    pub fn has_p999(&self) -> bool {
+        self.samples >= 1000
+    }
+
     /// The row of cell `c` that measured `m` (relative columns filled later by
     /// [`fill_relative`]).
     pub fn new(c: &CellSpec, m: &Measurement) -> Row {

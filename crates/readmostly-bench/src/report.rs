@@ -79,8 +79,8 @@ fn cell_rows(rows: &[Row], workload: &str, dist: &str) -> Vec<Vec<String>> {
                 opt(r.vs_best, 2, "x"),
                 opt(r.vs_frozen, 2, "x"),
                 r.p50_ns.to_string(),
-                tail_quantile(r.p99_ns, r.samples, 100),
-                tail_quantile(r.p999_ns, r.samples, 1000),
+                tail_quantile(r.p99_ns, r.has_p99()),
+                tail_quantile(r.p999_ns, r.has_p999()),
                 opt(r.allocs_per_op, 3, ""),
                 opt(r.bytes_per_key, 1, ""),
                 opt(r.hit_rate.map(|h| h * 100.0), 1, ""),
@@ -89,20 +89,20 @@ fn cell_rows(rows: &[Row], workload: &str, dist: &str) -> Vec<Vec<String>> {
         .collect()
 }
 
-/// A tail quantile for the tables, or `-` when the cell has fewer than `needed` latency
-/// samples: the 99.9th percentile of fewer than 1000 samples is only their maximum (the
-/// CSV and JSON keep the raw figure next to the sample count).
-fn tail_quantile(ns: u64, samples: usize, needed: usize) -> String {
-    if samples < needed {
-        "-".into()
-    } else {
+/// A tail quantile for the tables, or `-` when the cell has too few latency samples for
+/// it (`Row::has_p99`, `Row::has_p999`; the CSV and JSON keep the raw figure next to
+/// the sample count).
+fn tail_quantile(ns: u64, enough: bool) -> String {
+    if enough {
         ns.to_string()
+    } else {
+        "-".into()
     }
 }
 
 /// Whether any cell's tail quantiles were left out for lack of samples.
 fn few_samples(res: &Results) -> bool {
-    res.rows.iter().any(|r| r.samples < 1000)
+    res.rows.iter().any(|r| !r.has_p999())
 }
 
 const FEW_SAMPLES: &str =
@@ -318,7 +318,7 @@ pub fn targets(rows: &[Row]) -> Vec<(String, String, Option<bool>)> {
         ratio("sharded", "scc-hashmap", "churn10", 1.0),
     ];
     t.push(match find("syncmap", "read99") {
-        Some(r) if r.samples < 100 => (
+        Some(r) if !r.has_p99() => (
             "read99: syncmap P99 <= 500 ns".into(),
             format!("{} latency samples: too few", r.samples),
             None,

@@ -17,9 +17,9 @@
 //! the keys are removed before, so that the rebuild expunges them and the promotion
 //! retires them. Then
 //! a writer thread inserts new keys without pause, timing each insert, while the main
-//! thread calls `promote()` once (`clear()` with `--clear`). Reports that call's duration, the writer's
-//! slowest insert and 99.9th percentile while it ran, and the map's longest rebuild step,
-//! promotion move and clear step (entries).
+//! thread calls `promote()` once (`clear()` with `--clear`). Reports that call's
+//! duration, the writer's slowest insert and 99.9th percentile while it ran, and the
+//! map's longest rebuild step, promotion move and clear step (entries).
 
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, Instant};
