@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# One full visit to a lent 16-core machine, within its 15 minutes of device time: the
+# 16-thread targets on the current build (device-16core.sh), an A/B of the current build
+# against an older one at 16 threads (device-ab.sh), and the pauses of promote() / clear()
+# on a 4 Mi-key map (promote_pause). Carry device-bin/ with stripped static builds:
+#
+#   device-bin/bench-head      readmostly-bench at the commit being measured
+#   device-bin/bench-old       readmostly-bench at the "before" commit (A/B skipped if absent)
+#   device-bin/rebuild_pause   example of the commit being measured (grow steps)
+#   device-bin/promote_pause   example of the commit being measured (pause steps)
+#
+# Everything lands under $OUT/run, then is packed into $OUT/results.tgz (the device tool
+# returns at most 8 files). Each part has its own time limit, so the whole run stays
+# under about 8 minutes even when a part hangs.
+set -uo pipefail
+
+ROOT=${OUT:-bench-out}
+RUN=$ROOT/run
+mkdir -p "$RUN"
+lscpu >"$RUN/lscpu.txt" 2>&1
+echo "start $(date -u +%FT%TZ)" >"$RUN/log.txt"
+
+timeout 300 env BIN=device-bin/bench-head PAUSE_BIN=device-bin/rebuild_pause \
+    THREADS=${THREADS:-4,8,16} BUDGET_S=230 OUT="$RUN/dev16" bash benchmarks/device-16core.sh
+echo "dev16 exit $? at $(date -u +%T)" >>"$RUN/log.txt"
+
+if [[ -x device-bin/bench-old ]]; then
+    timeout 120 env A=device-bin/bench-old B=device-bin/bench-head ROUNDS=2 OUT="$RUN/ab" \
+        bash benchmarks/device-ab.sh
+    echo "ab exit $? at $(date -u +%T)" >>"$RUN/log.txt"
+fi
+
+for mode in promote clear; do
+    flag=()
+    [[ $mode == clear ]] && flag=(--clear)
+    timeout 40 device-bin/promote_pause --rounds 2 "${flag[@]}" >"$RUN/pause-$mode.txt" 2>&1
+    echo "pause-$mode exit $? at $(date -u +%T)" >>"$RUN/log.txt"
+done
+
+tar czf "$ROOT/results.tgz" -C "$ROOT" run && echo "packed $ROOT/results.tgz"
+cat "$RUN/log.txt" "$RUN/dev16/log.txt"
