@@ -157,7 +157,9 @@
 //!   one. Explicit promotions ([`SyncMap::promote`]) finish the rebuild in steps of 16
 //!   `rebuild_step`s, releasing the lock between them, then move the whole recent
 //!   table (a pause bounded by its limit, [`RecentKeys`], plus an overflow while a
-//!   rebuild lagged; past a cap on the steps, when other threads keep forcing
+//!   rebuild lagged, plus a rehash of the new table when the recent table holds more
+//!   than those 256 steps' worth and the table's power-of-two slack cannot take them;
+//!   past a cap on the steps, when other threads keep forcing
 //!   promotions, they finish in one go); bulk loads (the map to
 //!   themselves: no one waits) and the promotion before an iteration with
 //!   [`RecentKeys::Off`] finish the rebuild and move everything in one go. The entries

@@ -744,7 +744,9 @@ where
     /// the rebuild (the caller does the same work either way). The promotion itself
     /// then moves the recent table's keys into the main table in one go: up to the
     /// recent table's limit ([`RecentKeys`]), about 40 ns per key on the development
-    /// machine. `examples/promote_pause` (a map of 4 Mi keys, one thread inserting new
+    /// machine, plus a rehash of the new main table when more than 256 rebuild steps'
+    /// worth of keys do not fit in its slack (the rebuild leaves room for no more).
+    /// `examples/promote_pause` (a map of 4 Mi keys, one thread inserting new
     /// keys without pause meanwhile): with the rebuild just started, the writer's
     /// slowest insert went from 199–202 ms to 26 ms (the largest locked section left is
     /// the move of the 0.8–1.0 M keys it added during the call); with 256 Ki new keys

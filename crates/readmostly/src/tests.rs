@@ -922,10 +922,11 @@ fn bulk_extend_caps_a_lying_size_hint() {
 fn promoting_a_full_recent_table_needs_no_rehash() {
     // A bulk load sizes the read table exactly (6 Ki keys fill 1 Ki buckets: no slack).
     // The first new key starts a rebuild; the dirty table it allocates must have room for
-    // the recent table's keys too, or a promotion that moves a full recent table would
-    // rehash the whole table under the lock (`promote_locked` asserts it has room, in
-    // debug builds). Filled to its limit (half the read table) but not past it, the
-    // recent table is moved by an explicit promotion.
+    // as many recent keys as a promotion moves without an explicit request (`move_max`,
+    // 16 Ki: more than this recent table's limit, half the read table), or a promotion
+    // that moves them would rehash the whole table under the lock (`promote_locked`
+    // asserts it has room for those, in debug builds). Filled to its limit but not past
+    // it, the recent table is moved by an explicit promotion.
     let n = if cfg!(miri) { 48 } else { 6 << 10 };
     let map: SyncMap<u64, u64> = (0..n).map(|k| (k, k)).collect();
     let mut next = n;
@@ -937,6 +938,37 @@ fn promoting_a_full_recent_table_needs_no_rehash() {
     let s = map.stats();
     assert_eq!((s.promotions, s.recent_full_promotions), (1, 0));
     assert_eq!(s.longest_promotion_move, n / 2);
+    for k in 0..next {
+        assert_eq!(map.get_cloned(&k), Some(k));
+    }
+}
+
+/// The dirty table has room for the read table plus `move_max` recent keys (256 rebuild
+/// steps), not the recent table's whole limit: an explicit promotion that moves more
+/// than that grows the new table on the way (and every key is still found), while a
+/// lookup-driven one never has to.
+#[test]
+fn an_explicit_promotion_grows_the_table_for_a_large_recent_table() {
+    // One-entry steps: `move_max` is 256. A bulk load of 1,280 keys fills 256 buckets
+    // (room for 1,536); the rebuild sizes its table for 1,280 + 256 (the same 256
+    // buckets), and the recent table may hold 640 keys: moved, they do not fit.
+    let n: u64 = 1280;
+    let mut map: SyncMap<u64, u64> = SyncMap::builder().rebuild_step(1).build();
+    map.extend((0..n).map(|k| (k, k)));
+    let mut next = n;
+    while map.stats().recent_len < n as usize / 2 {
+        map.insert(next, next);
+        next += 1;
+    }
+    assert_eq!(map.stats().recent_full_promotions, 0);
+    assert!(map.promote());
+    let s = map.stats();
+    assert_eq!((s.promotions, s.recent_full_promotions), (1, 0));
+    assert_eq!(s.longest_promotion_move, n / 2);
+    assert_eq!(
+        (s.read_len, s.recent_len, s.len),
+        (next as usize, 0, next as usize)
+    );
     for k in 0..next {
         assert_eq!(map.get_cloned(&k), Some(k));
     }
