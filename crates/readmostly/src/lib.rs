@@ -284,36 +284,30 @@
 //!   lock, but every half of the read table's size in new keys the map is promoted and
 //!   the read table copied into a new dirty table (about two entry copies per new key),
 //!   and that copy runs on one thread at a time. Measured at 16 threads
-//!   (`readmostly-bench`, 64 Ki keys to start, see `BENCHMARKS.md`, medians of four
-//!   runs): `churn10` (5 % inserts, 5 % removes) 67 Mops/s against dashmap's 91;
-//!   `ttl-cache` (5 % new keys, the map grows) 53 against 79; `insert-after-promote`
-//!   (10 % new keys) 27 against 125. In the growing loads new keys come faster than one
-//!   thread copies, so the promotion that a full recent table forces does most of the
-//!   copy while the writers of new keys wait: their p99 is 1–2 µs, but the slowest
-//!   operation waited 130–210 ms (readers never wait). [`ShardedMap`] divides the copy
-//!   and the wait by its shard count (`churn10` 104, `ttl-cache` 68, 3–5 ms at worst),
-//!   and lock-based sharded maps (dashmap, scc `HashMap`) have no copy at all: use them
-//!   when a map grows by millions of keys on many threads. (Those 16-thread figures
-//!   predate the change that lets new keys wait a rebuild step each instead of the
-//!   whole rest of a lagging rebuild; on the 2-core development machine, 4 threads
-//!   growing a map to 4 Mi keys waited 42–48 ms at worst instead of 59–119 ms; with the
-//!   recent table's slot array doubling in steps, 19–36 ms, on two cores shared by four
-//!   threads, see `BENCHMARKS.md`.) A growing map of millions of keys still has single
-//!   inserts of several milliseconds: the one whose promotion retires the previous read
-//!   table frees it when its guard ends (5–7 ms at 4 Mi keys, 12 ms at 8 Mi, on one
-//!   thread; outside the lock, so no other thread waits for it). A
-//!   [`RecentKeys::AtMost`] limit far below the map's size lets the rebuild fall behind
-//!   (a limit of 2^16 keys in an 8 Mi-key map once made the promotion finish it in one
-//!   go: 300 ms; new keys now take a step each instead, until the recent table is three
-//!   quarters full).
+//!   (`readmostly-bench`, 64 Ki keys to start, see `BENCHMARKS.md`, session 14, medians
+//!   of three alternated runs): `churn10` (5 % inserts, 5 % removes) 51 Mops/s against
+//!   dashmap's 81; `ttl-cache` (5 % new keys, the map grows) 51 against 67;
+//!   `insert-after-promote` (10 % new keys) 35 against 105. [`ShardedMap`] divides the
+//!   copy by its shard count (`churn10` 81, `ttl-cache` 72, `insert-after-promote` 94),
+//!   and lock-based sharded maps (dashmap, scc `HashMap`, 137 on `churn10`) have no copy
+//!   at all: use them when keys churn or a map grows by millions of keys on many
+//!   threads. Growing a map to 4 Mi keys on 16 threads (`examples/rebuild_pause --grow
+//!   4Mi --threads 16`), p99.9 of an insert is 1.1–1.2 ms and the slowest waited 14–19
+//!   ms: new keys come faster than the rebuild advances, and each waits its turn for the
+//!   lock to take a step (readers never wait). A [`RecentKeys::AtMost`] limit far below
+//!   the map's size lets the rebuild fall behind (a limit of 2^16 keys in an 8 Mi-key
+//!   map once made the promotion finish it in one go: 300 ms; new keys now take a step
+//!   each instead, until the recent table is three quarters full).
 //! * **Write-heavy workloads.** Each overwrite allocates a box and retires the old one:
-//!   at 16 threads `write50` ran at 38–49 Mops/s against 70–87 for dashmap and 94–157
-//!   for scc `HashMap`, which update values in place.
+//!   at 16 threads `write50` ran at 39 Mops/s against 72 for dashmap and 117 for scc
+//!   `HashMap`, which update values in place (session 14).
 //! * **The fastest possible reads, one call at a time.** A `get` through
 //!   [`SyncMap::get_cloned`] or a fresh [`pin`](SyncMap::pin) per call enters and leaves
-//!   the reclaimer's guard each time: at 16 threads about 40 % of read100 throughput
-//!   (238 against 409 Mops/s when one pin serves 64 reads), and scc `HashIndex` read
-//!   faster still (447). Hold a [`MapRef`] across a batch of reads where you can.
+//!   the reclaimer's guard and reaches the value through a separately allocated entry
+//!   (a second dependent cache line): at 16 threads read100 ran at 226 Mops/s per call
+//!   and 351 with one pin per 64 reads, against 431 for scc `HashIndex`, which keeps
+//!   keys and values in its buckets, and 863 for an unsynchronised `HashMap` (session
+//!   14). Hold a [`MapRef`] across a batch of reads where you can.
 //! * **Mostly-miss lookups** of keys that are never inserted are answered without the
 //!   lock, but while the recent table is non-empty each one probes it too (an extra cache
 //!   miss) until enough of them promote the dirty table.
