@@ -20,6 +20,9 @@ iters="${SHUTTLE_ITERS:-20000}"
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 
+# The model build of the library (reclaim's stand-in collector, what `cfg(shuttle)` leaves
+# out) is linted too: test.sh lints only the real build.
+run 900 env RUSTFLAGS="--cfg shuttle" cargo clippy -p readmostly --all-targets -- -D warnings
 run 1200 env RUSTFLAGS="--cfg shuttle" cargo test --release -p readmostly --test shuttle --no-run
 rc=0
 run 1800 env RUSTFLAGS="--cfg shuttle" SHUTTLE_ITERS="$iters" \

@@ -61,7 +61,8 @@ mod model {
     unsafe impl Send for SendDeferred {}
 
     /// Loom/shuttle stand-in for `seize::Collector`: frees everything retired when dropped.
-    pub(crate) struct Collector {
+    /// `pub` like the guard types whose trait names it (the module itself is private).
+    pub struct Collector {
         retired: Mutex<Vec<SendDeferred>>,
     }
 
@@ -145,13 +146,23 @@ mod model {
         }
     }
 
+    /// Loom stand-in for `seize::LocalGuard`.
     #[derive(Debug)]
     pub struct LocalGuard<'a> {
         collector: &'a Collector,
     }
+    /// Loom stand-in for `seize::OwnedGuard`.
     #[derive(Debug)]
     pub struct OwnedGuard<'a> {
         collector: &'a Collector,
+    }
+    // Like seize's guards, these have a destructor (a no-op here): code dropping a
+    // guard early (`drop(map_ref)`) means the same under the models as in real builds.
+    impl Drop for LocalGuard<'_> {
+        fn drop(&mut self) {}
+    }
+    impl Drop for OwnedGuard<'_> {
+        fn drop(&mut self) {}
     }
     impl Guard for LocalGuard<'_> {
         fn collector(&self) -> &Collector {

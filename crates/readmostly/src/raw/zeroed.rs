@@ -109,13 +109,16 @@ impl<T: Zeroable> ZeroedSlice<T> {
 /// 8 MiB one cost 2–6 ms to allocate, under the map's lock (`examples/rebuild_pause
 /// --grow 4Mi`). A recent table that will need a larger slot array allocates it early,
 /// uninitialised (no memset: `alloc` touches nothing), and zeroes it in bounded steps
-/// taken by the operations before the growth (`Recent::step_locked`).
+/// taken by the operations before the growth (`Recent::step_locked`). Not used under
+/// loom and shuttle, whose models grow the recent table without preparing arrays.
+#[cfg_attr(any(loom, shuttle), allow(dead_code))]
 pub(crate) struct Zeroing<T> {
     /// Elements from `zeroed` on are uninitialised bytes.
     slice: std::mem::ManuallyDrop<ZeroedSlice<T>>,
     zeroed: usize,
 }
 
+#[cfg_attr(any(loom, shuttle), allow(dead_code))]
 impl<T: Zeroable> Zeroing<T> {
     /// `len` elements to zero, allocated uninitialised.
     pub(crate) fn new(len: usize) -> Self {
