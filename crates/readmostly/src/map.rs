@@ -768,6 +768,13 @@ where
         self.pin().raw().promote()
     }
 
+    /// Items the read table's main table and the dirty table (if any) hold before they
+    /// would grow (tests of the tables' sizing).
+    #[cfg(test)]
+    pub(crate) fn table_capacities(&self) -> (usize, Option<usize>) {
+        self.pin().raw().table_capacities()
+    }
+
     /// A snapshot of the map's statistics (takes the lock briefly).
     ///
     /// ```

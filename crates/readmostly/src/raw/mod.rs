@@ -1368,6 +1368,11 @@ struct Dirty<K, V> {
     /// Explicit promotions stepping through a rebuild with `mu` released between steps
     /// ([`RawRef::promote`]): other promotions wait meanwhile.
     promoting: usize,
+    /// Set by an explicit promotion that kept a recent table too large for the dirty
+    /// table's room as a level: the rebuild that promotion starts sizes its table for
+    /// the recent table's whole limit, so that the final move fits (see
+    /// [`RawRef::promote`]). Cleared when that rebuild starts.
+    room_for_all_recent: bool,
     counters: LockedCounters,
 }
 
@@ -1869,6 +1874,7 @@ impl<K, V> RawMap<K, V> {
                 graves: std::collections::VecDeque::new(),
                 rebuild: None,
                 promoting: 0,
+                room_for_all_recent: false,
                 counters: LockedCounters::default(),
             })),
             stripes: Stripes::new(stripes),
@@ -2633,10 +2639,12 @@ where
         // recent table is kept as a level (no move); an explicit `Move` of more than the
         // table has room for grows it under the lock, a pause bounded by the map's size
         // (`promote`, bulk loads and the promotion before an iteration document it).
-        dirty.table = Some(Table::with_capacity(
-            read.len()
-                .saturating_add(read.recent.max_len.min(self.move_max())),
-        ));
+        let room = if std::mem::take(&mut dirty.room_for_all_recent) {
+            read.recent.max_len
+        } else {
+            read.recent.max_len.min(self.move_max())
+        };
+        dirty.table = Some(Table::with_capacity(read.len().saturating_add(room)));
         // Relaxed: a hint (see `ReadTable::rebuilding`).
         read.rebuilding.store(true, Relaxed);
         dirty.rebuild = Some(Rebuild {
@@ -3390,25 +3398,44 @@ where
         };
         let mut steps = budget(&dirty, self.read());
         let (mut table, mut rearmed) = (self.map.read.load(Relaxed), 0);
+        let mut kept = false;
         dirty.promoting += 1;
-        while steps > 0 && self.steps_pending_locked(&dirty, self.read()) {
-            let read = self.read();
-            self.rebuild_step_locked(&mut dirty, read, step);
-            if read.recent.growth_pending_locked() > 0 {
-                // Copy steps of the same length (twice as many slots, as usual); not the
-                // zeroing of a next array, which the promotion would discard.
-                self.growth_step_locked(&mut dirty, read, step.saturating_mul(2));
+        loop {
+            while steps > 0 && self.steps_pending_locked(&dirty, self.read()) {
+                let read = self.read();
+                self.rebuild_step_locked(&mut dirty, read, step);
+                if read.recent.growth_pending_locked() > 0 {
+                    // Copy steps of the same length (twice as many slots, as usual); not
+                    // the zeroing of a next array, which the promotion would discard.
+                    self.growth_step_locked(&mut dirty, read, step.saturating_mul(2));
+                }
+                steps -= 1;
+                drop(dirty);
+                self.map.let_waiters_in();
+                dirty = self.map.lock();
+                // Relaxed: under `mu`, which orders the swaps of `read`.
+                let now = self.map.read.load(Relaxed);
+                if now != table && rearmed < 2 {
+                    (table, rearmed) = (now, rearmed + 1);
+                    steps = budget(&dirty, self.read());
+                }
             }
-            steps -= 1;
-            drop(dirty);
-            self.map.let_waiters_in();
-            dirty = self.map.lock();
-            // Relaxed: under `mu`, which orders the swaps of `read`.
-            let now = self.map.read.load(Relaxed);
-            if now != table && rearmed < 2 {
-                (table, rearmed) = (now, rearmed + 1);
-                steps = budget(&dirty, self.read());
+            if kept || !self.promotion_needed_locked(self.read()) || self.move_fits_locked(&dirty) {
+                break;
             }
+            // The recent table holds more keys than the dirty table has room for (it was
+            // sized for what a lookup-driven promotion moves): moving them would rehash
+            // the whole table under the lock. Keep them as a level instead (no copy), and
+            // step through the rebuild that starts, sized for the recent table's whole
+            // limit, before the final move. The caller rebuilds the map twice; other
+            // threads wait for one step at a time.
+            dirty.room_for_all_recent = true;
+            self.promote_locked(&mut dirty, Fold::Keep);
+            dirty.room_for_all_recent = false; // in case no rebuild started
+            kept = true;
+            // Relaxed: under `mu`.
+            table = self.map.read.load(Relaxed);
+            steps = budget(&dirty, self.read());
         }
         dirty.promoting -= 1;
         if !self.promotion_needed_locked(self.read()) {
@@ -3417,6 +3444,23 @@ where
         }
         self.promote_locked(&mut dirty, Fold::Move);
         true
+    }
+
+    /// Whether the recent table's entries fit in the dirty table once its rebuild is
+    /// done (the entries left to copy counted at their most). Under `mu`.
+    fn move_fits_locked(&self, dirty: &Dirty<K, V>) -> bool {
+        let read = self.read();
+        let Some(table) = dirty.table.as_ref() else {
+            return true;
+        };
+        let left = dirty
+            .rebuild
+            .map_or(0, |r| read.len().saturating_sub(r.visited));
+        table
+            .len()
+            .saturating_add(left)
+            .saturating_add(read.recent.len())
+            <= table.capacity()
     }
 
     /// Whether the read table's main table lacks keys that a promotion would give it.
@@ -3550,6 +3594,14 @@ where
         // once (here); `work`, its last user, is gone.
         unsafe { self.guard.defer_retire(old_ptr, boxed::<ReadTable<K, V>>) };
         self.guard.flush(); // as in `promote_locked`
+    }
+
+    /// See `SyncMap::table_capacities`.
+    #[cfg(test)]
+    pub(crate) fn table_capacities(&self) -> (usize, Option<usize>) {
+        let dirty = self.map.lock();
+        let dirty_capacity = dirty.table.as_ref().map(Table::capacity);
+        (self.read().table.capacity(), dirty_capacity)
     }
 
     pub(crate) fn stats(&self) -> Stats {
