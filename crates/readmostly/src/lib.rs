@@ -157,9 +157,11 @@
 //!   one. Explicit promotions ([`SyncMap::promote`]) finish the rebuild in steps of 16
 //!   `rebuild_step`s, releasing the lock between them, then move the whole recent
 //!   table (a pause bounded by its limit, [`RecentKeys`], plus an overflow while a
-//!   rebuild lagged, plus a rehash of the new table when the recent table holds more
-//!   than those 256 steps' worth and the table's power-of-two slack cannot take them;
-//!   past a cap on the steps, when other threads keep forcing
+//!   rebuild lagged; a recent table larger than the rebuilt table has room for — 256
+//!   steps' worth plus its power-of-two slack — is first kept as a level, and the
+//!   rebuild that starts, sized for the whole limit, is stepped through too, so the
+//!   caller rebuilds the map twice instead of rehashing it under the lock; past a cap
+//!   on the steps, when other threads keep forcing
 //!   promotions, they finish in one go); bulk loads (the map to
 //!   themselves: no one waits) and the promotion before an iteration with
 //!   [`RecentKeys::Off`] finish the rebuild and move everything in one go. The entries
@@ -208,8 +210,8 @@
 //! * Memory: one heap block per key (40 bytes for `u64 → u64`) plus a 64-byte bucket per
 //!   seven slots of the read table (and of the dirty table while one exists; at most six
 //!   keys per bucket on average before a table doubles; a rebuilt dirty table, and so the
-//!   read table it becomes, has room for the recent table's limit too, up to 1.5× the
-//!   keys, rounded up to a power of two of buckets): about 50 bytes per key
+//!   read table it becomes, has room for 256 rebuild steps' worth of recent keys too,
+//!   16,384 by default, rounded up to a power of two of buckets): about 50 bytes per key
 //!   requested from the allocator at steady state, measured by `tests/alloc.rs`. A bulk
 //!   load through `Extend` on the owned map (or `collect()`) builds no dirty table at
 //!   all; after loading through a shared reference, [`SyncMap::promote`] drops it until
@@ -289,10 +291,10 @@
 //!   dashmap's 81; `ttl-cache` (5 % new keys, the map grows) 51 against 67;
 //!   `insert-after-promote` (10 % new keys) 35 against 105. [`ShardedMap`] divides the
 //!   copy by its shard count (`churn10` 81, `ttl-cache` 72, `insert-after-promote` 94),
-//!   and lock-based sharded maps (dashmap, scc `HashMap`, 137 on `churn10`) have no copy
-//!   at all: use them when keys churn or a map grows by millions of keys on many
+//!   and lock-based sharded maps (dashmap, scc `HashMap`: 137 on `churn10` in another
+//!   run that session) have no copy at all: use them when keys churn or a map grows by millions of keys on many
 //!   threads. Growing a map to 4 Mi keys on 16 threads (`examples/rebuild_pause --grow
-//!   4Mi --threads 16`), p99.9 of an insert is 1.1–1.2 ms and the slowest waited 14–19
+//!   4Mi --threads 16`), p99.9 of an insert is 1.1–1.2 ms and the slowest waited 16–21
 //!   ms: new keys come faster than the rebuild advances, and each waits its turn for the
 //!   lock to take a step (readers never wait). A [`RecentKeys::AtMost`] limit far below
 //!   the map's size lets the rebuild fall behind (a limit of 2^16 keys in an 8 Mi-key

@@ -3370,7 +3370,10 @@ where
     /// the same work as in one go. The promotion itself then moves the recent table's
     /// entries into the new main table in one go: a pause bounded by the recent table's
     /// limit ([`RecentKeys`]; plus an overflow while a rebuild lagged), which is what
-    /// the call is for. (Keeping a large recent table as a level instead would bound
+    /// the call is for. If they are more than the rebuilt table has room for (it is
+    /// sized for `move_max` of them: larger tables slow every read), they are first kept
+    /// as a level, and the rebuild that this starts, sized for the recent table's whole
+    /// limit (`Dirty::room_for_all_recent`), is stepped through as well. (Keeping a large recent table as a level instead would bound
     /// that pause too, but then every key must reach the main table through a second
     /// rebuild of the whole map: 9 ms → 220 ms for 256 Ki recent keys in a map of 4 Mi,
     /// measured.) Meanwhile other promotions wait (`Dirty::promoting`): one keeping the
