@@ -130,8 +130,12 @@ fn seed() -> u64 {
 /// Runs `f` under the random scheduler and PCT at depths 2 and 3, `SHUTTLE_ITERS`
 /// schedules each, and reports the schedules run.
 fn model(name: &str, f: impl Fn() + Send + Sync + 'static) {
+    model_n(name, iterations(), f);
+}
+
+/// [`model`] with `n` schedules per scheduler (for bodies much longer than the others).
+fn model_n(name: &str, n: usize, f: impl Fn() + Send + Sync + 'static) {
     let f = Arc::new(f);
-    let n = iterations();
     let seed = seed();
     let start = Instant::now();
     let mut total = 0;
@@ -584,6 +588,69 @@ fn stepped_clear_racing_writer() {
         want.sort_unstable();
         assert_eq!(contents(&map), want, "{recent:?}: {results:?}");
     });
+}
+
+/// An explicit `promote()` whose recent table holds more keys than the rebuilt table has
+/// room for (`move_max`: 256 with one-entry steps) keeps it as a level, steps through
+/// the rebuild that starts (16 entries a step, the lock released between steps) and
+/// then moves what came meanwhile, racing a writer that overwrites old and recent keys,
+/// adds new ones and reads a recent key. Every write lands, nothing is lost or
+/// duplicated, and the call promotes exactly twice (lookup-driven promotions are off).
+/// A tenth of the usual schedules: each body first adds 400 keys.
+#[test]
+fn explicit_promotion_keeping_a_large_recent_table() {
+    model_n(
+        "explicit_promotion_keeping_a_large_recent_table",
+        (iterations() / 10).max(1),
+        || {
+            let map: Arc<Map> = Arc::new(
+                SyncMap::builder()
+                    .hasher(BuildHasherDefault::default())
+                    .promotion(Promotion::AfterMisses(usize::MAX.try_into().unwrap()))
+                    .recent_keys(at_most(1024))
+                    .rebuild_step(1)
+                    .build(),
+            );
+            for k in 0..8 {
+                assert!(!map.insert(k, k));
+            }
+            assert!(map.promote());
+            // 8 + 256 entries' room: 64 buckets, 384 entries; 400 recent keys do not fit.
+            for k in 8..408 {
+                assert!(!map.insert(k, k));
+            }
+            let before = map.stats().promotions;
+            let (m1, m2) = (map.clone(), map.clone());
+            let (promoted, (overwrites, added, read)) = race(
+                move || m1.promote(),
+                move || {
+                    let m = m2.pin();
+                    let overwrites = [3, 200, 407].map(|k| m.insert(k, 1000 + k).copied());
+                    let added = [500, 501].map(|k| m.insert(k, k).is_some());
+                    (overwrites, added, m.get(&300).copied())
+                },
+            );
+            assert!(promoted);
+            assert_eq!(overwrites, [Some(3), Some(200), Some(407)]);
+            assert_eq!(added, [false, false]);
+            assert_eq!(read, Some(300));
+            assert_eq!(map.stats().promotions, before + 2);
+            let want: Vec<(u64, u64)> = (0..408)
+                .chain([500, 501])
+                .map(|k| {
+                    (
+                        k,
+                        if [3, 200, 407].contains(&k) {
+                            1000 + k
+                        } else {
+                            k
+                        },
+                    )
+                })
+                .collect();
+            assert_eq!(contents(&map), want);
+        },
+    );
 }
 
 /// While a stepped `clear` detaches the old keys, `len` counts the new tables' keys, not
