@@ -46,11 +46,12 @@
 //!   as a level does not copy it. Starting a rebuild allocates the dirty table at full
 //!   size — room for the read table's entries (main table and level) plus the most
 //!   recent entries a lookup-driven promotion moves (`move_max`), so that such a move
-//!   never rehashes it (only an explicit `Move` of a larger recent table does) — zeroed
-//!   by the allocator ([`zeroed`]): fresh pages, not written up front, so that
-//!   operation's pause does not grow with the map either. Bulk copies under the lock (rebuild steps, the promotion's move, table
-//!   growth) request a batch of entries and buckets from memory before touching the
-//!   first ([`Inserter`]).
+//!   never rehashes it (an explicit `promote()` keeps a larger recent table as a level
+//!   first; only a bulk load's move may rehash) — zeroed by the allocator
+//!   ([`zeroed`]): fresh pages, not written up front, so that operation's pause does
+//!   not grow with the map either. Bulk copies under the lock (rebuild steps, the
+//!   promotion's move, table growth) request a batch of entries and buckets from memory
+//!   before touching the first ([`Inserter`]).
 //!   The recent table's slot array doubles as keys are added; the new array is
 //!   published empty, with the old one linked to it as its `prev` until later operations
 //!   have copied the old entries over in bounded steps ([`Recent::step_locked`]), so
@@ -2557,9 +2558,10 @@ where
         }
         // Or move its entries into the new main table.
         if read.recent.array_locked().is_some() && level.is_none() {
-            // No rehash but for an explicit `Move` of more than the table has room for
-            // (`reserve` grows the table then). The move uses the slots' hash copies: it touches the new
-            // table, not the entries.
+            // No rehash but for a bulk load's `Move` of more than the table has room for
+            // (`reserve` grows the table then; `promote` keeps such a table as a level
+            // first). The move uses the slots' hash copies: it touches the new table, not
+            // the entries.
             debug_assert!(fits || fold == Fold::Move);
             // SAFETY: as in `insert_entry`.
             table.reserve(filled, |e| unsafe { e.as_ref() }.hash);
@@ -2636,9 +2638,10 @@ where
         // room for the recent table's whole `max_len` (half the read table): rounded up
         // to a power of two, that doubled the table that every later read probes
         // (churn10 at 16 threads, 64 Ki keys: 2 MiB instead of 1 MiB, -19 %). A full
-        // recent table is kept as a level (no move); an explicit `Move` of more than the
-        // table has room for grows it under the lock, a pause bounded by the map's size
-        // (`promote`, bulk loads and the promotion before an iteration document it).
+        // recent table is kept as a level (no move); an explicit `promote` of more than
+        // the table has room for keeps them as a level too, and sets
+        // `room_for_all_recent` for the rebuild that starts, whose move follows; only a
+        // bulk load (the map owned) may rehash the table at its move.
         let room = if std::mem::take(&mut dirty.room_for_all_recent) {
             read.recent.max_len
         } else {
@@ -3370,13 +3373,15 @@ where
     /// the same work as in one go. The promotion itself then moves the recent table's
     /// entries into the new main table in one go: a pause bounded by the recent table's
     /// limit ([`RecentKeys`]; plus an overflow while a rebuild lagged), which is what
-    /// the call is for. If they are more than the rebuilt table has room for (it is
-    /// sized for `move_max` of them: larger tables slow every read), they are first kept
-    /// as a level, and the rebuild that this starts, sized for the recent table's whole
-    /// limit (`Dirty::room_for_all_recent`), is stepped through as well. (Keeping a large recent table as a level instead would bound
+    /// the call is for. Keeping every large recent table as a level instead would bound
     /// that pause too, but then every key must reach the main table through a second
-    /// rebuild of the whole map: 9 ms → 220 ms for 256 Ki recent keys in a map of 4 Mi,
-    /// measured.) Meanwhile other promotions wait (`Dirty::promoting`): one keeping the
+    /// rebuild of the whole map (9 ms → 220 ms for 256 Ki recent keys in a map of 4 Mi,
+    /// measured), so that is done only when the move would not fit: the rebuilt table is
+    /// sized for `move_max` recent entries (larger tables slow every read), and moving
+    /// more than its slack takes would rehash the whole table under the lock. Then the
+    /// recent table is kept as a level, and the rebuild this starts, sized for the
+    /// recent table's whole limit (`Dirty::room_for_all_recent`), is stepped through too
+    /// before the move. Meanwhile other promotions wait (`Dirty::promoting`): one keeping the
     /// recent table as a level would start a new rebuild of the whole map to chase. Only
     /// a full recent table whose overflow is full too promotes anyway; the steps are
     /// capped at twice the work in sight plus 64, re-armed at most twice when another
