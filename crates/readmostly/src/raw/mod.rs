@@ -1369,11 +1369,6 @@ struct Dirty<K, V> {
     /// Explicit promotions stepping through a rebuild with `mu` released between steps
     /// ([`RawRef::promote`]): other promotions wait meanwhile.
     promoting: usize,
-    /// Set by an explicit promotion that kept a recent table too large for the dirty
-    /// table's room as a level: the rebuild that promotion starts sizes its table for
-    /// the recent table's whole limit, so that the final move fits (see
-    /// [`RawRef::promote`]). Cleared when that rebuild starts.
-    room_for_all_recent: bool,
     counters: LockedCounters,
 }
 
@@ -1716,6 +1711,11 @@ enum Fold {
     /// coming, and the rebuild that the promotion starts (invariant 8) folds the level
     /// in, in steps, as they do.
     Keep,
+    /// [`Keep`](Fold::Keep), and the rebuild that the promotion starts gets room for
+    /// the recent table's whole limit: an explicit promotion whose move would not fit
+    /// the rebuilt table, which moves the next recent table after that rebuild
+    /// ([`RawRef::promote`]).
+    KeepForMove,
     /// Moves them into the new main table: explicit promotions, bulk inserts and the
     /// promotion before an iteration, which want every key in the main table.
     Move,
@@ -1875,7 +1875,6 @@ impl<K, V> RawMap<K, V> {
                 graves: std::collections::VecDeque::new(),
                 rebuild: None,
                 promoting: 0,
-                room_for_all_recent: false,
                 counters: LockedCounters::default(),
             })),
             stripes: Stripes::new(stripes),
@@ -2545,8 +2544,8 @@ where
             // (`start_rebuild_locked`): a move of up to that many fits unless a lagging
             // rebuild let the recent table overflow (`new_entry_locked`).
             fits = table.len() + len <= table.capacity();
-            if fold == Fold::Keep || (fold == Fold::MoveIfRoom && (!fits || len > self.move_max()))
-            {
+            let keep = matches!(fold, Fold::Keep | Fold::KeepForMove);
+            if keep || (fold == Fold::MoveIfRoom && (!fits || len > self.move_max())) {
                 // A level has no `prev`: the copy is all but done once the table is full,
                 // which is when these promotions keep it (`Recent::step_locked`).
                 let copied = read.recent.finish_migration_locked(self.guard);
@@ -2594,7 +2593,7 @@ where
         dirty.counters.promotions += 1;
         if self.read().level.is_some() {
             // Invariant 8: before `mu` is released or anything else can fail.
-            self.start_rebuild_locked(dirty, self.read());
+            self.start_rebuild_locked(dirty, self.read(), fold == Fold::KeepForMove);
         }
         // A replaced table can be large: hand our batch of retired objects to the
         // collector now instead of waiting for the batch to fill up (which, with rare
@@ -2626,10 +2625,17 @@ where
     }
 
     /// Starts rebuilding the dirty table from the read table if there is none (Go's
-    /// lazy copy, done in steps), then takes one step.
+    /// lazy copy, done in steps), then takes one step. `room_for_all_recent`: the
+    /// table gets room for the recent table's whole limit (the rebuild a
+    /// [`Fold::KeepForMove`] promotion starts, whose move follows).
     #[cold]
     #[inline(never)]
-    fn start_rebuild_locked(&self, dirty: &mut Dirty<K, V>, read: &ReadTable<K, V>) {
+    fn start_rebuild_locked(
+        &self,
+        dirty: &mut Dirty<K, V>,
+        read: &ReadTable<K, V>,
+        room_for_all_recent: bool,
+    ) {
         debug_assert!(dirty.expunged.is_empty(), "invariant 3");
         debug_assert!(dirty.rebuild.is_none(), "invariant 3");
         // Room for the read table's entries (the rebuild copies at most those) plus as
@@ -2639,10 +2645,10 @@ where
         // to a power of two, that doubled the table that every later read probes
         // (churn10 at 16 threads, 64 Ki keys: 2 MiB instead of 1 MiB, -19 %). A full
         // recent table is kept as a level (no move); an explicit `promote` of more than
-        // the table has room for keeps them as a level too, and sets
-        // `room_for_all_recent` for the rebuild that starts, whose move follows; only a
+        // the table has room for keeps them as a level too (`Fold::KeepForMove`), and
+        // the rebuild that starts, whose move follows, gets room for them all; only a
         // bulk load (the map owned) may rehash the table at its move.
-        let room = if std::mem::take(&mut dirty.room_for_all_recent) {
+        let room = if room_for_all_recent {
             read.recent.max_len
         } else {
             read.recent.max_len.min(self.move_max())
@@ -2786,7 +2792,7 @@ where
         value: V,
     ) -> NewKey<'a, K, V> {
         if dirty.table.is_none() {
-            self.start_rebuild_locked(dirty, read);
+            self.start_rebuild_locked(dirty, read, false);
         } else {
             self.rebuild_step_locked(dirty, read, self.map.rebuild_step);
         }
@@ -3380,7 +3386,7 @@ where
     /// sized for `move_max` recent entries (larger tables slow every read), and moving
     /// more than its slack takes would rehash the whole table under the lock. Then the
     /// recent table is kept as a level, and the rebuild this starts, sized for the
-    /// recent table's whole limit (`Dirty::room_for_all_recent`), is stepped through too
+    /// recent table's whole limit ([`Fold::KeepForMove`]), is stepped through too
     /// before the move. Meanwhile other promotions wait (`Dirty::promoting`): one keeping the
     /// recent table as a level would start a new rebuild of the whole map to chase. Only
     /// a full recent table whose overflow is full too promotes anyway; the steps are
@@ -3437,9 +3443,7 @@ where
             // step through the rebuild that starts, sized for the recent table's whole
             // limit, before the final move. The caller rebuilds the map twice; other
             // threads wait for one step at a time.
-            dirty.room_for_all_recent = true;
-            self.promote_locked(&mut dirty, Fold::Keep);
-            dirty.room_for_all_recent = false; // in case no rebuild started
+            self.promote_locked(&mut dirty, Fold::KeepForMove);
             kept = true;
             // Relaxed: under `mu`.
             table = self.map.read.load(Relaxed);
