@@ -8,6 +8,8 @@
 #   device-bin/bench-old       readmostly-bench at the "before" commit (A/B skipped if absent)
 #   device-bin/rebuild_pause   example of the commit being measured (grow steps)
 #   device-bin/promote_pause   example of the commit being measured (pause steps)
+#   device-bin/guard_cost      readmostly-bench's example: what each reclaimer's guard costs
+#                              one random read, at 1 and 16 threads (skipped if absent)
 #
 # Everything lands under $OUT/run, then is packed into $OUT/results.tgz (the device tool
 # returns at most 8 files). Each part has its own time limit, so the whole run stays
@@ -36,6 +38,14 @@ for mode in promote clear; do
     timeout 40 device-bin/promote_pause --rounds 2 "${flag[@]}" >"$RUN/pause-$mode.txt" 2>&1
     echo "pause-$mode exit $? at $(date -u +%T)" >>"$RUN/log.txt"
 done
+
+if [[ -x device-bin/guard_cost ]]; then
+    for t in 1 16; do
+        timeout 40 device-bin/guard_cost --threads $t --rounds 5 --reads 2M --dependent \
+            >"$RUN/guard-cost-$t.txt" 2>&1
+        echo "guard-cost-$t exit $? at $(date -u +%T)" >>"$RUN/log.txt"
+    done
+fi
 
 tar czf "$ROOT/results.tgz" -C "$ROOT" run && echo "packed $ROOT/results.tgz"
 cat "$RUN/log.txt" "$RUN/dev16/log.txt"

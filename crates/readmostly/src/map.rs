@@ -1261,16 +1261,18 @@ impl<V> fmt::Display for CompareExchangeError<'_, V> {
 impl<V: fmt::Debug> std::error::Error for CompareExchangeError<'_, V> {}
 
 /// The error of `try_insert` ([`SyncMap::try_insert`], [`ShardedMap::try_insert`](crate::ShardedMap::try_insert)):
-/// the key was new and the map already held `max_len` keys (or more: concurrent callers
-/// can each pass the check before any of them inserts). Gives the key and the value
-/// back.
+/// the key was new and the map's count of its keys, when checked, was at least
+/// `max_len`. Concurrent callers can each pass the check before any of them inserts, and
+/// a [`ShardedMap`](crate::ShardedMap) sums its count shard by shard (see its
+/// `try_insert`), so the limit bounds growth rather than fixing an exact occupancy.
+/// Gives the key and the value back.
 ///
 /// ```
 /// let map = readmostly::SyncMap::builder().max_len(0).build();
 /// let err = map.try_insert("k", 1).unwrap_err();
 /// assert_eq!(
 ///     err.to_string(),
-///     "capacity limit reached: the map holds at least 0 keys (max_len), a new key was not inserted"
+///     "capacity limit reached: the map counted at least 0 keys (max_len), a new key was not inserted"
 /// );
 /// let (k, v) = err.into_inner();
 /// assert_eq!((k, v), ("k", 1));
@@ -1301,7 +1303,7 @@ impl<K, V> fmt::Display for CapacityError<K, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "capacity limit reached: the map holds at least {} keys (max_len), a new key was not inserted",
+            "capacity limit reached: the map counted at least {} keys (max_len), a new key was not inserted",
             self.max_len
         )
     }

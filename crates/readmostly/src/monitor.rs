@@ -121,12 +121,15 @@ impl ManualClock {
         Self::default()
     }
 
-    /// Moves the clock forward by `by`.
+    /// Moves the clock forward by `by` (stopping at the largest time it can show,
+    /// `u64::MAX` nanoseconds: it never wraps around to an earlier time).
     pub fn advance(&self, by: Duration) {
         let by = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
         // Relaxed: a single value; tests that share the clock across threads order
         // their steps by other means.
-        self.nanos.fetch_add(by, Relaxed);
+        let _ = self
+            .nanos
+            .fetch_update(Relaxed, Relaxed, |now| Some(now.saturating_add(by)));
     }
 
     /// Sets the clock to `to` (it must not go backwards for the monitors' sake).

@@ -462,6 +462,13 @@ impl<K, V, S, R> ShardedMap<K, V, S, R> {
         self.shards[0].raw.collector()
     }
 
+    /// Whether handles pinned now count hits (every shard has the same setting, but
+    /// for the moment `set_hit_statistics` takes to go through them).
+    #[inline]
+    fn counts_hits(&self) -> bool {
+        self.shards[0].raw.counts_hits()
+    }
+
     /// The number of shards (a power of two).
     ///
     /// ```
@@ -575,6 +582,7 @@ impl<K, V, S, R> ShardedMap<K, V, S, R> {
         ShardedRef {
             map: self,
             guard: self.collector().enter(),
+            count_hits: self.counts_hits(),
         }
     }
 
@@ -594,6 +602,7 @@ impl<K, V, S, R> ShardedMap<K, V, S, R> {
         ShardedRef {
             map: self,
             guard: self.collector().enter_owned(),
+            count_hits: self.counts_hits(),
         }
     }
 }
@@ -706,6 +715,13 @@ where
     /// [`SyncMap::try_insert`](crate::SyncMap::try_insert) for the exact rule). Each call
     /// (overwrites too) sums every shard's key counters first: shards × stripes loads.
     ///
+    /// That sum is taken shard by shard, not as one snapshot (like [`len`](Self::len)):
+    /// while other threads remove keys from some shards and add keys to others, it can
+    /// see more or fewer keys than the map ever held at once. The limit can then be
+    /// passed, or a new key refused below it, by up to the number of keys moved while the
+    /// sum was taken. Without such concurrent churn it behaves like `SyncMap`'s. It turns
+    /// a leak into an error; it is not an exact occupancy limit.
+    ///
     /// ```
     /// let map: readmostly::ShardedMap<&str, u32> =
     ///     readmostly::ShardedMap::builder().max_len(1).build();
@@ -796,7 +812,8 @@ where
     }
 
     /// Turns hit counting on or off at run time in every shard, like
-    /// [`SyncMap::set_hit_statistics`](crate::SyncMap::set_hit_statistics).
+    /// [`SyncMap::set_hit_statistics`](crate::SyncMap::set_hit_statistics): for handles
+    /// pinned afterwards (a [`ShardedRef`] keeps the setting it was pinned with).
     ///
     /// ```
     /// let map = readmostly::ShardedMap::new();
@@ -929,6 +946,8 @@ where
 pub struct ShardedRef<'m, K, V, S, R, G> {
     map: &'m ShardedMap<K, V, S, R>,
     guard: G,
+    /// The hit-statistics setting when pinned (kept, like a `MapRef`'s).
+    count_hits: bool,
 }
 
 impl<'m, K, V, S, R, G> ShardedRef<'m, K, V, S, R, G>
@@ -946,7 +965,7 @@ where
     {
         self.map.shards[self.map.index(key, hash)]
             .raw
-            .bind(&self.guard)
+            .bind_counting(&self.guard, self.count_hits)
     }
 
     /// The value for `key` (see [`MapRef::get`](crate::MapRef::get)).
@@ -1189,7 +1208,10 @@ where
     /// ```
     pub fn retain(&self, mut keep: impl FnMut(&K, &V) -> bool) {
         for shard in self.map.shards.iter() {
-            shard.raw.bind(&self.guard).retain(&mut keep);
+            shard
+                .raw
+                .bind_counting(&self.guard, self.count_hits)
+                .retain(&mut keep);
         }
     }
 
@@ -1203,7 +1225,10 @@ where
     /// ```
     pub fn clear(&self) {
         for shard in self.map.shards.iter() {
-            shard.raw.bind(&self.guard).clear();
+            shard
+                .raw
+                .bind_counting(&self.guard, self.count_hits)
+                .clear();
         }
     }
 

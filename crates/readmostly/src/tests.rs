@@ -760,6 +760,19 @@ fn hit_statistics_switch_at_run_time_for_later_handles() {
     sharded.set_hit_statistics(true);
     (0..64).for_each(|k| assert_eq!(sharded.get_cloned(&k), Some(k)));
     assert_eq!(sharded.stats().hits, 64, "every shard switched");
+    // A sharded handle, too, keeps the setting it was pinned with, in every shard.
+    let before = sharded.pin();
+    sharded.set_hit_statistics(false);
+    let after = sharded.pin();
+    for k in 0..64 {
+        assert_eq!(before.get(&k), Some(&k));
+        assert_eq!(after.get(&k), Some(&k));
+    }
+    assert_eq!(
+        sharded.stats().hits,
+        128,
+        "only the handle pinned while on counted"
+    );
 }
 
 #[test]

@@ -411,3 +411,19 @@ fn growth_guard_counts_every_shards_dirty_table() {
     assert!(r.size_exceeded);
     assert_eq!(r.level, Level::Crit);
 }
+
+/// The manual clock only moves forward: an advance past the largest time it can show
+/// stops there instead of wrapping around to an earlier time (which would stop the
+/// monitors sampling: a sample is due only once time has passed the last one).
+#[test]
+fn manual_clock_advance_saturates() {
+    use readmostly::monitor::Clock;
+    let clock = ManualClock::new();
+    clock.advance(Duration::from_secs(5));
+    clock.advance(Duration::MAX);
+    let top = clock.now();
+    assert!(top >= Duration::from_secs(5), "went back to {top:?}");
+    assert_eq!(top, Duration::from_nanos(u64::MAX));
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(clock.now(), top, "stays at the top");
+}

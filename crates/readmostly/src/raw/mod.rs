@@ -1920,12 +1920,31 @@ impl<K, V> RawMap<K, V> {
     /// public types only ever pair a map with a guard of its own collector).
     #[inline]
     pub(crate) fn bind<'a, G: Guard>(&'a self, guard: &'a G) -> RawRef<'a, K, V, G> {
+        self.bind_counting(guard, self.counts_hits())
+    }
+
+    /// Like [`bind`](Self::bind), counting hits if `count_hits` (the setting a handle
+    /// was pinned with) rather than by the map's current setting.
+    #[inline]
+    pub(crate) fn bind_counting<'a, G: Guard>(
+        &'a self,
+        guard: &'a G,
+        count_hits: bool,
+    ) -> RawRef<'a, K, V, G> {
         self.check_collector(guard);
         RawRef {
             map: self,
             guard,
-            hits: self.hit_counter(guard),
+            hits: count_hits.then(|| self.stripes.hit_counter(guard.thread_id())),
         }
+    }
+
+    /// Whether handles pinned now count hits.
+    #[inline]
+    pub(crate) fn counts_hits(&self) -> bool {
+        // Relaxed: a setting; handles pinned around a change may count or not (the
+        // statistics are approximate anyway).
+        self.count_hits.load(Relaxed)
     }
 
     /// Enters this map's collector for a handle that serves many operations; the
@@ -1967,10 +1986,7 @@ impl<K, V> RawMap<K, V> {
     /// the map does not count hits.
     #[inline]
     pub(crate) fn hit_counter<G: Guard>(&self, guard: &G) -> Option<&HitCounter> {
-        // Relaxed: a setting; handles pinned around a change may count or not (the
-        // statistics are approximate anyway).
-        self.count_hits
-            .load(Relaxed)
+        self.counts_hits()
             .then(|| self.stripes.hit_counter(guard.thread_id()))
     }
 
