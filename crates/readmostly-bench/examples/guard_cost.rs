@@ -10,10 +10,9 @@
 //! Why: `SyncMap`'s per-call `map.pin().get(&k)` runs at about half the speed of the same
 //! gets under one pin (`syncmap` against `syncmap-batch` in `readmostly-bench compare`).
 //! Consecutive lookups are independent, so an out-of-order CPU overlaps their cache misses
-//! — unless something between them waits for memory. A guard whose entry or exit is a
-//! locked read-modify-write (`xchg`, `lock cmpxchg`) or a full fence does: each lookup's
-//! misses are then paid in full, one after another. This example measures that cost alone,
-//! with no map around it, for:
+//! — unless something between them waits for memory, as a locked read-modify-write
+//! (`xchg`, `lock cmpxchg`) or a full fence may. This example measures a guard's cost
+//! alone, around one or two loads, for:
 //!
 //! * `none`: the reads alone (the frozen map's regime: no protection at all);
 //! * `plain-stores`: announce and withdraw with a plain store each, the reader's side of
@@ -31,6 +30,11 @@
 //! divided by its reads), and `× none` its ratio to the unguarded reads of the same round.
 //! `--dependent` makes each read two dependent loads (an index, then the slot it names),
 //! like a bucket and then an entry.
+//!
+//! A tiny loop body exaggerates what a guard costs a real lookup. In the map (session 15,
+//! `BENCHMARKS.md`), an epoch reader with a fence on entry was no faster per `get` than
+//! `seize`, nor was one with no fence at all: there the cost of one pin per lookup is
+//! mostly its instructions, which leave fewer lookups in flight in the CPU's window.
 
 use std::hint::black_box;
 use std::sync::atomic::{compiler_fence, fence, AtomicU64, Ordering};
