@@ -133,7 +133,9 @@ fn main() {
 
     let sides: [(&str, &dyn Fn() -> f64); 5] = [
         ("get, one pin per get", &|| pin_per_get(&ours, &keys)),
-        ("get, nested pin per get", &|| nested_pin_per_get(&ours, &keys)),
+        ("get, nested pin per get", &|| {
+            nested_pin_per_get(&ours, &keys)
+        }),
         ("get, one pin per 64", &|| per_get(&ours, &keys)),
         ("get_each, one pin per 64", &|| get_each(&ours, &keys)),
         ("frozen HashMap get", &|| frozen(&std_map, &keys)),
