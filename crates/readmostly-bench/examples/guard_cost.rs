@@ -164,54 +164,47 @@ fn read(s: &Shared, i: u64, t: u64) -> u64 {
     }
 }
 
+/// Reads with a guard from `enter` around each one.
+#[inline(always)]
+fn guarded<G>(s: &Shared, t: u64, enter: impl Fn() -> G) -> u64 {
+    let mut sum = 0u64;
+    for i in 0..s.reads {
+        let guard = enter();
+        sum = sum.wrapping_add(read(s, i, t));
+        drop(black_box(guard));
+    }
+    sum
+}
+
+/// Reads announced in `announce` (a store in, a store out), with a `SeqCst` fence after
+/// the announcement if `FENCE`, else a compiler fence.
+#[inline(always)]
+fn announced<const FENCE: bool>(s: &Shared, t: u64, announce: &AtomicU64) -> u64 {
+    let mut sum = 0u64;
+    for i in 0..s.reads {
+        announce.store(i | 1, Ordering::Relaxed);
+        if FENCE {
+            fence(Ordering::SeqCst);
+        } else {
+            compiler_fence(Ordering::SeqCst);
+        }
+        sum = sum.wrapping_add(read(s, i, t));
+        announce.store(0, Ordering::Release);
+    }
+    sum
+}
+
 /// Runs `reads` guarded reads under `p` on this thread; returns the elapsed nanoseconds.
 fn run(p: Protocol, s: &Shared, t: u64, announce: &AtomicU64) -> u64 {
     let start = Instant::now();
-    let mut sum = 0u64;
-    match p {
-        Protocol::None => {
-            for i in 0..s.reads {
-                sum = sum.wrapping_add(read(s, i, t));
-            }
-        }
-        Protocol::PlainStores => {
-            for i in 0..s.reads {
-                announce.store(i | 1, Ordering::Relaxed);
-                compiler_fence(Ordering::SeqCst);
-                sum = sum.wrapping_add(read(s, i, t));
-                announce.store(0, Ordering::Release);
-            }
-        }
-        Protocol::FenceOnEnter => {
-            for i in 0..s.reads {
-                announce.store(i | 1, Ordering::Relaxed);
-                fence(Ordering::SeqCst);
-                sum = sum.wrapping_add(read(s, i, t));
-                announce.store(0, Ordering::Release);
-            }
-        }
-        Protocol::Seize => {
-            for i in 0..s.reads {
-                let guard = s.seize.enter();
-                sum = sum.wrapping_add(read(s, i, t));
-                drop(black_box(guard));
-            }
-        }
-        Protocol::Sdd => {
-            for i in 0..s.reads {
-                let guard = sdd::Guard::new();
-                sum = sum.wrapping_add(read(s, i, t));
-                drop(black_box(guard));
-            }
-        }
-        Protocol::CrossbeamEpoch => {
-            for i in 0..s.reads {
-                let guard = crossbeam_epoch::pin();
-                sum = sum.wrapping_add(read(s, i, t));
-                drop(black_box(guard));
-            }
-        }
-    }
+    let sum = match p {
+        Protocol::None => (0..s.reads).fold(0u64, |sum, i| sum.wrapping_add(read(s, i, t))),
+        Protocol::PlainStores => announced::<false>(s, t, announce),
+        Protocol::FenceOnEnter => announced::<true>(s, t, announce),
+        Protocol::Seize => guarded(s, t, || s.seize.enter()),
+        Protocol::Sdd => guarded(s, t, sdd::Guard::new),
+        Protocol::CrossbeamEpoch => guarded(s, t, crossbeam_epoch::pin),
+    };
     black_box(sum);
     u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }

@@ -58,62 +58,62 @@ fn parse() -> Result<Args, String> {
 
 const PIN_EVERY: usize = 64;
 
-fn pin_per_get(map: &SyncMap<u64, u64, Hasher>, keys: &[u64]) -> f64 {
+/// Nanoseconds per key of `lookups`, which looks up every key of `keys` and returns a
+/// sum of the values found (kept from the optimiser).
+#[inline(always)]
+fn timed(keys: &[u64], lookups: impl FnOnce(&[u64]) -> u64) -> f64 {
     let start = Instant::now();
-    let mut sum = 0u64;
-    for k in keys {
-        sum = sum.wrapping_add(*map.pin().get(k).unwrap_or(&0));
-    }
-    black_box(sum);
+    black_box(lookups(keys));
     start.elapsed().as_nanos() as f64 / keys.len() as f64
+}
+
+fn pin_per_get(map: &SyncMap<u64, u64, Hasher>, keys: &[u64]) -> f64 {
+    timed(keys, |keys| {
+        keys.iter().fold(0, |sum, k| {
+            sum.wrapping_add(*map.pin().get(k).unwrap_or(&0))
+        })
+    })
 }
 
 fn nested_pin_per_get(map: &SyncMap<u64, u64, Hasher>, keys: &[u64]) -> f64 {
-    let start = Instant::now();
-    let mut sum = 0u64;
-    for chunk in keys.chunks(PIN_EVERY) {
-        let _outer = map.pin();
-        for k in chunk {
+    timed(keys, |keys| {
+        keys.chunks(PIN_EVERY).fold(0, |sum, chunk| {
+            let _outer = map.pin();
             // A nested pin only counts: no barrier, but the same calls as a first one.
-            sum = sum.wrapping_add(*map.pin().get(k).unwrap_or(&0));
-        }
-    }
-    black_box(sum);
-    start.elapsed().as_nanos() as f64 / keys.len() as f64
+            chunk.iter().fold(sum, |sum, k| {
+                sum.wrapping_add(*map.pin().get(k).unwrap_or(&0))
+            })
+        })
+    })
 }
 
 fn per_get(map: &SyncMap<u64, u64, Hasher>, keys: &[u64]) -> f64 {
-    let start = Instant::now();
-    let mut sum = 0u64;
-    for chunk in keys.chunks(PIN_EVERY) {
-        let m = map.pin();
-        for k in chunk {
-            sum = sum.wrapping_add(*m.get(k).unwrap_or(&0));
-        }
-    }
-    black_box(sum);
-    start.elapsed().as_nanos() as f64 / keys.len() as f64
+    timed(keys, |keys| {
+        keys.chunks(PIN_EVERY).fold(0, |sum, chunk| {
+            let m = map.pin();
+            chunk
+                .iter()
+                .fold(sum, |sum, k| sum.wrapping_add(*m.get(k).unwrap_or(&0)))
+        })
+    })
 }
 
 fn get_each(map: &SyncMap<u64, u64, Hasher>, keys: &[u64]) -> f64 {
-    let start = Instant::now();
-    let mut sum = 0u64;
-    for chunk in keys.chunks(PIN_EVERY) {
-        map.pin()
-            .get_each(chunk, |_, v| sum = sum.wrapping_add(*v.unwrap_or(&0)));
-    }
-    black_box(sum);
-    start.elapsed().as_nanos() as f64 / keys.len() as f64
+    timed(keys, |keys| {
+        let mut sum = 0u64;
+        for chunk in keys.chunks(PIN_EVERY) {
+            map.pin()
+                .get_each(chunk, |_, v| sum = sum.wrapping_add(*v.unwrap_or(&0)));
+        }
+        sum
+    })
 }
 
 fn frozen(map: &HashMap<u64, u64, Hasher>, keys: &[u64]) -> f64 {
-    let start = Instant::now();
-    let mut sum = 0u64;
-    for k in keys {
-        sum = sum.wrapping_add(*map.get(k).unwrap_or(&0));
-    }
-    black_box(sum);
-    start.elapsed().as_nanos() as f64 / keys.len() as f64
+    timed(keys, |keys| {
+        keys.iter()
+            .fold(0, |sum, k| sum.wrapping_add(*map.get(k).unwrap_or(&0)))
+    })
 }
 
 fn main() {
