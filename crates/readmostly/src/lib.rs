@@ -96,7 +96,10 @@
 //! another inserting thread holds could deadlock). (A panic in `Eq` while a new key is
 //! being added frees the entry allocated for it.) A panic in `Hash`, `Eq`, `PartialEq`
 //! or a closure leaves the map consistent and usable and leaks nothing: user code runs
-//! only before the locked critical section mutates anything.
+//! only before the locked critical section mutates anything. The one exception is the
+//! bulk load of an owned map (`Extend`, `FromIterator`, serde's `Deserialize`), which
+//! calls the iterator, `Hash` and `Eq` as it goes: a panic there leaves the pairs loaded
+//! so far in the map (replacements included) and drops the rest, as `std`'s maps do.
 //!
 //! # Async code
 //!
