@@ -15,7 +15,7 @@
 #                          tests in ~166 s (16 + 8 seeds took 58m20s in session 13)
 #   sanitizers.sh   3m33s  TSan build + runs of tests/stress.rs and tests/soak.rs (TSAN_RUNS);
 #                          ASan+LSan over every library test, all features
-#   shuttle.sh      2m19s  clippy of the --cfg shuttle build + 31 models x 3 schedulers x 20,000
+#   shuttle.sh      2m19s  clippy of the --cfg shuttle build + 32 models x 3 schedulers x 20,000
 #                          schedules (one model a tenth of that)
 #   soak.sh         0m56s  4M-operation soak (8 threads) + short soak + pinned reader
 #   fuzz.sh         2m24s  (+ ~1.5 min to install cargo-fuzz on a fresh machine) build, fuzz crate tests,

@@ -165,9 +165,9 @@
 //!   rebuild that starts, sized for the whole limit, is stepped through too, so the
 //!   caller rebuilds the map twice instead of rehashing it under the lock; past a cap
 //!   on the steps, when other threads keep forcing
-//!   promotions, they finish in one go); bulk loads (the map to
-//!   themselves: no one waits) and the promotion before an iteration with
-//!   [`RecentKeys::Off`] finish the rebuild and move everything in one go. The entries
+//!   promotions, they finish in one go); so does the promotion before an iteration with
+//!   [`RecentKeys::Off`]. Bulk loads (the map to themselves: no one waits) finish the
+//!   rebuild and move everything in one go. The entries
 //!   a rebuild expunged (removed keys) are retired by the promotion after it, at most
 //!   16,384 at once by default and the rest a step at a time with later rebuild steps
 //!   ([`Stats::expunged_pending`]): retiring 1.4 M of them at once had held the lock

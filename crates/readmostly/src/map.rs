@@ -1133,10 +1133,12 @@ where
 
     /// Iterates over the entries (Go: `Range`).
     ///
-    /// Takes a snapshot of the key set (promoting the dirty table first if it holds new
-    /// keys: O(1) with the recent table on, the default; with [`RecentKeys::Off`] the
-    /// promotion first finishes the dirty table's rebuild under the lock, in one go,
-    /// O(n) in the worst case) and reads each value when visited. Every key present for the
+    /// Takes a snapshot of the key set and reads each value when visited. With
+    /// [`RecentKeys::Off`], a dirty table holding new keys is promoted first, as
+    /// [`SyncMap::promote`] does: a pending rebuild is finished in bounded steps, the
+    /// lock released between them, so this call's time grows with the map but other
+    /// threads wait for one step at a time; with the recent table on (the default),
+    /// taking the snapshot is O(1). Every key present for the
     /// whole iteration is visited exactly once, with a value it had during the
     /// iteration; keys inserted or removed meanwhile may or may not be visited; no key is
     /// visited twice. No lock is held while iterating: the loop body may call any method.

@@ -1669,3 +1669,41 @@ fn clear_detaches_old_entries_in_steps() {
         );
     }
 }
+
+/// With the recent table off, an iteration that must first promote new keys finishes a
+/// pending rebuild in bounded steps, like an explicit `promote()`, not in one locked
+/// copy of the whole map (it did: 99,999 entries in one step for 100,000 keys).
+#[test]
+fn iteration_with_recent_keys_off_promotes_in_steps() {
+    // Under Miri fewer (each seed of the Miri run pays for every key), still many steps.
+    const N: u64 = if cfg!(miri) { 200 } else { 2_000 };
+    let mut map: SyncMap<u64, u64> = SyncMap::builder()
+        .recent_keys(RecentKeys::Off)
+        .rebuild_step(1)
+        .build();
+    map.extend((0..N).map(|k| (k, k))); // bulk load: no dirty table yet
+    map.insert(N, N); // a new key: the dirty table's rebuild starts (one entry copied)
+    let before = map.stats();
+    assert_eq!(before.rebuild_pending, N as usize - 1, "{before:?}");
+    let m = map.pin();
+    let mut seen: Vec<u64> = m.iter().map(|(k, _)| *k).collect();
+    drop(m);
+    seen.sort_unstable();
+    assert_eq!(seen, (0..=N).collect::<Vec<_>>(), "every key, once");
+    let after = map.stats();
+    // Explicit promotions step 16 rebuild steps at a time.
+    assert!(
+        after.longest_rebuild_step <= 16,
+        "one step copied {} entries",
+        after.longest_rebuild_step
+    );
+    assert_eq!(
+        after.rebuild_copied, N,
+        "the whole rebuild was done: {after:?}"
+    );
+    assert_eq!(
+        map.stats().dirty_len,
+        None,
+        "promoted: no dirty table until a new key"
+    );
+}

@@ -718,6 +718,51 @@ fn iter_racing_rebuild() {
     });
 }
 
+/// With the recent table off, an iteration whose read table is amended promotes first,
+/// finishing the pending rebuild in steps of 16 entries (one-entry rebuild steps) with
+/// the lock released between them, racing a writer that removes a copied key, removes
+/// a key not copied yet, overwrites one, and adds a new key. Keys present throughout are
+/// visited exactly once; the others may or may not be; afterwards the map holds exactly
+/// what the writer left.
+#[test]
+fn iteration_promoting_in_steps_racing_writer() {
+    model("iteration_promoting_in_steps_racing_writer", || {
+        let map = clear_in_steps_map(RecentKeys::Off, None);
+        for k in 0..40 {
+            assert!(!map.insert(k, k));
+        }
+        assert!(map.promote());
+        assert!(!map.insert(100, 100)); // a new key: the rebuild starts (one entry copied)
+        assert_eq!(map.stats().rebuild_pending, 39);
+        let (m1, m2) = (map.clone(), map.clone());
+        let (seen, ()) = race(
+            move || {
+                let m = m1.pin();
+                let mut seen: Vec<u64> = m.iter().map(|(k, _)| *k).collect();
+                seen.sort_unstable();
+                seen
+            },
+            move || {
+                let m = m2.pin();
+                assert_eq!(m.remove(&0), Some(&0));
+                assert_eq!(m.remove(&39), Some(&39));
+                assert_eq!(m.insert(20, 120), Some(&20));
+                assert_eq!(m.insert(101, 101), None);
+            },
+        );
+        let mut deduped = seen.clone();
+        deduped.dedup();
+        assert_eq!(deduped, seen, "a key visited twice");
+        for k in (1..39).chain([100]) {
+            assert!(seen.binary_search(&k).is_ok(), "key {k} missed: {seen:?}");
+        }
+        let mut want: Vec<(u64, u64)> = (1..39).map(|k| (k, k)).collect();
+        want[19] = (20, 120);
+        want.extend([(100, 100), (101, 101)]);
+        assert_eq!(contents(&map), want);
+    });
+}
+
 // ------------------------------------------------------------------ recent table
 //
 // The races of the recent-table models in `tests/loom.rs` ((a)–(f)); see there for what

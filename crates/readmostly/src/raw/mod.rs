@@ -3291,20 +3291,18 @@ where
 
     /// The read table to iterate (main and recent tables), promoting the dirty table
     /// first if it holds keys that neither holds (only possible with the recent table
-    /// off), so the snapshot contains every key present at this moment.
+    /// off), so the snapshot contains every key present at this moment. That promotion
+    /// is an explicit one ([`promote`](Self::promote)): a pending rebuild is finished in
+    /// bounded steps, the lock released between them, not in one go under it.
     fn iteration_table(&self) -> &'a ReadTable<K, V> {
-        let read = self.read();
         // Acquire: as in `find_entry`.
-        if read.amended.load(Acquire) {
-            let mut dirty = self.map.lock();
-            // Relaxed: under `mu`.
-            if self.read().amended.load(Relaxed) {
-                self.promote_locked(&mut dirty, Fold::Move);
-            }
-            drop(dirty);
-            return self.read();
+        if self.read().amended.load(Acquire) {
+            // Keys added after this call's promotion are "inserted meanwhile" (they may
+            // or may not be visited); every key present now is in the table it publishes
+            // or in any later one.
+            self.promote();
         }
-        read
+        self.read()
     }
 
     pub(crate) fn iter(&self) -> RawIter<'a, K, V, G> {
