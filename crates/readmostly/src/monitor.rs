@@ -341,13 +341,18 @@ struct Window {
 }
 
 impl Window {
-    /// Whether a sample is due at `now`: `step` after the last one, and never twice at
-    /// the same instant (a zero step samples on every call whose clock reading is
-    /// new, so calls at a clock that stands still cannot grow the window without bound).
+    /// Whether a sample is due at `now`: `step` after the last one, less a twentieth of
+    /// a step, and never twice at the same instant (a zero step samples on every call
+    /// whose clock reading is new, so calls at a clock that stands still cannot grow the
+    /// window without bound). The slack keeps a caller that ticks every `step` with some
+    /// jitter (a scrape interval, a timer measured on another clock) from skipping every
+    /// other sample when a tick comes a little early; rates use the samples' actual times,
+    /// so it costs no accuracy.
     fn due(&self, now: Duration, step: Duration) -> bool {
-        self.samples
-            .back()
-            .is_none_or(|last| now > last.at && now >= last.at.saturating_add(step))
+        let early = step / 20;
+        self.samples.back().is_none_or(|last| {
+            now > last.at && now.saturating_add(early) >= last.at.saturating_add(step)
+        })
     }
 
     /// Adds `s` and drops samples older than needed: keeps the newest sample at or
@@ -418,6 +423,8 @@ pub struct MissVelocityConfig {
     /// Velocity window (default 10 s).
     pub window: Duration,
     /// Sampling step (default 5 s; zero samples at every call with a new clock reading).
+    /// A call up to a twentieth of a step early still samples, so jittery ticks every
+    /// step do not skip samples.
     pub step: Duration,
     /// Where `base_rate` comes from (default: learned).
     pub base_rate: BaseRate,
@@ -768,6 +775,8 @@ pub struct GrowthConfig {
     /// Window of the growth rate (default one minute).
     pub window: Duration,
     /// Sampling step (default 5 s; zero samples at every call with a new clock reading).
+    /// A call up to a twentieth of a step early still samples, so jittery ticks every
+    /// step do not skip samples.
     pub step: Duration,
 }
 

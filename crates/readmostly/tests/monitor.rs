@@ -427,3 +427,29 @@ fn manual_clock_advance_saturates() {
     clock.advance(Duration::from_secs(1));
     assert_eq!(clock.now(), top, "stays at the top");
 }
+
+/// A caller ticking every step with some jitter samples on every tick: a tick up to a
+/// twentieth of a step early still counts, one earlier than that does not.
+#[test]
+fn jittery_ticks_sample_every_step() {
+    let clock = ManualClock::new();
+    let monitor = MissVelocityMonitor::with_clock(MissVelocityConfig::default(), clock.clone());
+    let mut stats = Stats::default();
+    assert!(monitor.sample(&stats).is_none(), "origin");
+    for i in 0..10 {
+        // 4.8 s and 5.2 s alternately: every tick is a sample.
+        clock.advance(Duration::from_millis(if i % 2 == 0 {
+            4_800
+        } else {
+            5_200
+        }));
+        stats.misses += 400;
+        assert!(monitor.sample(&stats).is_some(), "tick {i} skipped");
+    }
+    clock.advance(Duration::from_millis(4_700)); // more than a twentieth early
+    assert!(monitor.sample(&stats).is_none());
+    clock.advance(Duration::from_millis(100));
+    let r = monitor.sample(&stats).expect("4.8 s after the last sample");
+    // 400 misses per tick, then none: the rate uses the actual times.
+    assert!(r.velocity > 0.0, "{r:?}");
+}
