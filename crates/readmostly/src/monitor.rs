@@ -506,6 +506,10 @@ pub struct MissReport {
     /// first sample, is over one step).
     pub velocity: f64,
     /// Writes / (reads + writes) over the window (0 when there were no operations).
+    /// Reads include hits only while the map counts them (`hit_statistics`, on by
+    /// default): with hit counting off, reads are the lookups that missed the main
+    /// table, so the ratio is overstated and the threshold higher than the same load
+    /// with hits counted.
     pub write_ratio: f64,
     /// The `base_rate` used.
     pub base_rate: f64,
