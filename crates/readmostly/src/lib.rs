@@ -312,8 +312,8 @@
 //!   (a second dependent cache line): at 16 threads read100 ran at 226 Mops/s per call
 //!   and 351 with one pin per 64 reads, against 431 for scc `HashIndex`, which keeps
 //!   keys and values in its buckets, and 863 for an unsynchronised `HashMap` (session
-//!   14). Hold a [`MapRef`] across a batch of reads where you can. A `pin()` of a map
-//!   whose collector the thread already holds (a handle up the stack) only counts, with
+//!   14). Hold a [`MapRef`] across a batch of reads where you can. A `pin()` while the
+//!   thread already holds a `pin()` handle of the same map up the stack only counts, with
 //!   no locked instruction: on the 2-core development machine a lookup took 21 ns with a
 //!   fresh pin, 16 ns with a nested one and 11 ns through a held handle (session 15).
 //! * **Mostly-miss lookups** of keys that are never inserted are answered without the
