@@ -130,8 +130,14 @@
 //!   allocations per `get`.
 //! * Each entry is allocated together with its first value, so a lookup of a key whose
 //!   value was never replaced touches the table and one heap block.
-//! * Overwrites of established keys: one compare-and-swap plus one allocation (the new
-//!   value is boxed so readers can keep the old one), retired through seize.
+//! * Overwrites of established keys: a compare-and-swap of the value slot, and the old
+//!   value retired through seize (readers may still hold it). The new value goes into
+//!   the entry's own block when one of its two in-block slots is free: the inline slot
+//!   (the first value's) or, for values of one word (`u64`, `Arc<T>`, `Box<T>`, …), a
+//!   word-sized spare slot. A slot is free again once its old value is reclaimed, so
+//!   steady overwrites of word-sized values allocate nothing (`tests/alloc.rs`) and a
+//!   lookup still touches the table and one heap block; wider values alternate between
+//!   the inline slot and a box.
 //! * A lookup that misses the main table probes the recent table too, but only while keys
 //!   were added since the last promotion (an extra cache miss, no lock).
 //! * New keys: no lock while the recent table has room — a reservation (one shared
@@ -303,9 +309,12 @@
 //!   the map's size lets the rebuild fall behind (a limit of 2^16 keys in an 8 Mi-key
 //!   map once made the promotion finish it in one go: 300 ms; new keys now take a step
 //!   each instead, until the recent table is three quarters full).
-//! * **Write-heavy workloads.** Each overwrite allocates a box and retires the old one:
-//!   at 16 threads `write50` ran at 39 Mops/s against 72 for dashmap and 117 for scc
-//!   `HashMap`, which update values in place (session 14).
+//! * **Write-heavy workloads.** Each overwrite swaps the value slot and retires the old
+//!   value through seize (word-sized values reuse the entry's two in-block slots and
+//!   allocate nothing, wider ones are boxed every other time): at 16 threads `write50`
+//!   ran at 39 Mops/s against 72 for dashmap and 117 for scc `HashMap`, which update
+//!   values in place (session 14, when every overwrite allocated; session 16 doubled
+//!   write50 at 1 and 2 threads, not yet measured at 16).
 //! * **The fastest possible reads, one call at a time.** A `get` through
 //!   [`SyncMap::get_cloned`] or a fresh [`pin`](SyncMap::pin) per call enters and leaves
 //!   the reclaimer's guard and reaches the value through a separately allocated entry

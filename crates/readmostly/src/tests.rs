@@ -162,6 +162,109 @@ fn every_value_dropped_exactly_once() {
     assert_eq!(drops.load(Relaxed), created);
 }
 
+/// Maps that hand retired objects to the collector at once (`retire_batch(1)`), so
+/// retired in-block values are reclaimed, and their slots reused, within a short test.
+fn eager_maps<V>() -> Vec<SyncMap<u64, V>> {
+    vec![
+        SyncMap::builder().retire_batch(1).build(),
+        SyncMap::builder()
+            .retire_batch(1)
+            .rebuild_step(1)
+            .promotion(Promotion::EveryMiss)
+            .build(),
+    ]
+}
+
+#[test]
+fn word_sized_values_reuse_their_slots_and_drop_once() {
+    // `Box<Counted>` is one word: stored values alternate between the entry's two
+    // in-block slots, each reused once its previous value is reclaimed. Every path that
+    // stores a value (insert, get_or_insert into a deleted slot, compare_exchange, bulk
+    // extend, overwrite after expunge) runs, and each value must be dropped once.
+    let drops = Arc::new(AtomicUsize::new(0));
+    let mut created = 0;
+    let boxed = |v: u64, drops: &Arc<AtomicUsize>| Box::new(Counted(v, drops.clone()));
+    for mut map in eager_maps::<Box<Counted>>() {
+        for round in 0..4u64 {
+            for k in 0..N {
+                let previous = map
+                    .pin()
+                    .insert(k, boxed(round * N + k, &drops))
+                    .map(|v| v.0);
+                created += 1;
+                if round > 0 {
+                    assert_eq!(previous, Some((round - 1) * N + k));
+                }
+                assert_eq!(map.pin().get(&k).map(|v| v.0), Some(round * N + k));
+                if k % 3 == 0 {
+                    map.remove(&k);
+                    let m = map.pin();
+                    let (v, inserted) = m.get_or_insert(k, boxed(round * N + k, &drops));
+                    created += 1;
+                    assert!(inserted);
+                    assert_eq!(v.0, round * N + k);
+                }
+                let swapped = map
+                    .pin()
+                    .compare_exchange(
+                        &k,
+                        &boxed(round * N + k, &drops),
+                        boxed(round * N + k, &drops),
+                    )
+                    .is_ok();
+                created += 2;
+                assert!(swapped);
+            }
+            // New keys through the lock, rebuilds and expunges between rounds.
+            map.insert(N + round, boxed(0, &drops));
+            map.remove(&(N + round));
+            created += 1;
+        }
+        map.extend((0..N).map(|k| (k, boxed(k, &drops))));
+        created += N as usize;
+        for k in 0..N {
+            assert_eq!(map.pin().get(&k).map(|v| v.0), Some(k));
+        }
+        drop(map);
+    }
+    assert_eq!(drops.load(Relaxed), created);
+}
+
+#[test]
+fn word_sized_values_race_for_slots() {
+    // Writers overwrite the same few keys (so they race to claim the same free slot, and
+    // find both slots busy) while readers check every value they see is one that was
+    // stored for that key.
+    let drops = Arc::new(AtomicUsize::new(0));
+    let writes = if cfg!(miri) { 30 } else { 2_000 };
+    let keys = 3u64;
+    for map in eager_maps::<Box<Counted>>() {
+        std::thread::scope(|s| {
+            for t in 0..2u64 {
+                let (map, drops) = (&map, &drops);
+                s.spawn(move || {
+                    for i in 0..writes {
+                        let k = i % keys;
+                        map.insert(k, Box::new(Counted(k + keys * (t + 2 * i), drops.clone())));
+                    }
+                });
+            }
+            let map = &map;
+            s.spawn(move || {
+                for i in 0..writes {
+                    let k = i % keys;
+                    if let Some(v) = map.pin().get(&k) {
+                        assert_eq!(v.0 % keys, k, "a value stored for another key");
+                    }
+                }
+            });
+        });
+        assert_eq!(map.len(), keys as usize);
+        drop(map);
+    }
+    assert_eq!(drops.load(Relaxed), 2 * writes as usize * 2);
+}
+
 #[test]
 fn concurrent_smoke() {
     let threads = 4;

@@ -147,11 +147,12 @@ mod zeroed;
 pub(crate) use self::table::spread;
 
 use std::borrow::Borrow;
+use std::marker::PhantomData;
 use std::ptr::NonNull;
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release, SeqCst};
 use std::sync::Arc;
 
-use self::entry::{is_value, reclaim_entry, reclaim_inline_value, Entry, LoadOrStore};
+use self::entry::{is_value, reclaim_entry, squash, Entry, LoadOrStore};
 use self::reclaim::{boxed, Collector, Guard, LocalGuard, OwnedGuard};
 use self::table::{prefetch, Bucket, Table, BATCH};
 #[cfg(not(any(loom, shuttle)))]
@@ -163,6 +164,39 @@ use crate::sync::{
 };
 
 type EntryPtr<K, V> = NonNull<Entry<K, V>>;
+
+/// An entry reached through a table while holding a guard: a shared reference to it that
+/// also keeps the table's pointer, whose provenance covers the entry's whole block (a
+/// writer claiming an in-block slot needs it, see [`Entry::claim`]).
+struct EntryRef<'a, K, V> {
+    ptr: EntryPtr<K, V>,
+    _guarded: PhantomData<&'a Entry<K, V>>,
+}
+
+impl<K, V> Clone for EntryRef<'_, K, V> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<K, V> Copy for EntryRef<'_, K, V> {}
+
+impl<'a, K, V> EntryRef<'a, K, V> {
+    /// The entry, for as long as the guard.
+    #[inline]
+    fn get(self) -> &'a Entry<K, V> {
+        // SAFETY: built by `RawRef::entry`, whose caller found the pointer in a table
+        // while holding the guard that `'a` borrows (see there).
+        unsafe { self.ptr.as_ref() }
+    }
+}
+
+impl<K, V> std::ops::Deref for EntryRef<'_, K, V> {
+    type Target = Entry<K, V>;
+    #[inline]
+    fn deref(&self) -> &Entry<K, V> {
+        self.get()
+    }
+}
 
 /// Keeps a frequently written `T` on cache lines of its own (128 bytes: x86's
 /// adjacent-line prefetcher pairs lines), away from the read-mostly fields that every
@@ -344,7 +378,7 @@ impl<K, V> RecentSlot<K, V> {
             // SAFETY: entries of a published read table's recent table are live while the
             // guard protecting the table is held (invariant 5); the Acquire load of the
             // slot made its initialisation visible.
-            0 => unsafe { e.as_ref() }.hash,
+            0 => unsafe { e.as_ref() }.hash(),
             h => h,
         }
     }
@@ -487,7 +521,8 @@ impl<K, V> SlotArray<K, V> {
             let other = NonNull::new(p).expect("a filled slot");
             // SAFETY: a filled slot's entry is live while our guard protects the array
             // (invariants 5 and 6).
-            if slot.hash_of(other) == hash && unsafe { other.as_ref() }.key == *key {
+            if squash(slot.hash_of(other)) == squash(hash) && unsafe { other.as_ref() }.key == *key
+            {
                 return Add::Found(other);
             }
             i = (i + 1) & mask;
@@ -795,7 +830,7 @@ impl<K, V> Recent<K, V> {
             // An empty slot ends the probe: a key lives past every slot that was filled
             // when it was added.
             let e = NonNull::new(p)?;
-            if slot.hash_of(e) == hash {
+            if squash(slot.hash_of(e)) == squash(hash) {
                 // SAFETY: entries of a published read table's recent table are live while
                 // the guard protecting the table is held (invariants 5 and 6).
                 if unsafe { e.as_ref() }.key.borrow() == key {
@@ -1530,9 +1565,9 @@ where
 
 fn insert_entry<K, V>(table: &mut Table<EntryPtr<K, V>>, e: EntryPtr<K, V>) {
     // SAFETY: as in `find`: `e` and the entries in `table` are live (caller holds `mu`).
-    let hash = unsafe { e.as_ref() }.hash;
+    let hash = unsafe { e.as_ref() }.hash();
     // SAFETY: as above.
-    table.insert_unique(hash, e, |e| unsafe { e.as_ref() }.hash);
+    table.insert_unique(hash, e, |e| unsafe { e.as_ref() }.hash());
 }
 
 /// Gathers entries (with their hashes) for a large table and inserts them [`BATCH`] at a
@@ -1567,7 +1602,7 @@ impl<'t, K, V> Inserter<'t, K, V> {
 
     fn flush(&mut self) {
         // SAFETY: as in `insert_entry`: entries in the table are live (caller holds `mu`).
-        let hasher = |e: &EntryPtr<K, V>| unsafe { e.as_ref() }.hash;
+        let hasher = |e: &EntryPtr<K, V>| unsafe { e.as_ref() }.hash();
         self.table
             .insert_unique_batch(&self.batch[..self.len], hasher);
         self.len = 0;
@@ -1734,62 +1769,98 @@ enum NewKey<'a, K, V> {
     Added(*mut V),
     /// The key has an entry (found, or added first by another thread): the entry, and our
     /// key and value back.
-    Exists(&'a Entry<K, V>, K, V),
+    Exists(EntryRef<'a, K, V>, K, V),
     /// The lock-free path cannot add it: take the lock (key and value back).
     Locked(K, V),
 }
 
-/// A value that may or may not have been boxed and published yet. Frees itself on drop
-/// unless published, so a panic in user code between boxing and publishing leaks nothing.
-struct Pending<V> {
+/// A value on its way into an entry's value slot: held, or placed where the slot can
+/// point to it (a claimed in-block slot of the entry, see [`Entry::claim`], or a box).
+/// Gives the placement back on drop unless published, so a panic in user code between
+/// placing and publishing leaks nothing.
+struct Pending<K, V> {
     value: Option<V>,
-    boxed: *mut V,
+    /// Where the value was placed; null while `value` holds it.
+    placed: *mut V,
+    /// The entry whose in-block slot `placed` is, or `None` for a box.
+    slot_of: Option<EntryPtr<K, V>>,
 }
 
-impl<V> Pending<V> {
+impl<K, V> Pending<K, V> {
     fn new(value: V) -> Self {
         Pending {
             value: Some(value),
-            boxed: std::ptr::null_mut(),
+            placed: std::ptr::null_mut(),
+            slot_of: None,
         }
     }
 
-    /// The boxed value's pointer, boxing on first use.
-    fn ptr(&mut self) -> *mut V {
-        if self.boxed.is_null() {
-            let value = self
-                .value
-                .take()
-                .expect("a pending value is boxed or inline");
-            self.boxed = Box::into_raw(Box::new(value));
+    /// A pointer to the value to store into `e`'s slot: in a free in-block slot of `e`
+    /// if there is one, else boxed. Placed on first use, and kept across calls for the
+    /// same entry (a CAS retry); a slot of another entry is given back first.
+    fn ptr(&mut self, e: EntryRef<'_, K, V>) -> *mut V {
+        if !self.placed.is_null() {
+            match self.slot_of {
+                Some(owner) if owner != e.ptr => self.unplace(),
+                _ => return self.placed,
+            }
         }
-        self.boxed
+        let value = self
+            .value
+            .take()
+            .expect("a pending value is held or placed");
+        // `e` was found through a table under the caller's guard: live, and `e.ptr` has
+        // the block's provenance.
+        if let Some(slot) = Entry::claim(e.ptr) {
+            // SAFETY: the claimed slot is ours alone until published or given back.
+            unsafe { slot.write(value) };
+            self.placed = slot;
+            self.slot_of = Some(e.ptr);
+        } else {
+            self.placed = Box::into_raw(Box::new(value));
+        }
+        self.placed
+    }
+
+    /// Moves a placed value back into `value`, giving back its slot or box.
+    fn unplace(&mut self) {
+        let placed = std::mem::replace(&mut self.placed, std::ptr::null_mut());
+        let value = match self.slot_of.take() {
+            Some(owner) => {
+                // SAFETY: `placed` is a slot we claimed and wrote and never published.
+                let value = unsafe { placed.read() };
+                // SAFETY: the owner is live (found under the guard still held by the
+                // operation that owns this `Pending`); the slot is empty now.
+                unsafe { owner.as_ref().unclaim(placed) };
+                value
+            }
+            // SAFETY: `placed` came from `Box::into_raw` in `ptr` and was never published.
+            None => *unsafe { Box::from_raw(placed) },
+        };
+        self.value = Some(value);
     }
 
     /// The pointer was stored into a slot: the map owns it now.
     fn published(mut self) {
-        self.boxed = std::ptr::null_mut();
+        self.placed = std::ptr::null_mut();
     }
 
     /// Gives the value back (it was not stored).
     fn into_inner(mut self) -> V {
-        if self.boxed.is_null() {
-            self.value
-                .take()
-                .expect("a pending value is boxed or inline")
-        } else {
-            let boxed = std::mem::replace(&mut self.boxed, std::ptr::null_mut());
-            // SAFETY: `boxed` came from `Box::into_raw` in `ptr` and was never published.
-            *unsafe { Box::from_raw(boxed) }
+        if !self.placed.is_null() {
+            self.unplace();
         }
+        self.value
+            .take()
+            .expect("a pending value is held or placed")
     }
 }
 
-impl<V> Drop for Pending<V> {
+impl<K, V> Drop for Pending<K, V> {
     fn drop(&mut self) {
-        if !self.boxed.is_null() {
-            // SAFETY: as in `into_inner`.
-            drop(unsafe { Box::from_raw(self.boxed) });
+        if !self.placed.is_null() {
+            // Dropped by the caller of `drop`, after the placement is given back.
+            self.unplace();
         }
     }
 }
@@ -2227,12 +2298,15 @@ where
 
     /// An entry reached through a table while holding our guard.
     #[inline]
-    fn entry(&self, e: EntryPtr<K, V>) -> &'a Entry<K, V> {
+    fn entry(&self, e: EntryPtr<K, V>) -> EntryRef<'a, K, V> {
         // The caller found `e` in the read table (protected by our guard) or the dirty
         // table (under `mu`, with our guard active). Entries are retired only after leaving
-        // every table (invariant 5), hence after we found it.
-        // SAFETY: so seize keeps it alive until our guard (borrowed by the result) drops.
-        unsafe { e.as_ref() }
+        // every table (invariant 5), hence after we found it: seize keeps it alive until
+        // our guard (borrowed for `'a`) drops, which `EntryRef::get` relies on.
+        EntryRef {
+            ptr: e,
+            _guarded: PhantomData,
+        }
     }
 
     /// Finds `key` in `table`, returning an entry that lives as long as our guard.
@@ -2242,7 +2316,7 @@ where
         table: &Table<EntryPtr<K, V>>,
         hash: u64,
         key: &Q,
-    ) -> Option<&'a Entry<K, V>>
+    ) -> Option<EntryRef<'a, K, V>>
     where
         K: Borrow<Q>,
         Q: ?Sized + Eq,
@@ -2262,16 +2336,13 @@ where
 
     /// Retires a value that we just removed from `e`'s slot, and returns it.
     fn retire_value(&self, e: &Entry<K, V>, p: *mut V) -> &'a V {
-        if e.is_inline(p) {
-            // `p` left its slot (by our CAS/swap), so threads that start later cannot reach
-            // it; `e`'s inline value leaves the slot only once (later values are boxed).
-            // SAFETY: so it is retired once; `defer_retire` keeps it alive until our guard
-            // is dropped, which makes the returned borrow valid.
-            unsafe { self.guard.defer_retire(p, reclaim_inline_value::<K, V>) };
-        } else {
-            // SAFETY: as above; a boxed value came from `Box::into_raw`.
-            unsafe { self.guard.defer_retire(p, boxed::<V>) };
-        }
+        // `p` left `e`'s slot (by our CAS/swap), so threads that start later cannot reach
+        // it, and it is retired once: an in-block slot's owner bit stays set until its
+        // reclaimer runs, so no writer can claim it and store it again before then.
+        // SAFETY: so `defer_retire` keeps it alive until our guard is dropped, which
+        // makes the returned borrow valid; `reclaimer` picks the function for `p`'s kind
+        // (in-block slot of `e`, or a box from `Box::into_raw`).
+        unsafe { self.guard.defer_retire(p, e.reclaimer(p)) };
         self.value(p)
     }
 
@@ -2322,7 +2393,7 @@ where
 
     /// The entry for `key` (in any state), consulting the dirty table on a read miss.
     #[inline(always)]
-    fn find_entry<Q>(&self, hash: u64, key: &Q) -> Option<&'a Entry<K, V>>
+    fn find_entry<Q>(&self, hash: u64, key: &Q) -> Option<EntryRef<'a, K, V>>
     where
         K: Borrow<Q>,
         Q: ?Sized + Eq,
@@ -2343,7 +2414,7 @@ where
         read: &'a ReadTable<K, V>,
         hash: u64,
         key: &Q,
-    ) -> Option<&'a Entry<K, V>>
+    ) -> Option<EntryRef<'a, K, V>>
     where
         K: Borrow<Q>,
         Q: ?Sized + Eq,
@@ -2493,7 +2564,7 @@ where
 
     #[cold]
     #[inline(never)]
-    fn find_entry_slow<Q>(&self, hash: u64, key: &Q) -> Option<&'a Entry<K, V>>
+    fn find_entry_slow<Q>(&self, hash: u64, key: &Q) -> Option<EntryRef<'a, K, V>>
     where
         K: Borrow<Q>,
         Q: ?Sized + Eq,
@@ -2579,7 +2650,7 @@ where
             // the entries.
             debug_assert!(fits || fold == Fold::Move);
             // SAFETY: as in `insert_entry`.
-            table.reserve(filled, |e| unsafe { e.as_ref() }.hash);
+            table.reserve(filled, |e| unsafe { e.as_ref() }.hash());
             let mut moved = 0u64;
             let mut inserter = Inserter::new(&mut table);
             read.recent.for_each_closed(|e, hash| {
@@ -2777,7 +2848,7 @@ where
                     expunged.push(e);
                     newly_expunged += 1;
                 } else {
-                    inserter.push(entry.hash, e);
+                    inserter.push(entry.hash(), e);
                     copied += 1;
                 }
             }
@@ -2957,7 +3028,7 @@ where
 
     /// If the read-table entry `e` is expunged, unexpunges it and puts it back into the
     /// dirty table. Returns the entry.
-    fn unexpunge_locked(&self, dirty: &mut Dirty<K, V>, e: EntryPtr<K, V>) -> &'a Entry<K, V> {
+    fn unexpunge_locked(&self, dirty: &mut Dirty<K, V>, e: EntryPtr<K, V>) -> EntryRef<'a, K, V> {
         let entry = self.entry(e);
         if entry.unexpunge_locked(self.guard) {
             dirty.revived.push(e);
@@ -3044,16 +3115,16 @@ where
             NewKey::Locked(key, value) => return self.insert_slow(hash, key, Pending::new(value)),
         };
         let mut pending = Pending::new(value);
-        if let Ok(prev) = e.try_swap(pending.ptr(), self.guard) {
+        if let Ok(prev) = e.try_swap(pending.ptr(e), self.guard) {
             pending.published();
-            return self.replaced(e, prev);
+            return self.replaced(&e, prev);
         }
         self.insert_slow(hash, key, pending)
     }
 
     #[cold]
     #[inline(never)]
-    fn insert_slow(&self, hash: u64, key: K, mut pending: Pending<V>) -> Option<&'a V> {
+    fn insert_slow(&self, hash: u64, key: K, mut pending: Pending<K, V>) -> Option<&'a V> {
         let mut dirty = self.map.lock();
         let read = self.read();
         let e = if let Some(e) = read.find(hash, &key) {
@@ -3082,10 +3153,10 @@ where
                 NewKey::Locked(..) => unreachable!("only the lock-free path gives up"),
             }
         };
-        let prev = e.swap(pending.ptr(), self.guard);
+        let prev = e.swap(pending.ptr(e), self.guard);
         pending.published();
         drop(dirty);
-        self.replaced(e, prev)
+        self.replaced(&e, prev)
     }
 
     pub(crate) fn get_or_insert(&self, hash: u64, key: K, value: V) -> (&'a V, bool) {
@@ -3114,7 +3185,7 @@ where
             }
         };
         let mut pending = Pending::new(value);
-        match e.try_load_or_store(&mut || pending.ptr(), self.guard) {
+        match e.try_load_or_store(&mut || pending.ptr(e), self.guard) {
             LoadOrStore::Loaded(p) => (self.value(p), false),
             LoadOrStore::Stored(p) => self.stored(p, pending),
             LoadOrStore::Expunged => self.get_or_insert_slow(hash, key, pending),
@@ -3123,18 +3194,18 @@ where
 
     #[cold]
     #[inline(never)]
-    fn get_or_insert_slow(&self, hash: u64, key: K, mut pending: Pending<V>) -> (&'a V, bool) {
+    fn get_or_insert_slow(&self, hash: u64, key: K, mut pending: Pending<K, V>) -> (&'a V, bool) {
         let mut dirty = self.map.lock();
         let read = self.read();
         let result = if let Some(e) = read.find(hash, &key) {
-            self.unexpunge_locked(&mut dirty, e)
-                .try_load_or_store(&mut || pending.ptr(), self.guard)
+            let e = self.unexpunge_locked(&mut dirty, e);
+            e.try_load_or_store(&mut || pending.ptr(e), self.guard)
         } else if let Some(e) = dirty
             .table
             .as_ref()
             .and_then(|t| self.find_in(t, hash, &key))
         {
-            let result = e.try_load_or_store(&mut || pending.ptr(), self.guard);
+            let result = e.try_load_or_store(&mut || pending.ptr(e), self.guard);
             self.miss_locked(&mut dirty);
             result
         } else {
@@ -3150,7 +3221,7 @@ where
                 // `mu` held since: not expunged.
                 NewKey::Exists(e, _, value) => {
                     pending = Pending::new(value);
-                    e.try_load_or_store(&mut || pending.ptr(), self.guard)
+                    e.try_load_or_store(&mut || pending.ptr(e), self.guard)
                 }
                 NewKey::Locked(..) => unreachable!("only the lock-free path gives up"),
             }
@@ -3163,7 +3234,7 @@ where
         }
     }
 
-    fn stored(&self, p: *mut V, pending: Pending<V>) -> (&'a V, bool) {
+    fn stored(&self, p: *mut V, pending: Pending<K, V>) -> (&'a V, bool) {
         pending.published();
         self.map.stripes.add_len(self.thread(), 1);
         (self.value(p), true)
@@ -3177,7 +3248,7 @@ where
         let read = self.read();
         if let Some(e) = read.find(hash, key) {
             let e = self.entry(e);
-            return self.removed(e, e.delete(self.guard));
+            return self.removed(&e, e.delete(self.guard));
         }
         // Acquire: as in `find_entry`.
         if !read.amended.load(Acquire) {
@@ -3198,7 +3269,7 @@ where
         if let Some(e) = read.find(hash, key) {
             drop(dirty);
             let e = self.entry(e);
-            return self.removed(e, e.delete(self.guard));
+            return self.removed(&e, e.delete(self.guard));
         }
         // Relaxed: written only under `mu`, which we hold.
         if !read.amended.load(Relaxed) {
@@ -3217,7 +3288,7 @@ where
         // table, which no longer holds it: it is unreachable and expunged (invariant 5).
         unsafe { self.retire_entry(e) };
         drop(dirty);
-        self.removed(entry, prev)
+        self.removed(&entry, prev)
     }
 
     pub(crate) fn compare_exchange<Q>(
@@ -3246,11 +3317,11 @@ where
             if found != current {
                 return Err((Some(found), pending.into_inner()));
             }
-            match e.cas(p, pending.ptr(), self.guard) {
+            match e.cas(p, pending.ptr(e), self.guard) {
                 Ok(prev) => {
                     pending.published();
                     self.map.stripes.overwrite(self.thread());
-                    return Ok(self.retire_value(e, prev));
+                    return Ok(self.retire_value(&e, prev));
                 }
                 Err(actual) => p = actual,
             }
@@ -3268,7 +3339,7 @@ where
         Q: ?Sized + Eq,
     {
         let e = self.find_entry(hash, key)?;
-        self.delete_if(e, |_, v| predicate(v))
+        self.delete_if(&e, |_, v| predicate(v))
     }
 
     /// present → deleted if `predicate` approves the value it sees (re-asked on races).
@@ -3346,7 +3417,7 @@ where
         let mut inserter = Inserter::new(&mut table);
         for e in read.entries() {
             // SAFETY: entries of the published read table are live (invariant 5).
-            inserter.push(unsafe { e.as_ref() }.hash, e);
+            inserter.push(unsafe { e.as_ref() }.hash(), e);
         }
         drop(inserter);
         let mut added = 0usize;
@@ -3359,11 +3430,11 @@ where
             if let Some(e) = self.find_in(&table, hash, &key) {
                 let mut pending = Pending::new(value);
                 // Not expunged (invariant 3, and expunging needs `mu`): a plain swap.
-                let prev = e.swap(pending.ptr(), self.guard);
+                let prev = e.swap(pending.ptr(e), self.guard);
                 pending.published();
                 // Counted at once (a revived deleted entry adds a key): the swap is
                 // visible to readers already, whatever happens next.
-                self.replaced(e, prev);
+                self.replaced(&e, prev);
             } else {
                 let (e, _) = Entry::alloc(hash, key, value);
                 unpublished.0.push(e);
@@ -3588,7 +3659,7 @@ where
             let done = work.step(step, self.guard, |e| {
                 let entry = self.entry(e);
                 if let Some(v) = entry.detach_locked(self.guard) {
-                    self.retire_value(entry, v);
+                    self.retire_value(&entry, v);
                     removed += 1;
                 }
                 // SAFETY: the entry is in no published table any more (the old read
