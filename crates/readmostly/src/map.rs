@@ -283,7 +283,10 @@ impl<K, V, S> Builder<K, V, S> {
     /// Each hand-over costs a process-wide memory barrier (`membarrier`: an interrupt to
     /// every CPU running one of the process's threads), so small batches make
     /// overwrite-heavy loads slow as soon as several threads run; large batches keep up
-    /// to this many retired objects per thread in memory until they are freed.
+    /// to this many retired objects per thread in memory until they are freed. The batch
+    /// also decides when an entry's in-block value slot is free again: a word-sized value
+    /// overwritten again before its value before last was reclaimed (about one batch of
+    /// the writing thread later) is boxed instead (see the crate docs, "Performance").
     ///
     /// ```
     /// let map: readmostly::SyncMap<u64, Vec<u8>> =

@@ -232,6 +232,31 @@ fn overwrites_of_word_sized_values_allocate_nothing() {
 }
 
 #[test]
+fn hot_key_overwrites_box_each_value() {
+    // The documented limit of the in-block slots: one key rewritten by one thread far
+    // more often than its retire batch (512) fills finds both slots busy (its value
+    // before last not yet reclaimed) and boxes every value, as every overwrite did
+    // before the slots existed — and nothing beyond that box and the collector's batch.
+    const WRITES: u64 = 10_000;
+    let map = promoted(1, Promotion::DirtyLen);
+    let n = count_allocations(|| {
+        for i in 0..WRITES {
+            map.insert(0, i);
+        }
+    });
+    println!("{WRITES} overwrites of one key: {n} allocations");
+    assert!(
+        n >= WRITES - 2,
+        "{n}: each value is boxed once both slots are busy"
+    );
+    assert!(
+        n <= WRITES + WRITES / 4,
+        "{n} allocations for {WRITES} overwrites"
+    );
+    assert_eq!(map.get_cloned(&0), Some(WRITES - 1));
+}
+
+#[test]
 fn overwrites_of_larger_values_box_only_the_value() {
     // Values wider than a word alternate between the inline slot and a box: every
     // other store allocates one box, and nothing else is allocated but the collector's

@@ -392,3 +392,58 @@ fn stress_promote_every_miss() {
 fn stress_promote_after_misses() {
     stress(Promotion::AfterMisses(NonZeroUsize::new(8).unwrap()));
 }
+
+/// Word-sized values that own heap memory (`Box<u64>`), overwritten, compared-and-swapped,
+/// removed and re-added by every thread on a few shared keys, with the collector handed
+/// every retired object at once (`retire_batch(1)`): each value goes into one of its
+/// entry's two in-block slots, which are reused as soon as their previous values are
+/// reclaimed. A reader that saw a slot reused too early would read a value of another
+/// key (or, under the sanitizers, race with the writer or read freed memory); a value
+/// dropped twice or never is caught by AddressSanitizer.
+#[test]
+fn stress_word_sized_values_reuse_slots() {
+    let iters = iters();
+    let map: SyncMap<u64, Box<u64>> = SyncMap::builder().retire_batch(1).build();
+    std::thread::scope(|s| {
+        for t in 0..THREADS {
+            let map = &map;
+            s.spawn(move || {
+                let (mut rng, mut vals) = (Rng::new(0xB0C5 + t), Values { thread: t, seq: 0 });
+                for _ in 0..iters {
+                    let k = SHARED_BASE + rng.below(SHARED / 4);
+                    let m = map.pin();
+                    match rng.below(8) {
+                        0..=2 => {
+                            if let Some(old) = m.insert(k, Box::new(vals.next(k))) {
+                                belongs(k, **old);
+                            }
+                        }
+                        3 => {
+                            if let Some(cur) = m.get(&k) {
+                                let seen = Box::new(**cur);
+                                let _ = m.compare_exchange(&k, &seen, Box::new(vals.next(k)));
+                            }
+                        }
+                        4 => {
+                            if let Some(old) = m.remove(&k) {
+                                belongs(k, **old);
+                            }
+                        }
+                        5 => {
+                            let (v, _) = m.get_or_insert(k, Box::new(vals.next(k)));
+                            belongs(k, **v);
+                        }
+                        _ => {
+                            if let Some(v) = m.get(&k) {
+                                belongs(k, **v);
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    for (k, v) in map.pin().iter() {
+        belongs(*k, **v);
+    }
+}

@@ -38,7 +38,8 @@
 //! into whichever of the two slots is free and swaps the slot pointer to it, so overwrites
 //! of such values allocate nothing and lookups still touch one block. A value that does
 //! not fit, or finds both slots busy (the other slot's value retired but not yet
-//! reclaimed), is boxed.
+//! reclaimed: a key rewritten within about one retire batch of the writing thread, or
+//! twice under one guard), is boxed.
 //!
 //! The block therefore has up to three owners, one bit each in `state`: the entry itself
 //! (released when the retired entry is reclaimed) and each slot that holds a value
@@ -90,9 +91,12 @@ pub(crate) struct Entry<K, V> {
     /// so tables can be rebuilt and resized without calling user `Hash` code.
     hash_lo: u32,
     /// Owner bits ([`ENTRY`], [`INLINE`], [`SPARE`]) and, in the top 7 bits, bits 57..64
-    /// of the hash (immutable). A std atomic even under loom and shuttle: the owner bits
-    /// order a slot's reuse after its reclaimer and are otherwise touched only by
-    /// reclaimers, which the models do not run.
+    /// of the hash (immutable). A std atomic even under loom and shuttle, whose stand-in
+    /// collector never reclaims before it is dropped: under the models a slot is claimed
+    /// at most once and never reused, so the models check the value slot's protocol
+    /// (which the in-block slots do not change) and not slot reuse. Slot reuse is checked
+    /// by Miri (unit tests with `retire_batch(1)` under many seeds), the stress test under
+    /// ThreadSanitizer and AddressSanitizer, and the counting-allocator tests.
     state: AtomicU32,
 }
 
@@ -184,11 +188,13 @@ impl<K, V> Entry<K, V> {
     /// (writable by the caller alone until it publishes it with a CAS on the value slot or
     /// gives it back with [`Entry::unclaim`]), or `None` if both slots are busy.
     ///
-    /// `this` must point to a live entry (the caller found it through its guard), with
-    /// the block's provenance (a table's pointer), since the returned address is later
-    /// stepped back from to the entry.
+    /// # Safety
+    /// `this` points to a live entry (the caller found it through a table while holding
+    /// the guard it still holds), with the block's provenance (a table's pointer, not one
+    /// derived from a reference), since the returned address is later stepped back from
+    /// to the entry and may end up freeing the block.
     #[inline]
-    pub(crate) fn claim(this: NonNull<Self>) -> Option<*mut V> {
+    pub(crate) unsafe fn claim(this: NonNull<Self>) -> Option<*mut V> {
         let raw = this.as_ptr();
         // SAFETY: live (caller).
         let state = unsafe { &(*raw).state };

@@ -1809,9 +1809,10 @@ impl<K, V> Pending<K, V> {
             .value
             .take()
             .expect("a pending value is held or placed");
-        // `e` was found through a table under the caller's guard: live, and `e.ptr` has
-        // the block's provenance.
-        if let Some(slot) = Entry::claim(e.ptr) {
+        // SAFETY: `e` was found through a table under the guard the caller still holds
+        // (an `EntryRef` is only built so, by `RawRef::entry`): live, and `e.ptr` is the
+        // table's pointer, with the block's provenance.
+        if let Some(slot) = unsafe { Entry::claim(e.ptr) } {
             // SAFETY: the claimed slot is ours alone until published or given back.
             unsafe { slot.write(value) };
             self.placed = slot;
