@@ -85,20 +85,12 @@ fn parse_size(s: &str) -> Result<usize, String> {
     Ok(bytes)
 }
 
+/// A positive count such as `5M` (the bench CLI's syntax).
 fn parse_count(s: &str) -> Result<u64, String> {
-    let (digits, mult) = match s.strip_suffix(['k', 'K']) {
-        Some(d) => (d, 1_000),
-        None => match s.strip_suffix('M') {
-            Some(d) => (d, 1_000_000),
-            None => (s, 1),
-        },
-    };
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("'{s}' is not a count such as 5M"))?;
-    match n.checked_mul(mult) {
-        Some(0) | None => Err(format!("'{s}' must be between 1 and 2^64 - 1")),
+    match readmostly_bench::cli::parse_count(s) {
+        Some(0) => Err(format!("'{s}' must be positive")),
         Some(n) => Ok(n),
+        None => Err(format!("'{s}' is not a count such as 5M")),
     }
 }
 

@@ -38,22 +38,12 @@ struct Args {
     rounds: u64,
 }
 
+/// A positive count such as `64Ki` or `2M` (the bench CLI's syntax).
 fn parse_count(s: &str) -> Result<u64, String> {
-    let (digits, mult) = [
-        ("Ki", 1 << 10),
-        ("Mi", 1 << 20),
-        ("k", 1_000),
-        ("M", 1_000_000),
-    ]
-    .iter()
-    .find_map(|&(suffix, mult)| s.strip_suffix(suffix).map(|d| (d, mult)))
-    .unwrap_or((s, 1));
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("'{s}' is not a count such as 64Ki or 2M"))?;
-    match n.checked_mul(mult) {
-        Some(0) | None => Err(format!("'{s}' must be between 1 and 2^64 - 1")),
+    match readmostly_bench::cli::parse_count(s) {
+        Some(0) => Err(format!("'{s}' must be positive")),
         Some(n) => Ok(n),
+        None => Err(format!("'{s}' is not a count such as 64Ki or 2M")),
     }
 }
 
