@@ -178,8 +178,10 @@ pub fn reason(
     }
     if overwrites >= 20.0 {
         why.push(format!(
-            "write-heavy ({overwrites:.0} % overwrites): copy-on-write maps (arcswap-cow whole-map, scc HashIndex \
-             per entry) allocate on every write; locking maps serialise writers per shard or bucket."
+            "write-heavy ({overwrites:.0} % overwrites): SyncMap and scc HashIndex publish each new value for \
+             lock-free readers and retire the old one (SyncMap boxes values wider than a word, and a hot key's \
+             values); arcswap-cow copies the whole map per write; locking maps serialise writers per shard or \
+             bucket. The allocs/op column shows which allocate."
         ));
     }
     if w.shares.iter().any(|s| s.keys == KeySrc::Hot) {

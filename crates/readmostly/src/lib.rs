@@ -133,8 +133,8 @@
 //! * Overwrites of established keys: a compare-and-swap of the value slot, and the old
 //!   value retired through seize (readers may still hold it). The new value goes into
 //!   the entry's own block when one of its two in-block slots is free: the inline slot
-//!   (the first value's) or, for values of one word (`u64`, `Arc<T>`, `Box<T>`, …), a
-//!   word-sized spare slot. A slot is free again once its old value is reclaimed, so
+//!   (the first value's) or, for values of one word (`u64`, `Arc<T>` or `Box<T>` of a
+//!   sized `T`, …), a word-sized spare slot. A slot is free again once its old value is reclaimed, so
 //!   overwrites of word-sized values allocate nothing (`tests/alloc.rs`) and a lookup
 //!   still touches the table and one heap block — for keys rewritten less often than
 //!   the writing thread retires a batch ([`Builder::retire_batch`], 512 objects by

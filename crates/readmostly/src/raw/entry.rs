@@ -34,8 +34,9 @@
 //! An entry is allocated together with its first value (`inline`), so a lookup of a key
 //! whose value was never replaced touches one allocation, not two, and a `u64 → u64`
 //! entry costs one heap block. A second slot, `spare`, one word wide, serves values that
-//! fit a word (`u64`, `Arc<T>`, `Box<T>`, references): an overwrite writes the new value
-//! into whichever of the two slots is free and swaps the slot pointer to it, so overwrites
+//! fit a word (`u64`, `Arc<T>` or `Box<T>` of a sized `T`, references): an overwrite
+//! writes the new value into whichever of the two slots is free and swaps the slot
+//! pointer to it, so overwrites
 //! of such values allocate nothing and lookups still touch one block. A value that does
 //! not fit, or finds both slots busy (the other slot's value retired but not yet
 //! reclaimed: a key rewritten within about one retire batch of the writing thread, or
