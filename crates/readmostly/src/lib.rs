@@ -316,8 +316,9 @@
 //!   allocate nothing unless the key is rewritten within a retire batch, wider ones are
 //!   boxed every other time): at 16 threads `write50`
 //!   ran at 39 Mops/s against 72 for dashmap and 117 for scc `HashMap`, which update
-//!   values in place (session 14, when every overwrite allocated; session 16 doubled
-//!   write50 at 1 and 2 threads, not yet measured at 16).
+//!   values in place (session 14, when every overwrite allocated; the in-block slots
+//!   of session 16 added 24 % at 1 thread and 37 % at 2 on the development machine, not
+//!   yet measured at 16).
 //! * **The fastest possible reads, one call at a time.** A `get` through
 //!   [`SyncMap::get_cloned`] or a fresh [`pin`](SyncMap::pin) per call enters and leaves
 //!   the reclaimer's guard and reaches the value through a separately allocated entry
