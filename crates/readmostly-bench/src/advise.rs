@@ -250,7 +250,7 @@ pub fn render(a: &Advice) -> String {
         .map(|r| {
             vec![
                 r.map.clone(),
-                format!("{:.2}{}", r.mops, if r.truncated { "*" } else { "" }),
+                report::mops_text(r),
                 r.vs_best.map_or("-".into(), |v| format!("{v:.2}x")),
                 r.p50_ns.to_string(),
                 r.p99_ns.to_string(),
@@ -325,6 +325,9 @@ mod tests {
             vs_best: None,
             vs_frozen: None,
             map_stats: None,
+            rounds: 1,
+            mops_min: mops,
+            mops_max: mops,
         }
     }
 

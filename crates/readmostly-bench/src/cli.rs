@@ -33,6 +33,8 @@ pub const MAX_THREADS: usize = 1024;
 ///
 ///   readmostly-bench compare --workloads read99,churn10 --threads 1,2,4 --out results
 ///
+///   readmostly-bench -w write50 -m syncmap,scc-hashindex --duration 1s --rounds 5   # a shared machine
+///
 ///   readmostly-bench advise --read 95 --overwrite 4 --insert 1 --threads 8
 ///
 ///   readmostly-bench advise --scenario hot-key
@@ -100,6 +102,9 @@ struct RunArgs {
     /// Seed of the operation streams
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Run every cell N times, the maps of each workload and thread count in rotating order, and report the median run with the slowest and fastest (for shared or noisy machines)
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+    rounds: u32,
     /// Do not show a progress bar
     #[arg(long)]
     no_progress: bool,
@@ -411,6 +416,7 @@ struct Common {
     dists: Vec<Dist>,
     seed: u64,
     progress: bool,
+    rounds: usize,
 }
 
 /// Validates the options shared by compare and advise; `quick`, `default_ops` (per thread)
@@ -524,6 +530,7 @@ fn common(
         dists: parse_dists(&a.dist)?,
         seed: a.seed,
         progress: !a.no_progress,
+        rounds: a.rounds as usize,
     })
 }
 
@@ -612,6 +619,7 @@ fn compare(c: &CompareArgs, command: String, out: &mut dyn Write) -> Result<(), 
             max_time: Duration::from_secs(if c.quick { 2 } else { 5 }),
         }),
         progress: cm.progress,
+        rounds: cm.rounds,
     };
     let results = suite::run(&plan, command);
     match format {
@@ -785,6 +793,7 @@ fn advise_cmd(a: &AdviseArgs, out: &mut dyn Write) -> Result<(), Error> {
         seed: cm.seed,
         claim: None,
         progress: cm.progress,
+        rounds: cm.rounds,
     };
     let advice = advise::advise(&plan)?;
     if a.format == "json" {

@@ -61,6 +61,20 @@ pub struct Row {
     pub vs_frozen: Option<f64>,
     /// Map statistics after the run (SyncMap).
     pub map_stats: Option<String>,
+    /// Runs of the cell (`--rounds`); the other figures are those of the median run
+    /// ([`median_run`](crate::suite::median_run)).
+    #[serde(default = "one")]
+    pub rounds: usize,
+    /// Throughput of the slowest run, Mops/s (equal to `mops` for one run).
+    #[serde(default)]
+    pub mops_min: f64,
+    /// Throughput of the fastest run, Mops/s.
+    #[serde(default)]
+    pub mops_max: f64,
+}
+
+fn one() -> usize {
+    1
 }
 
 impl Row {
@@ -102,6 +116,22 @@ impl Row {
             vs_best: None,
             vs_frozen: None,
             map_stats: m.map_stats.clone(),
+            rounds: 1,
+            mops_min: m.mops,
+            mops_max: m.mops,
+        }
+    }
+
+    /// Records the throughputs of all runs of the cell (this row's run among them).
+    pub fn set_rounds(&mut self, mops: impl IntoIterator<Item = f64>) {
+        let (mut n, mut lo, mut hi) = (0, f64::INFINITY, f64::NEG_INFINITY);
+        for m in mops {
+            n += 1;
+            lo = lo.min(m);
+            hi = hi.max(m);
+        }
+        if n > 0 {
+            (self.rounds, self.mops_min, self.mops_max) = (n, lo, hi);
         }
     }
 
@@ -198,6 +228,9 @@ pub struct Meta {
     pub threads: Vec<usize>,
     /// Seed.
     pub seed: u64,
+    /// Runs of every main cell (`--rounds`).
+    #[serde(default = "one")]
+    pub rounds: usize,
     /// Median cost of one timer reading pair, ns (included in every latency sample).
     pub timer_p50_ns: u64,
     /// 99th percentile of the timer pair, ns.
@@ -222,7 +255,7 @@ pub struct Results {
 }
 
 /// The CSV header (the field names of [`Row`]).
-pub const CSV_HEADER: &str = "map,workload,dist,threads,keys,mops,p50_ns,p99_ns,p999_ns,max_ns,value,hasher,ops,secs,samples,allocs_per_op,bytes_per_key,hit_rate,truncated,vs_best,vs_frozen,map_stats";
+pub const CSV_HEADER: &str = "map,workload,dist,threads,keys,mops,p50_ns,p99_ns,p999_ns,max_ns,value,hasher,ops,secs,samples,allocs_per_op,bytes_per_key,hit_rate,truncated,vs_best,vs_frozen,map_stats,rounds,mops_min,mops_max";
 
 /// Rows as CSV text (header included).
 pub fn to_csv(rows: &[Row]) -> Result<String, Error> {
@@ -279,6 +312,9 @@ pub(crate) fn test_row(map: &str, threads: usize, mops: f64) -> Row {
         vs_best: None,
         vs_frozen: None,
         map_stats: Some("Stats { hits: 1, \"x\" }".into()),
+        rounds: 1,
+        mops_min: mops,
+        mops_max: mops,
     }
 }
 

@@ -75,7 +75,7 @@ fn cell_rows(rows: &[Row], workload: &str, dist: &str) -> Vec<Vec<String>> {
             vec![
                 r.map.clone(),
                 r.threads.to_string(),
-                format!("{:.2}{}", r.mops, if r.truncated { "*" } else { "" }),
+                mops_text(r),
                 opt(r.vs_best, 2, "x"),
                 opt(r.vs_frozen, 2, "x"),
                 r.p50_ns.to_string(),
@@ -87,6 +87,17 @@ fn cell_rows(rows: &[Row], workload: &str, dist: &str) -> Vec<Vec<String>> {
             ]
         })
         .collect()
+}
+
+/// A row's throughput for the tables: `*` when the time cap cut its run short, and the
+/// slowest and fastest runs' figures after the median's when the cell ran more than once.
+pub fn mops_text(r: &Row) -> String {
+    let cut = if r.truncated { "*" } else { "" };
+    if r.rounds > 1 {
+        format!("{:.2}{cut} ({:.2}–{:.2})", r.mops, r.mops_min, r.mops_max)
+    } else {
+        format!("{:.2}{cut}", r.mops)
+    }
 }
 
 /// A tail quantile for the tables, or `-` when the cell has too few latency samples for
@@ -172,6 +183,14 @@ fn preamble(res: &Results) -> Vec<String> {
             crate::runner::SAMPLE_EVERY
         ),
     ];
+    if m.rounds > 1 {
+        v.push(format!(
+            "{} rounds per cell, maps in rotating order; each row is the median round by \
+             throughput (its latencies and allocations too), with the slowest and fastest \
+             rounds' Mops/s in brackets; `vs best` and `vs frozen` compare medians",
+            m.rounds
+        ));
+    }
     if let Some(h) = harness_text(&res.rows) {
         v.push(h);
     }

@@ -7,7 +7,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::adapters::{HasherKind, MapKind, ValueKind};
 use crate::record::{fill_relative, ClaimRow, Meta, Results, Row, Skipped};
-use crate::runner::{run_cell, timer_cost, CellSpec, Outcome, Stop};
+use crate::runner::{run_cell, timer_cost, CellSpec, Measurement, Outcome, Stop};
 use crate::workloads::{Dist, Workload};
 
 /// The largest thread count of the claim cells ([`SEED_CLAIM`]).
@@ -70,22 +70,33 @@ pub struct Plan {
     pub claim: Option<ClaimPlan>,
     /// Show a progress bar (on a terminal).
     pub progress: bool,
+    /// Runs of every cell ([`round_order`]); each row is the median run. At least 1.
+    pub rounds: usize,
 }
 
 impl Plan {
-    /// The main cells, in run order.
+    /// The main cells, in report order: [`groups`](Self::groups) one after the other.
     pub fn cells(&self) -> Vec<CellSpec> {
-        let mut cells = Vec::new();
+        self.groups().into_iter().flatten().collect()
+    }
+
+    /// The main cells grouped by workload, distribution and thread count (the cells
+    /// compared with each other): one cell per map in each group, in map order.
+    pub fn groups(&self) -> Vec<Vec<CellSpec>> {
+        let mut groups = Vec::new();
         for w in &self.workloads {
             for &dist in &self.dists {
                 for &threads in &self.threads {
-                    for &map in &self.maps {
-                        cells.push(self.cell(map, w.clone(), dist, threads, self.stop));
-                    }
+                    groups.push(
+                        self.maps
+                            .iter()
+                            .map(|&map| self.cell(map, w.clone(), dist, threads, self.stop))
+                            .collect(),
+                    );
                 }
             }
         }
-        cells
+        groups
     }
 
     fn cell(
@@ -145,12 +156,31 @@ impl Plan {
     }
 }
 
+/// The order in which round `round` (from 0) runs the `n` maps of a group: rotated by
+/// one place per round, so that over `n` rounds every map runs once in every position
+/// (first after the prefill of another map's cell, last before the next group, ...)
+/// and a slow or fast spell of a shared machine does not always fall on the same map.
+pub fn round_order(n: usize, round: usize) -> impl Iterator<Item = usize> {
+    (0..n).map(move |j| (j + round) % n)
+}
+
+/// The run of `runs` (one cell's rounds, at least one) that the cell reports: the median
+/// by throughput (for an even count, the slower of the two middle runs), so that its
+/// latencies and allocation figures come from the same run as its throughput.
+pub fn median_run(runs: &[Measurement]) -> &Measurement {
+    let mut by_mops: Vec<&Measurement> = runs.iter().collect();
+    by_mops.sort_by(|a, b| a.mops.total_cmp(&b.mops));
+    by_mops[(by_mops.len() - 1) / 2]
+}
+
 /// Runs `plan`; `command` is recorded in the results.
 pub fn run(plan: &Plan, command: String) -> Results {
     let timer = timer_cost(200_000);
-    let cells = plan.cells();
+    let groups = plan.groups();
+    let rounds = plan.rounds.max(1);
     let claim_cells = plan.claim_cells();
-    let total = (cells.len() + claim_cells.len()) as u64;
+    let main_runs: usize = groups.iter().map(Vec::len).sum::<usize>() * rounds;
+    let total = (main_runs + claim_cells.len()) as u64;
     // The bar is redrawn only between cells (no ticker thread), so it never competes with
     // the measured threads for a CPU.
     let bar = if plan.progress && total > 3 {
@@ -165,36 +195,58 @@ pub fn run(plan: &Plan, command: String) -> Results {
     } else {
         ProgressBar::hidden()
     };
-
-    let mut rows = Vec::new();
-    let mut skipped = Vec::new();
-    let mut claim_rows = Vec::new();
-    for (i, c) in cells.iter().chain(claim_cells.iter()).enumerate() {
-        let is_claim = i >= cells.len();
-        bar.set_message(format!(
-            "{}{} {} t={} {}",
-            if is_claim { "claim: " } else { "" },
+    let label = |c: &CellSpec, prefix: &str, round: usize| {
+        format!(
+            "{prefix}{} {} t={} {}{}",
             c.workload.name,
             c.dist.name(),
             c.threads,
-            c.map.name()
-        ));
-        match run_cell(c) {
-            Outcome::Done(m) => {
-                let row = Row::new(c, &m);
-                if is_claim {
-                    claim_rows.push(row);
-                } else {
-                    rows.push(row);
-                }
+            c.map.name(),
+            if rounds > 1 {
+                format!(" (round {}/{rounds})", round + 1)
+            } else {
+                String::new()
             }
-            Outcome::Skipped(reason) => skipped.push(Skipped {
-                map: c.map.name().into(),
-                workload: c.workload.name.clone(),
-                dist: c.dist.name().into(),
-                threads: c.threads,
-                reason,
-            }),
+        )
+    };
+
+    let mut rows = Vec::new();
+    let mut skipped = Vec::new();
+    for group in &groups {
+        let mut runs: Vec<Vec<Measurement>> = vec![Vec::new(); group.len()];
+        let mut skip = vec![false; group.len()];
+        for round in 0..rounds {
+            for i in round_order(group.len(), round) {
+                let c = &group[i];
+                if !skip[i] {
+                    bar.set_message(label(c, "", round));
+                    match run_cell(c) {
+                        Outcome::Done(m) => runs[i].push(m),
+                        // A skip depends on the map and the workload only: recorded once,
+                        // not retried in later rounds.
+                        Outcome::Skipped(reason) => {
+                            skip[i] = true;
+                            skipped.push(skipped_cell(c, reason));
+                        }
+                    }
+                }
+                bar.inc(1);
+            }
+        }
+        for (c, runs) in group.iter().zip(&runs) {
+            if !runs.is_empty() {
+                let mut row = Row::new(c, median_run(runs));
+                row.set_rounds(runs.iter().map(|m| m.mops));
+                rows.push(row);
+            }
+        }
+    }
+    let mut claim_rows = Vec::new();
+    for c in &claim_cells {
+        bar.set_message(label(c, "claim: ", 0));
+        match run_cell(c) {
+            Outcome::Done(m) => claim_rows.push(Row::new(c, &m)),
+            Outcome::Skipped(reason) => skipped.push(skipped_cell(c, reason)),
         }
         bar.inc(1);
     }
@@ -223,6 +275,7 @@ pub fn run(plan: &Plan, command: String) -> Results {
             stop: plan.stop_text(),
             threads: plan.threads.clone(),
             seed: plan.seed,
+            rounds,
             timer_p50_ns: timer.p50_ns,
             timer_p99_ns: timer.p99_ns,
             alloc_counting: crate::alloc::installed(),
@@ -231,6 +284,16 @@ pub fn run(plan: &Plan, command: String) -> Results {
         skipped,
         claim_rows,
         claim,
+    }
+}
+
+fn skipped_cell(c: &CellSpec, reason: String) -> Skipped {
+    Skipped {
+        map: c.map.name().into(),
+        workload: c.workload.name.clone(),
+        dist: c.dist.name().into(),
+        threads: c.threads,
+        reason,
     }
 }
 
@@ -268,4 +331,127 @@ pub fn claim_table(claim_rows: &[Row], cpus: usize) -> Vec<ClaimRow> {
 /// Logical CPUs of this machine.
 pub fn cpus() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn measured(mops: f64, p99_ns: u64) -> Measurement {
+        Measurement {
+            ops: 1,
+            secs: 1.0,
+            mops,
+            p50_ns: 1,
+            p99_ns,
+            p999_ns: p99_ns,
+            max_ns: p99_ns,
+            samples: 1,
+            allocs_per_op: None,
+            bytes_per_key: None,
+            hit_rate: None,
+            truncated: false,
+            map_stats: None,
+        }
+    }
+
+    #[test]
+    fn rounds_rotate_every_map_through_every_position() {
+        for n in 1..6 {
+            let orders: Vec<Vec<usize>> = (0..n).map(|r| round_order(n, r).collect()).collect();
+            for (r, order) in orders.iter().enumerate() {
+                let mut sorted = order.clone();
+                sorted.sort_unstable();
+                assert_eq!(
+                    sorted,
+                    (0..n).collect::<Vec<_>>(),
+                    "round {r} runs each map once"
+                );
+            }
+            for pos in 0..n {
+                let mut at: Vec<usize> = orders.iter().map(|o| o[pos]).collect();
+                at.sort_unstable();
+                assert_eq!(
+                    at,
+                    (0..n).collect::<Vec<_>>(),
+                    "position {pos} over {n} rounds"
+                );
+            }
+        }
+        assert_eq!(round_order(3, 4).collect::<Vec<_>>(), [1, 2, 0]);
+    }
+
+    #[test]
+    fn the_median_run_is_reported_whole() {
+        let runs = [
+            measured(30.0, 300),
+            measured(10.0, 100),
+            measured(20.0, 200),
+        ];
+        let m = median_run(&runs);
+        assert_eq!(
+            (m.mops, m.p99_ns),
+            (20.0, 200),
+            "median throughput, same run's p99"
+        );
+        // An even count: the slower of the two middle runs.
+        let runs = [
+            measured(4.0, 4),
+            measured(1.0, 1),
+            measured(3.0, 3),
+            measured(2.0, 2),
+        ];
+        assert_eq!(median_run(&runs).mops, 2.0);
+        assert_eq!(median_run(&runs[..1]).mops, 4.0);
+
+        let spec_runs = [
+            measured(30.0, 300),
+            measured(10.0, 100),
+            measured(20.0, 200),
+        ];
+        let mut row = crate::record::test_row("syncmap", 1, median_run(&spec_runs).mops);
+        row.set_rounds(spec_runs.iter().map(|m| m.mops));
+        assert_eq!(
+            (row.rounds, row.mops_min, row.mops, row.mops_max),
+            (3, 10.0, 20.0, 30.0)
+        );
+        assert_eq!(crate::report::mops_text(&row), "20.00 (10.00–30.00)");
+        row.set_rounds(std::iter::empty());
+        assert_eq!(row.rounds, 3, "no runs: unchanged");
+    }
+
+    #[test]
+    fn groups_hold_one_cell_per_map() {
+        let plan = Plan {
+            maps: vec![MapKind::SyncMap, MapKind::DashMap, MapKind::Noop],
+            workloads: ["read100", "write50"]
+                .iter()
+                .map(|n| Workload::by_name(n).unwrap())
+                .collect(),
+            dists: vec![Dist::Uniform],
+            threads: vec![1, 2],
+            keys: 16,
+            value: ValueKind::U64,
+            value_size: 16,
+            hasher: HasherKind::Foldhash,
+            stop: Stop::Ops {
+                per_thread: 10,
+                max_time: Duration::from_secs(1),
+            },
+            seed: 1,
+            claim: None,
+            progress: false,
+            rounds: 2,
+        };
+        let groups = plan.groups();
+        assert_eq!(groups.len(), 4);
+        for g in &groups {
+            let maps: Vec<MapKind> = g.iter().map(|c| c.map).collect();
+            assert_eq!(maps, plan.maps);
+            assert!(g
+                .iter()
+                .all(|c| c.threads == g[0].threads && c.workload.name == g[0].workload.name));
+        }
+        assert_eq!(plan.cells().len(), 12);
+    }
 }

@@ -64,6 +64,7 @@ fn help_and_version() {
         "--threads",
         "--ops",
         "--duration",
+        "--rounds",
         "--workloads",
         "--maps",
         "--format",
@@ -310,6 +311,59 @@ fn csv_and_json_go_to_stdout() {
         let h = r["hit_rate"].as_f64().unwrap();
         assert!((0.3..0.7).contains(&h), "hit rate {h}");
     }
+}
+
+#[test]
+fn rounds_report_the_median_run_and_the_range() {
+    let mut args = vec![
+        "--maps",
+        "syncmap,dashmap,frozen-std",
+        "--workloads",
+        "read100,write50",
+        "--threads",
+        "1",
+        "--rounds",
+        "3",
+        "--no-files",
+        "--no-claim",
+        "--format",
+        "csv",
+    ];
+    args.extend_from_slice(TINY);
+    let o = run(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut rd = csv::Reader::from_reader(o.stdout.as_slice());
+    let headers = rd.headers().unwrap().clone();
+    let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    let (mops, rounds, lo, hi) = (col("mops"), col("rounds"), col("mops_min"), col("mops_max"));
+    let records: Vec<csv::StringRecord> = rd.records().map(Result::unwrap).collect();
+    // 2 workloads x 3 maps, minus frozen-std on write50; a skipped cell is not retried.
+    assert_eq!(records.len(), 5);
+    for r in &records {
+        let f = |i: usize| r[i].parse::<f64>().unwrap();
+        assert_eq!(&r[rounds], "3", "{r:?}");
+        assert!(f(lo) <= f(mops) && f(mops) <= f(hi) && f(lo) > 0.0, "{r:?}");
+    }
+
+    let last = args.len() - TINY.len() - 1;
+    args[last] = "table";
+    let o = run(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let table = stdout(&o);
+    assert!(table.contains("3 rounds per cell"), "{table}");
+    let line = table
+        .lines()
+        .find(|l| l.starts_with("dashmap"))
+        .expect("a dashmap row");
+    assert!(
+        line.contains('(') && line.contains('–'),
+        "range shown: {line}"
+    );
+
+    let e = assert_usage_error(&["--rounds", "0"]);
+    assert!(e.contains("--rounds"), "{e}");
+    assert_usage_error(&["--rounds", "many"]);
+    assert_usage_error(&["advise", "--read", "100", "--rounds", "101"]);
 }
 
 #[test]
