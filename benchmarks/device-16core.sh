@@ -46,7 +46,7 @@ step() {
 }
 
 # 1. The §3 ratio targets: read path (per call and batched), overwrites, churn.
-step targets -m syncmap,syncmap-batch,sharded,scc-hashindex,scc-hashmap,dashmap,frozen-std,papaya \
+step targets -m syncmap,syncmap-batch,syncmap-each,sharded,scc-hashindex,scc-hashmap,dashmap,frozen-std,papaya \
     -w read100,read99,read95,write50,churn10 -t "$THREADS" --duration 1s
 # 2. Churn in steady state (issue 5: ShardedMap vs scc HashMap; issue 6: SyncMap vs dashmap).
 step churn -m syncmap,syncmap-go,sharded,dashmap,scc-hashmap -w churn10,multi-tenant,insert-after-promote \
