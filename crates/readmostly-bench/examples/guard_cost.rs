@@ -20,6 +20,9 @@
 //!   nothing here: it is the floor such a scheme could reach, not a reclaimer;
 //! * `fence-on-enter`: a plain store and a `SeqCst` fence on entry, a plain store on exit
 //!   (the classic epoch reader, emulated);
+//! * `swap-on-exit`: a plain store on entry, a locked swap on exit: the instructions
+//!   of `seize`'s outermost guard (below) with none of its bookkeeping, to tell the cost
+//!   of the locked instruction from the rest;
 //! * `seize`: `seize::Collector::enter` and dropping the guard, as readmostly pins (the
 //!   exit swaps the thread's reservation list: a locked `xchg` on x86-64);
 //! * `sdd`: `sdd::Guard::new` (scc's reclaimer: a locked swap on entry);
@@ -99,15 +102,17 @@ enum Protocol {
     None,
     PlainStores,
     FenceOnEnter,
+    SwapOnExit,
     Seize,
     Sdd,
     CrossbeamEpoch,
 }
 
-const PROTOCOLS: [Protocol; 6] = [
+const PROTOCOLS: [Protocol; 7] = [
     Protocol::None,
     Protocol::PlainStores,
     Protocol::FenceOnEnter,
+    Protocol::SwapOnExit,
     Protocol::Seize,
     Protocol::Sdd,
     Protocol::CrossbeamEpoch,
@@ -119,6 +124,7 @@ impl Protocol {
             Protocol::None => "none",
             Protocol::PlainStores => "plain-stores",
             Protocol::FenceOnEnter => "fence-on-enter",
+            Protocol::SwapOnExit => "swap-on-exit",
             Protocol::Seize => "seize",
             Protocol::Sdd => "sdd",
             Protocol::CrossbeamEpoch => "crossbeam-epoch",
@@ -168,10 +174,10 @@ fn guarded<G>(s: &Shared, t: u64, enter: impl Fn() -> G) -> u64 {
     sum
 }
 
-/// Reads announced in `announce` (a store in, a store out), with a `SeqCst` fence after
-/// the announcement if `FENCE`, else a compiler fence.
+/// Reads announced in `announce` (a store in; out, a store, or a swap if `SWAP`), with a
+/// `SeqCst` fence after the announcement if `FENCE`, else a compiler fence.
 #[inline(always)]
-fn announced<const FENCE: bool>(s: &Shared, t: u64, announce: &AtomicU64) -> u64 {
+fn announced<const FENCE: bool, const SWAP: bool>(s: &Shared, t: u64, announce: &AtomicU64) -> u64 {
     let mut sum = 0u64;
     for i in 0..s.reads {
         announce.store(i | 1, Ordering::Relaxed);
@@ -181,7 +187,11 @@ fn announced<const FENCE: bool>(s: &Shared, t: u64, announce: &AtomicU64) -> u64
             compiler_fence(Ordering::SeqCst);
         }
         sum = sum.wrapping_add(read(s, i, t));
-        announce.store(0, Ordering::Release);
+        if SWAP {
+            black_box(announce.swap(0, Ordering::Release));
+        } else {
+            announce.store(0, Ordering::Release);
+        }
     }
     sum
 }
@@ -191,8 +201,9 @@ fn run(p: Protocol, s: &Shared, t: u64, announce: &AtomicU64) -> u64 {
     let start = Instant::now();
     let sum = match p {
         Protocol::None => (0..s.reads).fold(0u64, |sum, i| sum.wrapping_add(read(s, i, t))),
-        Protocol::PlainStores => announced::<false>(s, t, announce),
-        Protocol::FenceOnEnter => announced::<true>(s, t, announce),
+        Protocol::PlainStores => announced::<false, false>(s, t, announce),
+        Protocol::FenceOnEnter => announced::<true, false>(s, t, announce),
+        Protocol::SwapOnExit => announced::<false, true>(s, t, announce),
         Protocol::Seize => guarded(s, t, || s.seize.enter()),
         Protocol::Sdd => guarded(s, t, sdd::Guard::new),
         Protocol::CrossbeamEpoch => guarded(s, t, crossbeam_epoch::pin),

@@ -73,7 +73,8 @@
 //! * Every operation on a key is **linearizable**: it takes effect atomically at one
 //!   instant between its call and its return. `get_or_insert` inserts exactly once among
 //!   racing callers; `compare_exchange` and `remove_if` act only on the value they
-//!   compared.
+//!   compared, and `update` stores its result only over the value it was computed from
+//!   (concurrent updates are never lost).
 //! * A reader sees a value only after it has been fully written, and keeps seeing the
 //!   same value through its reference even after it is replaced or removed.
 //! * [`MapRef::iter`] visits a snapshot of the key set: every key present for the whole
@@ -348,7 +349,7 @@
 //! | `CompareAndDelete(k, old)` | [`pin().remove_if(&k, \|v\| *v == old)`](MapRef::remove_if) |
 //! | `Range(f)` | [`pin().iter()`](MapRef::iter) (any method may be called in the loop) |
 //! | `Clear()` | [`clear()`](SyncMap::clear) |
-//! | — | [`len`](SyncMap::len), [`retain`](SyncMap::retain), [`stats`](SyncMap::stats), [`pin_owned`](SyncMap::pin_owned), `Debug`, `Default`, `FromIterator`, `Extend`, `serde` (feature) |
+//! | — | [`pin().update(&k, \|v\| ..)`](MapRef::update) (atomic read-modify-write), [`len`](SyncMap::len), [`retain`](SyncMap::retain), [`stats`](SyncMap::stats), [`pin_owned`](SyncMap::pin_owned), `Debug`, `Default`, `FromIterator`, `Extend`, `serde` (feature) |
 //!
 //! # Features
 //!

@@ -695,6 +695,24 @@ where
         self.pin().remove(key).is_some()
     }
 
+    /// Replaces the value for `key` with `f(value)`, atomically (see [`MapRef::update`]).
+    /// Returns whether the key was present; `f` is not called if it was not.
+    ///
+    /// ```
+    /// let map = readmostly::SyncMap::new();
+    /// map.insert("hits", 1u64);
+    /// assert!(map.update("hits", |n| n + 1));
+    /// assert!(!map.update("misses", |n| n + 1));
+    /// assert_eq!(map.get_cloned("hits"), Some(2));
+    /// ```
+    pub fn update<Q>(&self, key: &Q, f: impl FnMut(&V) -> V) -> bool
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq,
+    {
+        self.pin().update(key, f).is_some()
+    }
+
     /// Keeps only the entries for which `keep` returns `true` (see [`MapRef::retain`]).
     ///
     /// ```
@@ -1112,6 +1130,49 @@ where
         self.raw()
             .compare_exchange(self.map.hash(key), key, current, new)
             .map_err(|(current, new)| CompareExchangeError { current, new })
+    }
+
+    /// Replaces the value for `key` with `f(value)` and returns the new value; `None`
+    /// (without calling `f`) if the key is absent. Never inserts.
+    ///
+    /// Atomic with respect to the value `f` saw, like a loop of
+    /// [`compare_exchange`](Self::compare_exchange) calls but comparing by identity
+    /// (`V` needs no `PartialEq`): the new value is stored only if the value passed to
+    /// `f` is still the key's value, otherwise `f` runs again with the value found. So
+    /// concurrent updates are never lost, and `f` may run more than once: keep it free of
+    /// side effects beyond computing the value. It runs with no lock held. If it panics,
+    /// the map is unchanged.
+    ///
+    /// Lock-free when the key is in the read table; a key found only in the dirty table
+    /// is looked up under the lock, as [`get`](Self::get) does.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    ///
+    /// let map = Arc::new(readmostly::SyncMap::new());
+    /// map.insert("requests", 0u64);
+    /// let threads: Vec<_> = (0..4)
+    ///     .map(|_| {
+    ///         let map = Arc::clone(&map);
+    ///         std::thread::spawn(move || {
+    ///             for _ in 0..100 {
+    ///                 map.pin().update("requests", |n| n + 1);
+    ///             }
+    ///         })
+    ///     })
+    ///     .collect();
+    /// for t in threads {
+    ///     t.join().unwrap();
+    /// }
+    /// assert_eq!(map.get_cloned("requests"), Some(400)); // no update lost
+    /// assert_eq!(map.pin().update("absent", |n| n + 1), None);
+    /// ```
+    pub fn update<Q>(&self, key: &Q, f: impl FnMut(&V) -> V) -> Option<&V>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq,
+    {
+        self.raw().update(self.map.hash(key), key, f)
     }
 
     /// Removes `key` if `predicate` approves its value, and returns the removed value

@@ -754,6 +754,25 @@ where
         self.pin().remove(key).is_some()
     }
 
+    /// Replaces the value for `key` with `f(value)`, atomically (see
+    /// [`MapRef::update`](crate::MapRef::update)); returns whether the key was present.
+    ///
+    /// ```
+    /// let map = readmostly::ShardedMap::new();
+    /// map.insert("hits", 1u64);
+    /// assert!(map.update("hits", |n| n + 1));
+    /// assert!(!map.update("misses", |n| n + 1));
+    /// assert_eq!(map.get_cloned("hits"), Some(2));
+    /// ```
+    pub fn update<Q>(&self, key: &Q, f: impl FnMut(&V) -> V) -> bool
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq,
+        R: Router<Q>,
+    {
+        self.pin().update(key, f).is_some()
+    }
+
     /// Keeps only the entries for which `keep` returns `true`, shard by shard.
     ///
     /// ```
@@ -1152,6 +1171,28 @@ where
         self.shard(key, hash)
             .compare_exchange(hash, key, current, new)
             .map_err(|(current, new)| CompareExchangeError { current, new })
+    }
+
+    /// Replaces the value for `key` with `f(value)` and returns the new value, or `None`
+    /// (without calling `f`) if the key is absent (see
+    /// [`MapRef::update`](crate::MapRef::update): atomic with respect to the value `f`
+    /// saw, which may run more than once).
+    ///
+    /// ```
+    /// let map = readmostly::ShardedMap::new();
+    /// map.insert("version", 7u32);
+    /// let m = map.pin();
+    /// assert_eq!(m.update("version", |v| v + 1), Some(&8));
+    /// assert_eq!(m.update("other", |v| v + 1), None);
+    /// ```
+    pub fn update<Q>(&self, key: &Q, f: impl FnMut(&V) -> V) -> Option<&V>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq,
+        R: Router<Q>,
+    {
+        let hash = self.map.hash(key);
+        self.shard(key, hash).update(hash, key, f)
     }
 
     /// Removes `key` if `predicate` approves its value (see

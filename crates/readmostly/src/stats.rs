@@ -373,7 +373,7 @@ pub struct Stats {
     /// table on, most need no lock).
     pub new_keys: u64,
     /// Values of present keys replaced (`insert` of a present key, successful
-    /// `compare_exchange`). Approximate under concurrency, like `hits`.
+    /// `compare_exchange`, `update`). Approximate under concurrency, like `hits`.
     pub overwrites: u64,
     /// Keys removed (`remove`, `remove_if`, `retain`, `clear`).
     pub removes: u64,

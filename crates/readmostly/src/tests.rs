@@ -265,6 +265,123 @@ fn word_sized_values_race_for_slots() {
     assert_eq!(drops.load(Relaxed), 2 * writes as usize * 2);
 }
 
+/// Concurrent `update`s of a few keys: no increment is lost, and every value made (the
+/// first ones, each stored result and each result computed from a value replaced in the
+/// meantime) is dropped exactly once. `make` builds a value (boxed: word-sized, so in the
+/// entry's two slots; unboxed: wider, inline slot or box), `id` reads it back.
+fn concurrent_updates<V: Send + Sync>(make: fn(u64, &Arc<AtomicUsize>) -> V, id: fn(&V) -> u64) {
+    let (made, drops) = (AtomicUsize::new(0), Arc::new(AtomicUsize::new(0)));
+    let per_thread = if cfg!(miri) { 16 } else { 2_000 };
+    let (threads, keys) = (2u64, 2u64);
+    let new = |n| {
+        made.fetch_add(1, Relaxed);
+        make(n, &drops)
+    };
+    let mut all = maps::<V>();
+    all.extend(eager_maps::<V>());
+    for map in all {
+        for k in 0..keys {
+            map.insert(k, new(0));
+        }
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                let (map, new) = (&map, &new);
+                s.spawn(move || {
+                    for i in 0..per_thread {
+                        let m = map.pin();
+                        let stored = m.update(&(i % keys), |v| new(id(v) + 1));
+                        assert!(stored.is_some_and(|v| id(v) >= 1));
+                    }
+                });
+            }
+            // A reader: a key's value only grows.
+            let map = &map;
+            s.spawn(move || {
+                let mut last = [0; 2];
+                for i in 0..per_thread {
+                    let k = i % keys;
+                    let v = map.pin().get(&k).map(id).expect("present");
+                    assert!(
+                        v >= last[k as usize],
+                        "key {k} went back from {} to {v}",
+                        last[k as usize]
+                    );
+                    last[k as usize] = v;
+                }
+            });
+        });
+        for k in 0..keys {
+            let v = map.pin().get(&k).map(id);
+            assert_eq!(
+                v,
+                Some(threads * per_thread / keys),
+                "key {k}: an update was lost"
+            );
+        }
+        assert_eq!(map.stats().overwrites, threads * per_thread);
+    }
+    assert_eq!(
+        drops.load(Relaxed),
+        made.load(Relaxed),
+        "each value dropped once"
+    );
+}
+
+#[test]
+fn concurrent_updates_of_word_sized_values() {
+    concurrent_updates(|n, d| Box::new(Counted(n, d.clone())), |v| v.0);
+}
+
+#[test]
+fn concurrent_updates_of_wider_values() {
+    concurrent_updates(|n, d| Counted(n, d.clone()), |v| v.0);
+}
+
+/// `update` finds a key wherever it is (main table, recent table, dirty table only) and
+/// treats a deleted or expunged key as absent, without calling the closure.
+#[test]
+fn update_finds_keys_in_every_table() {
+    for recent in [RecentKeys::Auto, RecentKeys::Off] {
+        let map: SyncMap<u64, u64> = SyncMap::builder()
+            .recent_keys(recent)
+            .promotion(Promotion::AfterMisses(100.try_into().unwrap()))
+            .build();
+        for k in 1..=3 {
+            map.insert(k, k * 10);
+        }
+        assert!(map.promote());
+        assert!(map.remove(&2)); // deleted in the read table
+        map.insert(4, 40); // recent table (Auto) or dirty only (Off)
+        if recent == RecentKeys::Off {
+            // The first new key after a promotion rebuilt the dirty table (Go's lazy
+            // copy), expunging key 2.
+            assert_eq!(map.stats().expunged, 1);
+        }
+        assert!(map.remove(&3)); // deleted
+        let m = map.pin();
+        assert_eq!(m.update(&1, |v| v + 1), Some(&11), "{recent:?}: main table");
+        assert_eq!(
+            m.update(&4, |v| v + 1),
+            Some(&41),
+            "{recent:?}: not promoted"
+        );
+        let mut calls = 0;
+        for k in [2, 3, 5] {
+            let got = m.update(&k, |v| {
+                calls += 1;
+                *v
+            });
+            assert_eq!(got, None, "{recent:?}: key {k}");
+        }
+        assert_eq!(calls, 0, "no call for absent keys");
+        drop(m);
+        assert!(map.update(&4, |v| v * 2));
+        let mut items: Vec<_> = map.pin().iter().map(|(k, v)| (*k, *v)).collect();
+        items.sort_unstable();
+        assert_eq!(items, [(1, 11), (4, 82)], "{recent:?}");
+    }
+}
+
 #[test]
 fn concurrent_smoke() {
     let threads = 4;

@@ -131,6 +131,8 @@ enum Call {
     /// `remove_if(|v| *v == expected)`.
     RemoveIf(u64),
     Remove,
+    /// `update(|_| new)`, recording the value the stored call of the closure saw.
+    Update(u64),
 }
 
 /// What an operation returned.
@@ -142,6 +144,8 @@ enum Ret {
     GetOrInsert(u64, bool),
     /// `compare_exchange`: the replaced value, or the value found.
     Cas(Result<u64, Option<u64>>),
+    /// `update`: the value its stored closure call saw (`None`: absent, no call).
+    Update(Option<u64>),
 }
 
 /// One completed operation.
@@ -176,6 +180,8 @@ fn step(s: Option<u64>, call: Call, ret: Ret) -> Option<Option<u64>> {
             _ => (Ret::Value(None), s),
         },
         Call::Remove => (Ret::Value(s), None),
+        // A read-modify-write: it must have seen the value it replaced.
+        Call::Update(v) => (Ret::Update(s), s.map(|_| v)),
     };
     (ret == expected).then_some(next)
 }
@@ -415,12 +421,13 @@ fn worker(
                 Some(&v) if rng.below(4) != 0 => v,
                 _ => u64::MAX, // never written: the operation fails
             };
-            let call = match rng.below(12) {
+            let call = match rng.below(14) {
                 0..=2 => Call::Get,
                 3..=4 => Call::Insert(fresh()),
                 5..=6 => Call::GetOrInsert(fresh()),
                 7..=8 => Call::CompareExchange(guess(rng), fresh()),
                 9..=10 => Call::RemoveIf(guess(rng)),
+                11..=12 => Call::Update(fresh()),
                 _ => Call::Remove,
             };
             let batched = rng.below(2) == 0;
@@ -460,6 +467,20 @@ fn worker(
                 ),
                 Call::RemoveIf(e) => Ret::Value(m.remove_if(&key, |v| *v == e).copied()),
                 Call::Remove => Ret::Value(m.remove(&key).copied()),
+                Call::Update(new) => {
+                    // The closure may run more than once; the last call's value is the
+                    // one the stored result replaced.
+                    let mut saw = None;
+                    let stored = m.update(&key, |v| {
+                        saw = Some(*v);
+                        new
+                    });
+                    assert!(
+                        stored.is_none() || stored == Some(&new),
+                        "update returned {stored:?}"
+                    );
+                    Ret::Update(stored.and(saw))
+                }
             };
             let resp = clock.fetch_add(1, SeqCst);
             match ret {
@@ -468,6 +489,11 @@ fn worker(
                 | Ret::Cas(Ok(v))
                 | Ret::Cas(Err(Some(v))) => {
                     seen.insert(key, v);
+                }
+                Ret::Update(Some(_)) => {
+                    if let Call::Update(new) = call {
+                        seen.insert(key, new);
+                    }
                 }
                 _ => {}
             }
@@ -640,6 +666,29 @@ fn checker_rejects_lost_compare_exchange() {
         ev(1, Call::CompareExchange(5, 2), Ret::Cas(Ok(5)), 1, 2),
     ];
     assert!(!linearizable(Some(5), &h));
+}
+
+/// Two updates that both replaced the initial value: one update was lost.
+#[test]
+fn checker_rejects_lost_update() {
+    let h = [
+        ev(0, Call::Update(1), Ret::Update(Some(5)), 0, 3),
+        ev(1, Call::Update(2), Ret::Update(Some(5)), 1, 2),
+    ];
+    assert!(!linearizable(Some(5), &h));
+    // One saw the other's value: fine in either order of invocation.
+    let h = [
+        ev(0, Call::Update(1), Ret::Update(Some(2)), 0, 3),
+        ev(1, Call::Update(2), Ret::Update(Some(5)), 1, 2),
+        ev(2, Call::Get, Ret::Value(Some(1)), 4, 5),
+    ];
+    assert!(linearizable(Some(5), &h));
+    // An update of an absent key stores nothing.
+    let h = [
+        ev(0, Call::Update(1), Ret::Update(None), 0, 1),
+        ev(1, Call::Get, Ret::Value(Some(1)), 2, 3),
+    ];
+    assert!(!linearizable(None, &h));
 }
 
 #[test]

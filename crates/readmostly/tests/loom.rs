@@ -432,6 +432,68 @@ fn compare_exchange_race_dirty_only() {
     });
 }
 
+/// `update(1, |v| v + add)` from one thread: the value it stored.
+fn add(map: &Map, add: u64) -> Option<u64> {
+    map.pin().update(&1, |v| v + add).copied()
+}
+
+/// Two `update`s of one key: neither is lost (the key ends at 0 + 1 + 10), and the
+/// second to store saw the first's value.
+fn update_race(setup: Setup, swap: bool) {
+    let map = map_with_key(setup, 0);
+    let (m1, m2) = (map.clone(), map.clone());
+    let outcome = race(swap, move || add(&m1, 1), move || add(&m2, 10));
+    assert!(
+        matches!(outcome, (Some(1), Some(11)) | (Some(11), Some(10))),
+        "{setup:?}: an update was lost: {outcome:?}"
+    );
+    assert_eq!(contents(&map), [(1, 11)], "{setup:?}");
+}
+
+#[test]
+fn update_race_read() {
+    model_each_recent("update_race_read", |swap, recent| {
+        update_race(Setup::Read(recent), swap)
+    });
+}
+
+/// Go's dirty-only key: both lookups miss under the lock, and the first miss promotes.
+#[test]
+fn update_race_dirty_only() {
+    model("update_race_dirty_only", |swap| {
+        update_race(Setup::DirtyOnly, swap)
+    });
+}
+
+/// A key of the recent table; with `EveryMiss` each lookup through the recent table
+/// also promotes, racing the other thread's update.
+#[test]
+fn update_race_recent() {
+    model("update_race_recent", |swap| {
+        update_race(Setup::Recent, swap)
+    });
+}
+
+/// An update racing a removal of its key: either the update stores first (and the
+/// removal returns its value) or finds the key absent; the map ends empty either way.
+#[test]
+fn update_racing_remove() {
+    model_each_recent("update_racing_remove", |swap, recent| {
+        let map = map_with_key(Setup::Read(recent), 0);
+        let (m1, m2) = (map.clone(), map.clone());
+        let outcome = race(
+            swap,
+            move || add(&m1, 1),
+            move || m2.pin().remove(&1).copied(),
+        );
+        assert!(
+            matches!(outcome, (Some(1), Some(1)) | (None, Some(0))),
+            "{recent:?}: {outcome:?}"
+        );
+        assert_eq!(contents(&map), [], "{recent:?}");
+    });
+}
+
 // ----------------------------------------------------------------------- extras
 
 /// Two `get_or_insert` calls on a deleted key (the lock-free CAS path on the deleted

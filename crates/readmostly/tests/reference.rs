@@ -95,6 +95,9 @@ enum Op {
     Remove(u8),
     CompareExchange(u8, u32, u32),
     RemoveIf(u8, u32),
+    /// Add `d` to the value's id; odd `d` through `SyncMap::update`, even through
+    /// `MapRef::update`.
+    Update(u8, u32),
     /// Keep `(k, v)` iff `(k + v) % (m % 3 + 2) != 0`; odd `m` goes through `SyncMap::retain`.
     Retain(u8),
     Iter,
@@ -134,6 +137,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => key().prop_map(Op::Remove),
         4 => (key(), val(), val()).prop_map(|(k, c, n)| Op::CompareExchange(k, c, n)),
         3 => (key(), val()).prop_map(|(k, v)| Op::RemoveIf(k, v)),
+        3 => (key(), val()).prop_map(|(k, d)| Op::Update(k, d)),
         1 => any::<u8>().prop_map(Op::Retain),
         2 => Just(Op::Iter),
         1 => val().prop_map(Op::IterMutate),
@@ -292,6 +296,32 @@ fn apply<K, V, S>(
                     Err((found.cloned(), new)),
                     "compare_exchange({k:?}) should fail"
                 ),
+            }
+        }
+        Op::Update(k, d) => {
+            let k = K::make(k);
+            let calls = Cell::new(0);
+            let f = |v: &V| {
+                calls.set(calls.get() + 1);
+                V::make(v.id().wrapping_add(d))
+            };
+            let expected = model
+                .get(k.borrowed())
+                .map(|old| V::make(old.id().wrapping_add(d)));
+            if d % 2 == 1 {
+                let present = map.update(k.borrowed(), f);
+                assert_eq!(present, expected.is_some(), "SyncMap::update({k:?})");
+            } else {
+                let got = with_pin!(pin, m => m.update(k.borrowed(), f).cloned());
+                assert_eq!(got, expected, "update({k:?})");
+            }
+            assert_eq!(
+                calls.get(),
+                usize::from(expected.is_some()),
+                "update({k:?}): f runs once if present (no other writer), never if absent"
+            );
+            if let Some(v) = expected {
+                model.insert(k, v);
             }
         }
         Op::RemoveIf(k, x) => {

@@ -35,6 +35,9 @@ enum Op {
     Remove(u8),
     CompareExchange(u8, u32, u32),
     RemoveIf(u8, u32),
+    /// Add `d` to the value; odd `d` through `ShardedMap::update`, even through
+    /// `ShardedRef::update`.
+    Update(u8, u32),
     /// Keep `(k, v)` iff `(k + v) % (m % 3 + 2) != 0`; odd `m` through `ShardedMap::retain`.
     Retain(u8),
     Iter,
@@ -74,6 +77,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => key().prop_map(Op::Remove),
         4 => (key(), val(), val()).prop_map(|(k, c, n)| Op::CompareExchange(k, c, n)),
         3 => (key(), val()).prop_map(|(k, v)| Op::RemoveIf(k, v)),
+        3 => (key(), val()).prop_map(|(k, d)| Op::Update(k, d)),
         1 => any::<u8>().prop_map(Op::Retain),
         2 => Just(Op::Iter),
         1 => val().prop_map(Op::IterMutate),
@@ -243,6 +247,19 @@ fn apply<S: BuildHasher, R: Router<u8>>(
                     model.insert(k, new);
                 }
                 found => assert_eq!(got, Err((found.copied(), new)), "compare_exchange({k})"),
+            }
+        }
+        Op::Update(k, d) => {
+            let expected = model.get(&k).map(|old| old.wrapping_add(d));
+            if d % 2 == 1 {
+                let present = map.update(&k, |v| v.wrapping_add(d));
+                assert_eq!(present, expected.is_some(), "ShardedMap::update({k})");
+            } else {
+                let got = with_pin!(pin, m => m.update(&k, |v| v.wrapping_add(d)).copied());
+                assert_eq!(got, expected, "update({k})");
+            }
+            if let Some(v) = expected {
+                model.insert(k, v);
             }
         }
         Op::RemoveIf(k, x) => {

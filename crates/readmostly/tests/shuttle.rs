@@ -483,6 +483,64 @@ fn compare_exchange_race_dirty_only() {
     });
 }
 
+/// Three threads each `update` key 1 twice (adding 1, 10 or 100) while a fourth
+/// inserts new keys (rebuilds, promotions): no update is lost, and each stored value is
+/// the sum of the updates before it (so the six stored values are distinct).
+fn updates_racing(setup: Setup) {
+    let map = map_with_key(setup, 0);
+    let updaters: Vec<_> = [1u64, 10, 100]
+        .into_iter()
+        .map(|add| {
+            let map = map.clone();
+            thread::spawn(move || {
+                (0..2)
+                    .map(|_| *map.pin().update(&1, |v| v + add).expect("key 1 is present"))
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let writer = {
+        let map = map.clone();
+        thread::spawn(move || {
+            for k in 10..13 {
+                map.insert(k, k);
+            }
+        })
+    };
+    let mut stored: Vec<u64> = updaters
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    writer.join().unwrap();
+    stored.sort_unstable();
+    stored.dedup();
+    assert_eq!(
+        stored.len(),
+        6,
+        "{setup:?}: two updates stored the same value: {stored:?}"
+    );
+    assert_eq!(stored.last(), Some(&222), "{setup:?}: {stored:?}");
+    assert_eq!(
+        contents(&map),
+        [(1, 222), (10, 10), (11, 11), (12, 12)],
+        "{setup:?}"
+    );
+}
+
+#[test]
+fn updates_racing_read() {
+    model("updates_racing_read", || {
+        updates_racing(Setup::Read(any_recent()))
+    });
+}
+
+#[test]
+fn updates_racing_dirty_only() {
+    model("updates_racing_dirty_only", || {
+        updates_racing(Setup::DirtyOnly)
+    });
+}
+
 // ---------------------------------------------------------- (e) clear vs insert
 
 #[test]

@@ -346,6 +346,12 @@ fn keyed_ops() -> Vec<KeyedOp> {
         ("remove_if", |m, id, c| {
             let _ = m.pin().remove_if(&Key::new(id, c), |_| true).map(|v| v.v);
         }),
+        ("update", |m, id, c| {
+            let _ = m
+                .pin()
+                .update(&Key::new(id, c), |v| Val::new(v.v + 1, c))
+                .map(|v| v.v);
+        }),
         ("contains_key", |m, id, c| {
             let _ = m.contains_key(&Key::new(id, c));
         }),
@@ -520,6 +526,49 @@ fn get_or_insert_with_closure_panics() {
         assert_eq!((v.v, inserted), (0, false));
         drop(m);
         check(&map, &model, &counts, "present key");
+    }
+    counts.assert_all_dropped();
+}
+
+/// A panic in `update`'s closure: nothing was claimed yet, the value stays, and every
+/// key and value is dropped once. Also a closure that panics on its *second* call, after
+/// a concurrent writer replaced the value it saw (its first result must be dropped).
+#[test]
+fn update_closure_panics() {
+    let counts = Arc::new(Counts::default());
+    for promotion in rules() {
+        for id in [0, 5] {
+            let (map, model) = populated(promotion, &counts);
+            let context = format!("{promotion:?}, update({id}) closure panics");
+            expect_panic(&context, || {
+                map.pin()
+                    .update(&Key::new(id, &counts), |_| injected_panic())
+                    .is_some()
+            });
+            check(&map, &model, &counts, &context);
+
+            let mut model = model.clone();
+            let context = format!("{promotion:?}, update({id}) closure panics on retry");
+            let mut calls = 0;
+            expect_panic(&context, || {
+                map.pin()
+                    .update(&Key::new(id, &counts), |v| {
+                        calls += 1;
+                        if calls > 1 {
+                            injected_panic();
+                        }
+                        // Another writer replaces the value before this result is stored.
+                        std::thread::scope(|s| {
+                            s.spawn(|| map.insert(Key::new(id, &counts), Val::new(900, &counts)));
+                        });
+                        Val::new(v.v + 1, &counts)
+                    })
+                    .is_some()
+            });
+            model.insert(id, 900);
+            check(&map, &model, &counts, &context);
+            check_usable_elsewhere(&map, &model, &counts, &context);
+        }
     }
     counts.assert_all_dropped();
 }

@@ -3329,6 +3329,42 @@ where
         }
     }
 
+    /// Replaces the value of `key` with `f(value)`, atomically with respect to the value
+    /// `f` saw: the result is stored only if that value is still in the slot, otherwise
+    /// `f` runs again on the value found. Returns the stored value, or `None` (without
+    /// calling `f`) if the key is absent.
+    pub(crate) fn update<Q>(&self, hash: u64, key: &Q, mut f: impl FnMut(&V) -> V) -> Option<&'a V>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Eq,
+    {
+        let e = self.find_entry(hash, key)?;
+        let mut p = e.load_raw(self.guard);
+        loop {
+            // Expunged or deleted: the key is absent at this instant.
+            if !is_value(p) {
+                return None;
+            }
+            // `f` runs before anything is claimed: if it panics, there is nothing to give
+            // back.
+            let mut pending = Pending::new(f(self.value(p)));
+            let new = pending.ptr(e);
+            match e.cas(p, new, self.guard) {
+                Ok(prev) => {
+                    pending.published();
+                    self.map.stripes.overwrite(self.thread());
+                    self.retire_value(&e, prev);
+                    // Published through our guard: it is retired only after leaving the
+                    // slot, and reclaimed only after the guard is dropped.
+                    return Some(self.value(new));
+                }
+                // Another thread replaced the value: `pending` gives its slot or box
+                // back and drops the value computed from the old one.
+                Err(actual) => p = actual,
+            }
+        }
+    }
+
     pub(crate) fn remove_if<Q>(
         &self,
         hash: u64,
