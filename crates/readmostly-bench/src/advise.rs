@@ -326,8 +326,8 @@ mod tests {
             vs_frozen: None,
             map_stats: None,
             rounds: 1,
-            mops_min: mops,
-            mops_max: mops,
+            mops_min: Some(mops),
+            mops_max: Some(mops),
         }
     }
 

@@ -65,12 +65,13 @@ pub struct Row {
     /// ([`median_run`](crate::suite::median_run)).
     #[serde(default = "one")]
     pub rounds: usize,
-    /// Throughput of the slowest run, Mops/s (equal to `mops` for one run).
+    /// Throughput of the slowest run, Mops/s (equal to `mops` for one run; `None` in
+    /// results written before `--rounds` existed).
     #[serde(default)]
-    pub mops_min: f64,
+    pub mops_min: Option<f64>,
     /// Throughput of the fastest run, Mops/s.
     #[serde(default)]
-    pub mops_max: f64,
+    pub mops_max: Option<f64>,
 }
 
 fn one() -> usize {
@@ -117,8 +118,8 @@ impl Row {
             vs_frozen: None,
             map_stats: m.map_stats.clone(),
             rounds: 1,
-            mops_min: m.mops,
-            mops_max: m.mops,
+            mops_min: Some(m.mops),
+            mops_max: Some(m.mops),
         }
     }
 
@@ -131,7 +132,7 @@ impl Row {
             hi = hi.max(m);
         }
         if n > 0 {
-            (self.rounds, self.mops_min, self.mops_max) = (n, lo, hi);
+            (self.rounds, self.mops_min, self.mops_max) = (n, Some(lo), Some(hi));
         }
     }
 
@@ -313,8 +314,8 @@ pub(crate) fn test_row(map: &str, threads: usize, mops: f64) -> Row {
         vs_frozen: None,
         map_stats: Some("Stats { hits: 1, \"x\" }".into()),
         rounds: 1,
-        mops_min: mops,
-        mops_max: mops,
+        mops_min: Some(mops),
+        mops_max: Some(mops),
     }
 }
 

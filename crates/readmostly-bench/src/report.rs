@@ -93,10 +93,9 @@ fn cell_rows(rows: &[Row], workload: &str, dist: &str) -> Vec<Vec<String>> {
 /// slowest and fastest runs' figures after the median's when the cell ran more than once.
 pub fn mops_text(r: &Row) -> String {
     let cut = if r.truncated { "*" } else { "" };
-    if r.rounds > 1 {
-        format!("{:.2}{cut} ({:.2}–{:.2})", r.mops, r.mops_min, r.mops_max)
-    } else {
-        format!("{:.2}{cut}", r.mops)
+    match (r.rounds, r.mops_min, r.mops_max) {
+        (2.., Some(lo), Some(hi)) => format!("{:.2}{cut} ({lo:.2}–{hi:.2})", r.mops),
+        _ => format!("{:.2}{cut}", r.mops),
     }
 }
 

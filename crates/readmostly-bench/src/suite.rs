@@ -195,17 +195,19 @@ pub fn run(plan: &Plan, command: String) -> Results {
     } else {
         ProgressBar::hidden()
     };
-    let label = |c: &CellSpec, prefix: &str, round: usize| {
+    // `round`: `Some(r)` for round `r` (from 0) of a main cell, `None` for a claim cell
+    // (run once).
+    let label = |c: &CellSpec, round: Option<usize>| {
         format!(
-            "{prefix}{} {} t={} {}{}",
+            "{}{} {} t={} {}{}",
+            if round.is_none() { "claim: " } else { "" },
             c.workload.name,
             c.dist.name(),
             c.threads,
             c.map.name(),
-            if rounds > 1 {
-                format!(" (round {}/{rounds})", round + 1)
-            } else {
-                String::new()
+            match round {
+                Some(r) if rounds > 1 => format!(" (round {}/{rounds})", r + 1),
+                _ => String::new(),
             }
         )
     };
@@ -219,13 +221,16 @@ pub fn run(plan: &Plan, command: String) -> Results {
             for i in round_order(group.len(), round) {
                 let c = &group[i];
                 if !skip[i] {
-                    bar.set_message(label(c, "", round));
+                    bar.set_message(label(c, Some(round)));
                     match run_cell(c) {
                         Outcome::Done(m) => runs[i].push(m),
-                        // A skip depends on the map and the workload only: recorded once,
-                        // not retried in later rounds.
+                        // Skipped: the map cannot run the workload (the same in every
+                        // round), or a worker panicked. Either way the cell is reported
+                        // as skipped, with no row from the rounds that did run, and is
+                        // not run again.
                         Outcome::Skipped(reason) => {
                             skip[i] = true;
+                            runs[i].clear();
                             skipped.push(skipped_cell(c, reason));
                         }
                     }
@@ -243,7 +248,7 @@ pub fn run(plan: &Plan, command: String) -> Results {
     }
     let mut claim_rows = Vec::new();
     for c in &claim_cells {
-        bar.set_message(label(c, "claim: ", 0));
+        bar.set_message(label(c, None));
         match run_cell(c) {
             Outcome::Done(m) => claim_rows.push(Row::new(c, &m)),
             Outcome::Skipped(reason) => skipped.push(skipped_cell(c, reason)),
@@ -413,7 +418,7 @@ mod tests {
         row.set_rounds(spec_runs.iter().map(|m| m.mops));
         assert_eq!(
             (row.rounds, row.mops_min, row.mops, row.mops_max),
-            (3, 10.0, 20.0, 30.0)
+            (3, Some(10.0), 20.0, Some(30.0))
         );
         assert_eq!(crate::report::mops_text(&row), "20.00 (10.00–30.00)");
         row.set_rounds(std::iter::empty());

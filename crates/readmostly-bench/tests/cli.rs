@@ -360,6 +360,16 @@ fn rounds_report_the_median_run_and_the_range() {
         "range shown: {line}"
     );
 
+    // The skipped cell (frozen-std cannot write) was tried once, not once per round.
+    args[last] = "json";
+    let o = run(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["meta"]["rounds"], 3);
+    let skipped = v["skipped"].as_array().unwrap();
+    assert_eq!(skipped.len(), 1, "{skipped:?}");
+    assert_eq!(skipped[0]["map"], "frozen-std");
+
     let e = assert_usage_error(&["--rounds", "0"]);
     assert!(e.contains("--rounds"), "{e}");
     assert_usage_error(&["--rounds", "many"]);

@@ -1143,8 +1143,9 @@ where
     /// side effects beyond computing the value. It runs with no lock held. If it panics,
     /// the map is unchanged.
     ///
-    /// Lock-free when the key is in the read table; a key found only in the dirty table
-    /// is looked up under the lock, as [`get`](Self::get) does.
+    /// The key is looked up as [`get`](Self::get) does (under the lock only if the read
+    /// table does not have it and the dirty table may); the lock is released before `f`
+    /// runs, and the value is replaced with a compare-and-swap.
     ///
     /// ```
     /// use std::sync::Arc;

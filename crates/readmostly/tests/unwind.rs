@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{mpsc, Arc, Once};
 use std::time::Duration;
 
-use readmostly::{Promotion, SyncMap};
+use readmostly::{Promotion, RecentKeys, SyncMap};
 
 /// The payload of every injected panic (the panic hook keeps these quiet).
 const INJECTED: &str = "injected panic";
@@ -287,14 +287,28 @@ fn exercise(map: &Map, model: &mut HashMap<u32, u32>, counts: &Arc<Counts>, cont
 /// A map in a rich state: keys `0..4` promoted to the read table, key 4 deleted in the
 /// read table, key 5 inserted after the promotion (dirty table and recent table).
 fn populated(promotion: Promotion, counts: &Arc<Counts>) -> (Arc<Map>, HashMap<u32, u32>) {
-    let map: Map = SyncMap::builder().promotion(promotion).build();
+    populated_with(promotion, RecentKeys::Auto, counts)
+}
+
+/// [`populated`] with the given recent-table setting (with [`RecentKeys::Off`], key 5 is
+/// in the dirty table only: found under the lock).
+fn populated_with(
+    promotion: Promotion,
+    recent: RecentKeys,
+    counts: &Arc<Counts>,
+) -> (Arc<Map>, HashMap<u32, u32>) {
+    let map: Map = SyncMap::builder()
+        .promotion(promotion)
+        .recent_keys(recent)
+        .build();
     let mut model = HashMap::new();
     for id in 0..5 {
         map.insert(Key::new(id, counts), Val::new(id, counts));
         model.insert(id, id);
     }
     assert_eq!(map.pin().iter().count(), 5);
-    assert!(map.promote());
+    // With the recent table off, the iteration promoted the dirty table already.
+    assert!(map.promote() || recent == RecentKeys::Off);
     map.remove(&Key::new(4, counts));
     model.remove(&4);
     map.insert(Key::new(5, counts), Val::new(5, counts)); // rebuild: expunges key 4
@@ -532,14 +546,19 @@ fn get_or_insert_with_closure_panics() {
 
 /// A panic in `update`'s closure: nothing was claimed yet, the value stays, and every
 /// key and value is dropped once. Also a closure that panics on its *second* call, after
-/// a concurrent writer replaced the value it saw (its first result must be dropped).
+/// a concurrent writer replaced the value it saw (its first result must be dropped); that
+/// writer runs on another thread while the closure waits for it, so a lock held around
+/// the closure would deadlock (key 5 with `RecentKeys::Off` is found under the lock).
 #[test]
 fn update_closure_panics() {
     let counts = Arc::new(Counts::default());
-    for promotion in rules() {
+    for (promotion, recent) in rules()
+        .into_iter()
+        .flat_map(|p| [(p, RecentKeys::Auto), (p, RecentKeys::Off)])
+    {
         for id in [0, 5] {
-            let (map, model) = populated(promotion, &counts);
-            let context = format!("{promotion:?}, update({id}) closure panics");
+            let (map, model) = populated_with(promotion, recent, &counts);
+            let context = format!("{promotion:?}, {recent:?}, update({id}) closure panics");
             expect_panic(&context, || {
                 map.pin()
                     .update(&Key::new(id, &counts), |_| injected_panic())
@@ -548,7 +567,7 @@ fn update_closure_panics() {
             check(&map, &model, &counts, &context);
 
             let mut model = model.clone();
-            let context = format!("{promotion:?}, update({id}) closure panics on retry");
+            let context = format!("{promotion:?}, {recent:?}, update({id}) panics on retry");
             let mut calls = 0;
             expect_panic(&context, || {
                 map.pin()
