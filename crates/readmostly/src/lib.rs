@@ -330,6 +330,9 @@
 //!   thread already holds a `pin()` handle of the same map up the stack only counts, with
 //!   no locked instruction: on the 2-core development machine a lookup took 21 ns with a
 //!   fresh pin, 16 ns with a nested one and 11 ns through a held handle (session 15).
+//!   How much a fresh pin costs depends on the host: on another 2-core host (session
+//!   17) one pin per `get` ran at 0.26–0.55× scc `HashIndex`, where one pin per 64 reads
+//!   ran at 0.71–0.84× and [`MapRef::get_each`] at 1.4–1.6×.
 //! * **Mostly-miss lookups** of keys that are never inserted are answered without the
 //!   lock, but while the recent table is non-empty each one probes it too (an extra cache
 //!   miss) until enough of them promote the dirty table.
