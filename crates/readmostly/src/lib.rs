@@ -345,7 +345,7 @@
 //! | `Load(k)` | [`pin()`](SyncMap::pin)[`.get(&k)`](MapRef::get) → `Option<&V>`; [`get_cloned`](SyncMap::get_cloned), [`contains_key`](SyncMap::contains_key), [`with`](SyncMap::with) |
 //! | `Store(k, v)` | [`insert(k, v)`](SyncMap::insert) |
 //! | `Swap(k, v)` | [`pin().insert(k, v)`](MapRef::insert) → previous `Option<&V>` |
-//! | `LoadOrStore(k, v)` | [`pin().get_or_insert(k, v)`](MapRef::get_or_insert) → `(&V, inserted)`; lazy: [`get_or_insert_with`](MapRef::get_or_insert_with) |
+//! | `LoadOrStore(k, v)` | [`pin().get_or_insert(k, v)`](MapRef::get_or_insert) → `(&V, inserted)`; lazy: [`get_or_insert_with`](MapRef::get_or_insert_with), fallible: [`get_or_try_insert_with`](MapRef::get_or_try_insert_with) |
 //! | `LoadAndDelete(k)` | [`pin().remove(&k)`](MapRef::remove) → `Option<&V>` |
 //! | `Delete(k)` | [`remove(&k)`](SyncMap::remove) → `bool` |
 //! | `CompareAndSwap(k, old, new)` | [`pin().compare_exchange(&k, &old, new)`](MapRef::compare_exchange) |

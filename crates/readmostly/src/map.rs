@@ -1084,6 +1084,29 @@ where
             .get_or_insert_with(self.map.hash(&key), key, make)
     }
 
+    /// Like [`get_or_insert_with`](Self::get_or_insert_with) with a fallible `make` (a
+    /// load from a backend that may fail): if `make` returns an error, nothing is
+    /// inserted and the error is returned. `make` runs only if the key is absent, at most
+    /// once, with no lock held.
+    ///
+    /// ```
+    /// let map: readmostly::SyncMap<&str, u32> = readmostly::SyncMap::new();
+    /// let m = map.pin();
+    /// let load = |text: &str| text.parse::<u32>();
+    /// assert!(m.get_or_try_insert_with("port", || load("eighty")).is_err());
+    /// assert!(!map.contains_key("port"), "a failed load inserts nothing");
+    /// assert_eq!(m.get_or_try_insert_with("port", || load("80")), Ok((&80, true)));
+    /// assert_eq!(m.get_or_try_insert_with("port", || load("81")), Ok((&80, false)));
+    /// ```
+    pub fn get_or_try_insert_with<E>(
+        &self,
+        key: K,
+        make: impl FnOnce() -> Result<V, E>,
+    ) -> Result<(&V, bool), E> {
+        self.raw()
+            .get_or_try_insert_with(self.map.hash(&key), key, make)
+    }
+
     /// Removes `key` and returns its value (Go: `LoadAndDelete`).
     ///
     /// ```

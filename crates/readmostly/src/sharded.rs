@@ -1125,6 +1125,31 @@ where
         self.shard(&key, hash).get_or_insert_with(hash, key, make)
     }
 
+    /// Like [`get_or_insert_with`](Self::get_or_insert_with) with a fallible `make` (see
+    /// [`MapRef::get_or_try_insert_with`](crate::MapRef::get_or_try_insert_with)): on an
+    /// error nothing is inserted and the error is returned.
+    ///
+    /// ```
+    /// let map: readmostly::ShardedMap<u32, String> = readmostly::ShardedMap::new();
+    /// let m = map.pin();
+    /// assert_eq!(m.get_or_try_insert_with(1, || Err("backend down")), Err("backend down"));
+    /// assert_eq!(map.len(), 0);
+    /// let (v, inserted) = m.get_or_try_insert_with(1, || Ok::<_, ()>("one".into())).unwrap();
+    /// assert_eq!((v.as_str(), inserted), ("one", true));
+    /// ```
+    pub fn get_or_try_insert_with<E>(
+        &self,
+        key: K,
+        make: impl FnOnce() -> Result<V, E>,
+    ) -> Result<(&V, bool), E>
+    where
+        R: Router<K>,
+    {
+        let hash = self.map.hash(&key);
+        self.shard(&key, hash)
+            .get_or_try_insert_with(hash, key, make)
+    }
+
     /// Removes `key` and returns its value.
     ///
     /// ```

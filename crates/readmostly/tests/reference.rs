@@ -89,6 +89,8 @@ enum Op {
     Insert(u8, u32),
     GetOrInsert(u8, u32),
     GetOrInsertWith(u8, u32),
+    /// `MapRef::get_or_try_insert_with`; the loader fails for odd values.
+    GetOrTryInsertWith(u8, u32),
     /// `MapRef::remove`.
     RemovePrev(u8),
     /// `SyncMap::remove`.
@@ -133,6 +135,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (key(), val()).prop_map(|(k, v)| Op::Insert(k, v)),
         3 => (key(), val()).prop_map(|(k, v)| Op::GetOrInsert(k, v)),
         3 => (key(), val()).prop_map(|(k, v)| Op::GetOrInsertWith(k, v)),
+        2 => (key(), val()).prop_map(|(k, v)| Op::GetOrTryInsertWith(k, v)),
         3 => key().prop_map(Op::RemovePrev),
         3 => key().prop_map(Op::Remove),
         4 => (key(), val(), val()).prop_map(|(k, c, n)| Op::CompareExchange(k, c, n)),
@@ -240,6 +243,36 @@ fn apply<K, V, S>(
                 }
             };
             assert_eq!(got, expected, "get_or_insert({k:?})");
+        }
+        Op::GetOrTryInsertWith(k, v) => {
+            let (k, fails) = (K::make(k), v % 2 == 1);
+            let calls = Cell::new(0);
+            let make = || {
+                calls.set(calls.get() + 1);
+                if fails {
+                    Err(v)
+                } else {
+                    Ok(V::make(v))
+                }
+            };
+            let got = with_pin!(pin, m => m
+                .get_or_try_insert_with(k.clone(), make)
+                .map(|(r, inserted)| (r.clone(), inserted)));
+            let absent = !model.contains_key(k.borrowed());
+            assert_eq!(
+                calls.get(),
+                usize::from(absent),
+                "get_or_try_insert_with({k:?}): loader runs iff absent"
+            );
+            let expected = match model.get(k.borrowed()) {
+                Some(x) => Ok((x.clone(), false)),
+                None if fails => Err(v),
+                None => {
+                    model.insert(k.clone(), V::make(v));
+                    Ok((V::make(v), true))
+                }
+            };
+            assert_eq!(got, expected, "get_or_try_insert_with({k:?})");
         }
         Op::GetOrInsertWith(k, v) => {
             let (k, v) = (K::make(k), V::make(v));

@@ -31,6 +31,8 @@ enum Op {
     TryInsert(u8, u32, u8),
     GetOrInsert(u8, u32),
     GetOrInsertWith(u8, u32),
+    /// `ShardedRef::get_or_try_insert_with`; the loader fails for odd values.
+    GetOrTryInsertWith(u8, u32),
     RemovePrev(u8),
     Remove(u8),
     CompareExchange(u8, u32, u32),
@@ -73,6 +75,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (key(), val(), any::<u8>()).prop_map(|(k, v, m)| Op::TryInsert(k, v, m)),
         3 => (key(), val()).prop_map(|(k, v)| Op::GetOrInsert(k, v)),
         3 => (key(), val()).prop_map(|(k, v)| Op::GetOrInsertWith(k, v)),
+        2 => (key(), val()).prop_map(|(k, v)| Op::GetOrTryInsertWith(k, v)),
         3 => key().prop_map(Op::RemovePrev),
         3 => key().prop_map(Op::Remove),
         4 => (key(), val(), val()).prop_map(|(k, c, n)| Op::CompareExchange(k, c, n)),
@@ -209,6 +212,21 @@ fn apply<S: BuildHasher, R: Router<u8>>(
                 }
             };
             assert_eq!(got, expected, "get_or_insert({k})");
+        }
+        Op::GetOrTryInsertWith(k, v) => {
+            let fails = v % 2 == 1;
+            let got = with_pin!(pin, m => m
+                .get_or_try_insert_with(k, || if fails { Err(v) } else { Ok(v) })
+                .map(|(r, inserted)| (*r, inserted)));
+            let expected = match model.get(&k) {
+                Some(x) => Ok((*x, false)),
+                None if fails => Err(v),
+                None => {
+                    model.insert(k, v);
+                    Ok((v, true))
+                }
+            };
+            assert_eq!(got, expected, "get_or_try_insert_with({k})");
         }
         Op::GetOrInsertWith(k, v) => {
             let calls = Cell::new(0);

@@ -345,6 +345,12 @@ fn keyed_ops() -> Vec<KeyedOp> {
                 .0
                 .v;
         }),
+        ("get_or_try_insert_with", |m, id, c| {
+            let _ = m
+                .pin()
+                .get_or_try_insert_with(Key::new(id, c), || Ok::<_, ()>(Val::new(77, c)))
+                .map(|(v, _)| v.v);
+        }),
         ("remove", |m, id, c| {
             let _ = m.pin().remove(&Key::new(id, c)).map(|v| v.v);
         }),

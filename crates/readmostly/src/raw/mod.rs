@@ -147,6 +147,7 @@ mod zeroed;
 pub(crate) use self::table::spread;
 
 use std::borrow::Borrow;
+use std::convert::Infallible;
 use std::marker::PhantomData;
 use std::ptr::NonNull;
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release, SeqCst};
@@ -3170,11 +3171,26 @@ where
         key: K,
         make: impl FnOnce() -> V,
     ) -> (&'a V, bool) {
+        match self.get_or_try_insert_with(hash, key, || Ok::<V, Infallible>(make())) {
+            Ok(found) => found,
+            Err(never) => match never {},
+        }
+    }
+
+    /// [`get_or_insert_with`](Self::get_or_insert_with) with a fallible `make`: its error
+    /// is returned and nothing is inserted.
+    pub(crate) fn get_or_try_insert_with<E>(
+        &self,
+        hash: u64,
+        key: K,
+        make: impl FnOnce() -> Result<V, E>,
+    ) -> Result<(&'a V, bool), E> {
         if let Some(p) = self.find_entry(hash, &key).and_then(|e| e.load(self.guard)) {
-            return (self.value(p), false);
+            return Ok((self.value(p), false));
         }
         // No lock is held here: `make` may use the map freely.
-        self.get_or_insert_hashed(hash, key, make())
+        let value = make()?;
+        Ok(self.get_or_insert_hashed(hash, key, value))
     }
 
     fn get_or_insert_hashed(&self, hash: u64, key: K, value: V) -> (&'a V, bool) {
