@@ -4,22 +4,22 @@
 # shuttle soak fuzz; pass a subset as arguments to run only those (e.g.
 # `bash ci/all.sh test loom`).
 #
-# Wall times of the last full run on record: clean clone of 7907127 on the 2-core
-# development machine, cold target dirs, 2026-11-28, machine otherwise idle (total 52m22s;
-# the CI cap is 90 min):
-#   test.sh         2m37s  fmt + clippy + `cargo test --workspace --all-features` (builds the bench crate's peers)
-#   loom.sh         1m13s  clippy of the --cfg loom build + 39 models x 2 starting orders (several also
+# Wall times of the last full run on record: clean clone of 21a5434 on the (slower)
+# 2-core development machine of session 17, cold target dirs, 2026-11-28 (total 90m32s,
+# over the 90 min cap, hence the lower Miri seed counts since):
+#   test.sh         3m12s  fmt + clippy + `cargo test --workspace --all-features` (builds the bench crate's peers)
+#   loom.sh         1m44s  clippy of the --cfg loom build + the models x 2 starting orders (several also
 #                          under 3 recent-table settings)
-#   miri.sh        39m42s  12 seeds strict provenance (two runs of 6, each under its own 2400 s limit)
-#                          + 6 seeds tree borrows (MIRI_SEEDS, MIRI_TB_SEEDS); each seed runs the lib
-#                          tests in ~170 s (16 + 8 seeds took 58m20s in session 13)
-#   sanitizers.sh   3m34s  TSan build + runs of tests/stress.rs and tests/soak.rs (TSAN_RUNS);
+#   miri.sh        71m42s  then 12 seeds strict provenance + 6 tree borrows; now 6 + 4 (MIRI_SEEDS,
+#                          MIRI_TB_SEEDS); each seed runs the lib tests in ~204 s on that machine
+#                          (~165 s on session 16's, where 12 + 6 seeds took 37 min)
+#   sanitizers.sh   5m04s  TSan build + runs of tests/stress.rs and tests/soak.rs (TSAN_RUNS);
 #                          ASan+LSan over every library test, all features
-#   shuttle.sh      2m12s  clippy of the --cfg shuttle build + 32 models x 3 schedulers x 20,000
+#   shuttle.sh      3m49s  clippy of the --cfg shuttle build + the models x 3 schedulers x 20,000
 #                          schedules (one model a tenth of that)
-#   soak.sh         0m50s  4M-operation soak (8 threads) + short soak + pinned reader
-#   fuzz.sh         2m14s  (+ ~1.5 min to install cargo-fuzz on a fresh machine) build, fuzz crate tests,
-#                          30 s per target (FUZZ_SECONDS)
+#   soak.sh         1m17s  4M-operation soak (8 threads) + short soak + pinned reader
+#   fuzz.sh         3m44s  (including installing cargo-fuzz on a fresh machine) build, fuzz crate
+#                          tests, 30 s per target (FUZZ_SECONDS)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
