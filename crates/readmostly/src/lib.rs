@@ -95,7 +95,7 @@
 //! recent table (to grow or promote it) waits, holding the lock, for the lock-free adds
 //! already in progress, and those compare keys with `Eq` (an `Eq` that takes a lock
 //! another inserting thread holds could deadlock). (A panic in `Eq` while a new key is
-//! being added frees the entry allocated for it.) A panic in `Hash`, `Eq`, `PartialEq`
+//! being added frees the entry allocated for it.) A panic in `Hash`, `Eq`, `PartialEq`, `Clone`
 //! or a closure leaves the map consistent and usable and leaks nothing: user code runs
 //! only before the locked critical section mutates anything. The one exception is the
 //! bulk load of an owned map (`Extend`, `FromIterator`, serde's `Deserialize`), which
@@ -352,7 +352,7 @@
 //! | `CompareAndDelete(k, old)` | [`pin().remove_if(&k, \|v\| *v == old)`](MapRef::remove_if) |
 //! | `Range(f)` | [`pin().iter()`](MapRef::iter) (any method may be called in the loop) |
 //! | `Clear()` | [`clear()`](SyncMap::clear) |
-//! | — | [`pin().update(&k, \|v\| ..)`](MapRef::update) (atomic read-modify-write), [`len`](SyncMap::len), [`retain`](SyncMap::retain), [`stats`](SyncMap::stats), [`pin_owned`](SyncMap::pin_owned), `Debug`, `Default`, `FromIterator`, `Extend`, `serde` (feature) |
+//! | — | [`pin().update(&k, \|v\| ..)`](MapRef::update) (atomic read-modify-write), [`len`](SyncMap::len), [`retain`](SyncMap::retain), [`stats`](SyncMap::stats), [`pin_owned`](SyncMap::pin_owned), [`get_key_value`](MapRef::get_key_value), [`keys`](MapRef::keys), [`values`](MapRef::values), `Clone`, `PartialEq`/`Eq`, `Debug`, `Default`, `FromIterator`, `Extend`, `serde` (feature) |
 //!
 //! # Features
 //!
@@ -374,8 +374,8 @@ mod stats;
 mod sync;
 
 pub use map::{
-    Builder, CapacityError, CompareExchangeError, DefaultHashBuilder, Iter, MapRef, Promotion,
-    RecentKeys, SyncMap,
+    Builder, CapacityError, CompareExchangeError, DefaultHashBuilder, Iter, Keys, MapRef,
+    Promotion, RecentKeys, SyncMap, Values,
 };
 pub use raw::reclaim::{LocalGuard, OwnedGuard};
 pub use sharded::{

@@ -162,6 +162,8 @@ pub struct SyncMap<K, V, S = DefaultHashBuilder> {
     hasher: S,
     /// The capacity limit enforced by `try_insert`.
     max_len: Option<usize>,
+    /// The retire batch the collector was built with (for `Clone`).
+    retire_batch: usize,
 }
 
 /// A builder for a [`SyncMap`] with a custom hasher or promotion rule.
@@ -420,6 +422,7 @@ impl<K, V, S> SyncMap<K, V, S> {
             ),
             hasher,
             max_len: None,
+            retire_batch,
         }
     }
 
@@ -500,6 +503,48 @@ impl<K, V, S> SyncMap<K, V, S> {
     /// ```
     pub fn max_len(&self) -> Option<usize> {
         self.max_len
+    }
+
+    /// The retire batch the map was built with (see [`Builder::retire_batch`]).
+    ///
+    /// ```
+    /// let map: readmostly::SyncMap<u8, u8> =
+    ///     readmostly::SyncMap::builder().retire_batch(64).build();
+    /// assert_eq!(map.retire_batch(), 64);
+    /// ```
+    pub fn retire_batch(&self) -> usize {
+        self.retire_batch
+    }
+
+    /// Whether handles pinned now count hits (see [`Builder::hit_statistics`] and
+    /// [`set_hit_statistics`](SyncMap::set_hit_statistics)).
+    ///
+    /// ```
+    /// let map: readmostly::SyncMap<u8, u8> = readmostly::SyncMap::new();
+    /// assert!(map.hit_statistics());
+    /// map.set_hit_statistics(false);
+    /// assert!(!map.hit_statistics());
+    /// ```
+    pub fn hit_statistics(&self) -> bool {
+        self.raw.counts_hits()
+    }
+
+    /// A builder with this map's configuration: hasher, promotion rule, recent keys,
+    /// retire batch, rebuild step, capacity limit and hit-statistics setting.
+    fn config(&self) -> Builder<K, V, S>
+    where
+        S: Clone,
+    {
+        Builder {
+            hasher: self.hasher.clone(),
+            promotion: self.promotion(),
+            recent_keys: self.recent_keys(),
+            retire_batch: self.retire_batch,
+            rebuild_step: self.rebuild_step(),
+            max_len: self.max_len,
+            hit_statistics: self.hit_statistics(),
+            _marker: PhantomData,
+        }
     }
 
     /// The number of keys present.
@@ -843,6 +888,80 @@ impl<K, V> Default for SyncMap<K, V> {
     }
 }
 
+impl<K, V, S> Clone for SyncMap<K, V, S>
+where
+    K: Hash + Eq + Clone,
+    V: Clone,
+    S: BuildHasher + Clone,
+{
+    /// A new map with this map's configuration (the same hasher, promotion rule, recent
+    /// keys, retire batch, rebuild step, capacity limit and hit-statistics setting) and
+    /// a copy of every entry [`iter`](MapRef::iter) visits, loaded in one pass: all the
+    /// clone's keys are in its read table, and its statistics start at zero.
+    ///
+    /// Not a snapshot: under concurrent writes the clone holds each key as the iteration
+    /// found it, as `iter` describes. A panic in `K::clone` or `V::clone` drops the
+    /// partial clone and leaves this map unchanged.
+    ///
+    /// ```
+    /// let map: readmostly::SyncMap<u32, String> =
+    ///     (0..3).map(|k| (k, k.to_string())).collect();
+    /// let copy = map.clone();
+    /// map.insert(3, "3".into());
+    /// assert_eq!(copy.len(), 3);
+    /// assert_eq!(copy.get_cloned(&2).as_deref(), Some("2"));
+    /// assert_ne!(copy, map);
+    /// ```
+    fn clone(&self) -> Self {
+        let mut copy = self.config().build();
+        copy.extend(self.pin().iter().map(|(k, v)| (k.clone(), v.clone())));
+        copy
+    }
+}
+
+impl<K, V, S> PartialEq for SyncMap<K, V, S>
+where
+    K: Hash + Eq,
+    V: PartialEq,
+    S: BuildHasher,
+{
+    /// Whether both maps hold the same keys with equal values, as `std`'s `HashMap`
+    /// compares: equal lengths, and every entry of `self` found with an equal value in
+    /// `other`. The lookups in `other` count no hits.
+    ///
+    /// Not atomic: under concurrent writes to either map the result reflects no single
+    /// moment (each map is read as [`iter`](MapRef::iter) and [`len`](SyncMap::len)
+    /// describe).
+    ///
+    /// ```
+    /// use readmostly::SyncMap;
+    ///
+    /// let a: SyncMap<&str, u32> = [("x", 1), ("y", 2)].into_iter().collect();
+    /// let b: SyncMap<&str, u32> = SyncMap::new();
+    /// b.insert("y", 2);
+    /// assert_ne!(a, b);
+    /// b.insert("x", 1);
+    /// assert_eq!(a, b);
+    /// ```
+    fn eq(&self, other: &Self) -> bool {
+        let (a, b) = (self.pin(), other.pin());
+        if a.len() != b.len() {
+            return false;
+        }
+        let b_raw = b.raw().uncounted();
+        a.iter()
+            .all(|(k, v)| b_raw.get(other.hash(k), k).is_some_and(|w| v == w))
+    }
+}
+
+impl<K, V, S> Eq for SyncMap<K, V, S>
+where
+    K: Hash + Eq,
+    V: Eq,
+    S: BuildHasher,
+{
+}
+
 impl<K, V, S> fmt::Debug for SyncMap<K, V, S>
 where
     K: Hash + Eq + fmt::Debug,
@@ -967,6 +1086,23 @@ where
         Q: ?Sized + Hash + Eq,
     {
         self.raw().get(self.map.hash(key), key)
+    }
+
+    /// The stored key and its value for `key` ([`get`](Self::get), with the key: useful
+    /// when equal keys can differ, such as keys carrying data that `Eq` ignores).
+    ///
+    /// ```
+    /// let map = readmostly::SyncMap::new();
+    /// map.insert(String::from("a"), 1);
+    /// assert_eq!(map.pin().get_key_value("a"), Some((&"a".to_string(), &1)));
+    /// assert_eq!(map.pin().get_key_value("b"), None);
+    /// ```
+    pub fn get_key_value<Q>(&self, key: &Q) -> Option<(&K, &V)>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq,
+    {
+        self.raw().get_key_value(self.map.hash(key), key)
     }
 
     /// Looks up every key of `keys` and calls `f(i, value)` for each, in order: the same
@@ -1248,6 +1384,28 @@ where
         }
     }
 
+    /// The keys, visited as [`iter`](Self::iter) visits entries.
+    ///
+    /// ```
+    /// let map: readmostly::SyncMap<u32, u32> = (0..3).map(|k| (k, 0)).collect();
+    /// let mut keys: Vec<u32> = map.pin().keys().copied().collect();
+    /// keys.sort();
+    /// assert_eq!(keys, [0, 1, 2]);
+    /// ```
+    pub fn keys(&self) -> Keys<Iter<'_, K, V, G>> {
+        Keys::new(self.iter())
+    }
+
+    /// The values, visited as [`iter`](Self::iter) visits entries.
+    ///
+    /// ```
+    /// let map: readmostly::SyncMap<u32, u32> = (0..3).map(|k| (k, k * 10)).collect();
+    /// assert_eq!(map.pin().values().sum::<u32>(), 30);
+    /// ```
+    pub fn values(&self) -> Values<Iter<'_, K, V, G>> {
+        Values::new(self.iter())
+    }
+
     /// Keeps only the entries for which `keep` returns `true`, visiting entries as
     /// [`iter`](Self::iter) does. Each removal is conditional on the value `keep` saw; if
     /// another thread replaces it first, `keep` is asked again about the new value.
@@ -1327,6 +1485,91 @@ impl<'g, K, V, G: Guard> Iterator for Iter<'g, K, V, G> {
 impl<K, V, G> fmt::Debug for Iter<'_, K, V, G> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Iter").finish_non_exhaustive()
+    }
+}
+
+impl<'g, 'm, K, V, S, G> IntoIterator for &'g MapRef<'m, K, V, S, G>
+where
+    K: Hash + Eq,
+    S: BuildHasher,
+    G: Guard,
+{
+    type Item = (&'g K, &'g V);
+    type IntoIter = Iter<'g, K, V, G>;
+
+    /// [`MapRef::iter`], for `for` loops.
+    ///
+    /// ```
+    /// let map: readmostly::SyncMap<u32, u32> = (0..4).map(|k| (k, k)).collect();
+    /// let m = map.pin();
+    /// let mut sum = 0;
+    /// for (k, v) in &m {
+    ///     sum += k + v;
+    /// }
+    /// assert_eq!(sum, 12);
+    /// ```
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+/// Iterator over a map's keys, from [`MapRef::keys`] or
+/// [`ShardedRef::keys`](crate::ShardedRef::keys).
+pub struct Keys<I> {
+    inner: I,
+}
+
+impl<'g, K: 'g, V: 'g, I: Iterator<Item = (&'g K, &'g V)>> Iterator for Keys<I> {
+    type Item = &'g K;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.inner.next().map(|(k, _)| k)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.inner.size_hint()
+    }
+}
+
+impl<I> fmt::Debug for Keys<I> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Keys").finish_non_exhaustive()
+    }
+}
+
+/// Iterator over a map's values, from [`MapRef::values`] or
+/// [`ShardedRef::values`](crate::ShardedRef::values).
+pub struct Values<I> {
+    inner: I,
+}
+
+impl<'g, K: 'g, V: 'g, I: Iterator<Item = (&'g K, &'g V)>> Iterator for Values<I> {
+    type Item = &'g V;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.inner.next().map(|(_, v)| v)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.inner.size_hint()
+    }
+}
+
+impl<I> fmt::Debug for Values<I> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Values").finish_non_exhaustive()
+    }
+}
+
+impl<I> Keys<I> {
+    pub(crate) fn new(inner: I) -> Self {
+        Keys { inner }
+    }
+}
+
+impl<I> Values<I> {
+    pub(crate) fn new(inner: I) -> Self {
+        Values { inner }
     }
 }
 

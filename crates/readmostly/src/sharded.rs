@@ -8,7 +8,9 @@ use std::hash::{BuildHasher, Hash};
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use crate::map::{CapacityError, CompareExchangeError, DefaultHashBuilder, Promotion, RecentKeys};
+use crate::map::{
+    CapacityError, CompareExchangeError, DefaultHashBuilder, Keys, Promotion, RecentKeys, Values,
+};
 use crate::raw::reclaim::{self, Collector, Guard, LocalGuard, OwnedGuard, DEFAULT_RETIRE_BATCH};
 use crate::raw::DEFAULT_REBUILD_STEP;
 use crate::raw::{RawIter, RawMap, RawRef};
@@ -104,6 +106,15 @@ where
     }
 }
 
+impl<F: Clone, T: ?Sized> Clone for ByTenant<F, T> {
+    fn clone(&self) -> Self {
+        ByTenant {
+            tenant: self.tenant.clone(),
+            _marker: PhantomData,
+        }
+    }
+}
+
 impl<F, T: ?Sized> fmt::Debug for ByTenant<F, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("ByTenant")
@@ -169,6 +180,9 @@ pub struct ShardedMap<K, V, S = DefaultHashBuilder, R = ByHash> {
     hasher: S,
     router: R,
     max_len: Option<usize>,
+    /// The builder's statistics stripes per shard and retire batch (for `Clone`).
+    stripes: usize,
+    retire_batch: usize,
 }
 
 /// A builder for a [`ShardedMap`]: shard count, statistics stripes, hasher, promotion
@@ -435,6 +449,8 @@ impl<K, V, S, R> ShardedBuilder<K, V, S, R> {
             hasher: self.hasher,
             router: self.router,
             max_len: self.max_len,
+            stripes: self.stripes,
+            retire_batch: self.retire_batch,
         }
     }
 }
@@ -529,6 +545,30 @@ impl<K, V, S, R> ShardedMap<K, V, S, R> {
     /// ```
     pub fn max_len(&self) -> Option<usize> {
         self.max_len
+    }
+
+    /// The retire batch the map was built with (see [`ShardedBuilder::retire_batch`]).
+    ///
+    /// ```
+    /// let map: readmostly::ShardedMap<u8, u8> =
+    ///     readmostly::ShardedMap::builder().retire_batch(64).build();
+    /// assert_eq!(map.retire_batch(), 64);
+    /// ```
+    pub fn retire_batch(&self) -> usize {
+        self.retire_batch
+    }
+
+    /// Whether handles pinned now count hits (see
+    /// [`set_hit_statistics`](ShardedMap::set_hit_statistics)).
+    ///
+    /// ```
+    /// let map: readmostly::ShardedMap<u8, u8> = readmostly::ShardedMap::new();
+    /// assert!(map.hit_statistics());
+    /// map.set_hit_statistics(false);
+    /// assert!(!map.hit_statistics());
+    /// ```
+    pub fn hit_statistics(&self) -> bool {
+        self.counts_hits()
     }
 
     /// The number of keys present: the sum of the shards' striped counters (exact when
@@ -874,6 +914,93 @@ impl<K, V, S: Default> Default for ShardedMap<K, V, S> {
     }
 }
 
+impl<K, V, S, R> Clone for ShardedMap<K, V, S, R>
+where
+    K: Hash + Eq + Clone,
+    V: Clone,
+    S: BuildHasher + Clone,
+    R: Router<K> + Clone,
+{
+    /// A new map with this map's configuration (shard count, statistics stripes, hasher,
+    /// router, promotion rule, recent keys, retire batch, rebuild step, capacity limit
+    /// and hit-statistics setting) and a copy of every entry
+    /// [`iter`](ShardedRef::iter) visits, each shard loaded in one pass (see
+    /// [`Clone`] for [`SyncMap`](crate::SyncMap), whose caveats apply).
+    ///
+    /// ```
+    /// let map = readmostly::ShardedMap::builder()
+    ///     .shards(8)
+    ///     .route_by_tenant(|k: &(u32, u32)| u64::from(k.0))
+    ///     .build();
+    /// map.insert((1, 1), "a");
+    /// let copy = map.clone();
+    /// assert_eq!(copy.shard_count(), 8);
+    /// assert_eq!(copy.shard_of(&(1, 1)), map.shard_of(&(1, 1)));
+    /// assert_eq!(copy, map);
+    /// ```
+    fn clone(&self) -> Self {
+        let first = &self.shards[0].raw;
+        let mut copy = ShardedBuilder {
+            hasher: self.hasher.clone(),
+            router: self.router.clone(),
+            shards: self.shards.len(),
+            stripes: self.stripes,
+            promotion: first.promotion(),
+            recent_keys: first.recent_keys(),
+            retire_batch: self.retire_batch,
+            rebuild_step: first.rebuild_step(),
+            max_len: self.max_len,
+            _marker: PhantomData,
+        }
+        .build();
+        copy.set_hit_statistics(self.counts_hits());
+        copy.extend(self.pin().iter().map(|(k, v)| (k.clone(), v.clone())));
+        copy
+    }
+}
+
+impl<K, V, S, R> PartialEq for ShardedMap<K, V, S, R>
+where
+    K: Hash + Eq,
+    V: PartialEq,
+    S: BuildHasher,
+    R: Router<K>,
+{
+    /// Whether both maps hold the same keys with equal values (see [`PartialEq`] for
+    /// [`SyncMap`](crate::SyncMap), whose caveats apply). The maps may differ in shard
+    /// count or routing.
+    ///
+    /// ```
+    /// let a: readmostly::ShardedMap<u32, u32> = (0..10).map(|k| (k, k)).collect();
+    /// let mut b: readmostly::ShardedMap<u32, u32> =
+    ///     readmostly::ShardedMap::builder().shards(2).build();
+    /// b.extend((0..10).map(|k| (k, k)));
+    /// assert_eq!(a, b);
+    /// b.insert(3, 4);
+    /// assert_ne!(a, b);
+    /// ```
+    fn eq(&self, other: &Self) -> bool {
+        let (a, b) = (self.pin(), other.pin());
+        a.len() == b.len()
+            && a.iter().all(|(k, v)| {
+                let hash = other.hash(k);
+                b.shard(k, hash)
+                    .uncounted()
+                    .get(hash, k)
+                    .is_some_and(|w| v == w)
+            })
+    }
+}
+
+impl<K, V, S, R> Eq for ShardedMap<K, V, S, R>
+where
+    K: Hash + Eq,
+    V: Eq,
+    S: BuildHasher,
+    R: Router<K>,
+{
+}
+
 impl<K, V, S, R> fmt::Debug for ShardedMap<K, V, S, R>
 where
     K: Hash + Eq + fmt::Debug,
@@ -1003,6 +1130,24 @@ where
     {
         let hash = self.map.hash(key);
         self.shard(key, hash).get(hash, key)
+    }
+
+    /// The stored key and its value for `key` (see
+    /// [`MapRef::get_key_value`](crate::MapRef::get_key_value)).
+    ///
+    /// ```
+    /// let map = readmostly::ShardedMap::new();
+    /// map.insert(String::from("a"), 1);
+    /// assert_eq!(map.pin().get_key_value("a"), Some((&"a".to_string(), &1)));
+    /// ```
+    pub fn get_key_value<Q>(&self, key: &Q) -> Option<(&K, &V)>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq,
+        R: Router<Q>,
+    {
+        let hash = self.map.hash(key);
+        self.shard(key, hash).get_key_value(hash, key)
     }
 
     /// Looks up every key of `keys` and calls `f(i, value)` for each, in order, with
@@ -1264,6 +1409,28 @@ where
         }
     }
 
+    /// The keys, visited as [`iter`](Self::iter) visits entries.
+    ///
+    /// ```
+    /// let map: readmostly::ShardedMap<u32, u32> = (0..3).map(|k| (k, 0)).collect();
+    /// let mut keys: Vec<u32> = map.pin().keys().copied().collect();
+    /// keys.sort();
+    /// assert_eq!(keys, [0, 1, 2]);
+    /// ```
+    pub fn keys(&self) -> Keys<ShardedIter<'_, K, V, G>> {
+        Keys::new(self.iter())
+    }
+
+    /// The values, visited as [`iter`](Self::iter) visits entries.
+    ///
+    /// ```
+    /// let map: readmostly::ShardedMap<u32, u32> = (0..3).map(|k| (k, k * 10)).collect();
+    /// assert_eq!(map.pin().values().sum::<u32>(), 30);
+    /// ```
+    pub fn values(&self) -> Values<ShardedIter<'_, K, V, G>> {
+        Values::new(self.iter())
+    }
+
     /// Keeps only the entries for which `keep` returns `true` (see
     /// [`MapRef::retain`](crate::MapRef::retain)), shard by shard.
     ///
@@ -1350,6 +1517,31 @@ impl<'g, K: Eq, V, G: Guard> Iterator for ShardedIter<'g, K, V, G> {
             // Each shard's snapshot is taken when the iteration reaches it.
             self.current = Some(self.shards.next()?.raw.bind(self.guard).iter());
         }
+    }
+}
+
+impl<'g, 'm, K, V, S, R, G> IntoIterator for &'g ShardedRef<'m, K, V, S, R, G>
+where
+    K: Hash + Eq,
+    S: BuildHasher,
+    G: Guard,
+{
+    type Item = (&'g K, &'g V);
+    type IntoIter = ShardedIter<'g, K, V, G>;
+
+    /// [`ShardedRef::iter`], for `for` loops.
+    ///
+    /// ```
+    /// let map: readmostly::ShardedMap<u32, u32> = (0..4).map(|k| (k, k)).collect();
+    /// let m = map.pin();
+    /// let mut sum = 0;
+    /// for (k, v) in &m {
+    ///     sum += k + v;
+    /// }
+    /// assert_eq!(sum, 12);
+    /// ```
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
     }
 }
 

@@ -13,6 +13,11 @@ use crate::{Promotion, RecentKeys, ShardedMap, SyncMap};
 const N: u64 = if cfg!(miri) { 24 } else { 400 };
 
 fn maps<V>() -> Vec<SyncMap<u64, V>> {
+    keyed_maps()
+}
+
+/// [`maps`] with any key type.
+fn keyed_maps<K, V>() -> Vec<SyncMap<K, V>> {
     vec![
         SyncMap::new(),
         SyncMap::builder().promotion(Promotion::EveryMiss).build(),
@@ -160,6 +165,85 @@ fn every_value_dropped_exactly_once() {
         drop(map);
     }
     assert_eq!(drops.load(Relaxed), created);
+}
+
+/// `Clone`, `==`, `get_key_value`, `keys` and `values` over maps whose entries are in
+/// every table state (read table, deleted, expunged, recent table, dirty-only under a
+/// half-done rebuild); clones and originals free every key and value once.
+#[test]
+fn clones_compare_equal_and_free_once() {
+    #[derive(Debug)]
+    struct Val(u64, Arc<AtomicUsize>, Arc<AtomicUsize>);
+    impl Clone for Val {
+        fn clone(&self) -> Self {
+            self.1.fetch_add(1, Relaxed);
+            Val(self.0, self.1.clone(), self.2.clone())
+        }
+    }
+    impl Drop for Val {
+        fn drop(&mut self) {
+            self.2.fetch_add(1, Relaxed);
+        }
+    }
+    impl PartialEq for Val {
+        fn eq(&self, other: &Self) -> bool {
+            self.0 == other.0
+        }
+    }
+    let (made, dropped) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let val = |v: u64| {
+        made.fetch_add(1, Relaxed);
+        Val(v, made.clone(), dropped.clone())
+    };
+    let n = N / 4;
+    for map in keyed_maps::<String, Val>() {
+        for k in 0..n {
+            map.insert(k.to_string(), val(k));
+        }
+        map.promote();
+        for k in (0..n).step_by(3) {
+            map.remove(&k.to_string());
+        }
+        for k in n..n + 4 {
+            map.insert(k.to_string(), val(k));
+        }
+        let copy = map.clone();
+        assert!(copy == map);
+        assert!(map == copy);
+        let (m, c) = (map.pin(), copy.pin());
+        for k in 0..n + 5 {
+            let key = k.to_string();
+            let want = (k < n + 4 && (k >= n || k % 3 != 0)).then_some(k);
+            assert_eq!(
+                m.get_key_value(&key).map(|(s, v)| (s.clone(), v.0)),
+                want.map(|k| (key.clone(), k))
+            );
+            assert_eq!(c.get_key_value(&key).map(|(_, v)| v.0), want);
+        }
+        let mut keys: Vec<u64> = c.keys().map(|k| k.parse().unwrap()).collect();
+        let mut values: Vec<u64> = (&c).into_iter().map(|(_, v)| v.0).collect();
+        keys.sort_unstable();
+        values.sort_unstable();
+        assert_eq!(keys, values);
+        assert_eq!(c.values().count(), map.len());
+        drop((m, c));
+        copy.insert("0".into(), val(0));
+        assert!(copy != map);
+        drop(copy);
+        drop(map);
+    }
+    let sharded: ShardedMap<String, Val> = ShardedMap::builder().shards(4).build();
+    for k in 0..n {
+        sharded.insert(k.to_string(), val(k));
+    }
+    sharded.remove("1");
+    let copy = sharded.clone();
+    assert!(copy == sharded);
+    assert_eq!(copy.pin().get_key_value("2").map(|(_, v)| v.0), Some(2));
+    copy.remove("2");
+    assert!(copy != sharded);
+    drop((copy, sharded));
+    assert_eq!(made.load(Relaxed), dropped.load(Relaxed));
 }
 
 /// Maps that hand retired objects to the collector at once (`retire_batch(1)`), so

@@ -117,6 +117,13 @@ enum Op {
     Repin(bool),
     /// `Extend` on the owned map (a bulk load; needs every pin dropped).
     Extend(Vec<(u8, u32)>),
+    GetKeyValue(u8),
+    /// `keys`, `values` and `for (k, v) in &pin`.
+    KeysValues,
+    /// Clone the map, compare the clone (contents, configuration, `==`), then change the
+    /// clone (key `k`: removed if present, else inserted; or its value changed) and
+    /// check that the maps differ and the original did not change.
+    CloneEq(u8, bool),
 }
 
 fn key() -> impl Strategy<Value = u8> {
@@ -153,6 +160,9 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Debug),
         1 => any::<bool>().prop_map(Op::Repin),
         1 => prop::collection::vec((key(), val()), 0..12).prop_map(Op::Extend),
+        2 => key().prop_map(Op::GetKeyValue),
+        1 => Just(Op::KeysValues),
+        1 => (key(), any::<bool>()).prop_map(|(k, b)| Op::CloneEq(k, b)),
     ]
 }
 
@@ -196,7 +206,7 @@ fn apply<K, V, S>(
 ) where
     K: TestKey,
     V: TestVal,
-    S: BuildHasher,
+    S: BuildHasher + Clone,
 {
     match *op {
         Op::Get(k) => {
@@ -499,6 +509,84 @@ fn apply<K, V, S>(
                 assert!(a.contains(&needle), "Debug output {a} lacks {needle}");
             }
         }
+        Op::GetKeyValue(k) => {
+            let k = K::make(k);
+            let got = with_pin!(pin, m => m.get_key_value(k.borrowed()).map(|(k, v)| (k.clone(), v.clone())));
+            let want = model
+                .get_key_value(k.borrowed())
+                .map(|(k, v)| (k.clone(), v.clone()));
+            assert_eq!(got, want, "get_key_value({k:?})");
+        }
+        Op::KeysValues => {
+            t.iterations += 3;
+            let (keys, mut values, pairs) = with_pin!(pin, m => {
+                let keys: Vec<K> = m.keys().cloned().collect();
+                let values: Vec<u32> = m.values().map(TestVal::id).collect();
+                let mut pairs = HashMap::new();
+                for (k, v) in m {
+                    assert!(pairs.insert(k.clone(), v.clone()).is_none(), "&MapRef yielded {k:?} twice");
+                }
+                (keys, values, pairs)
+            });
+            let key_set: HashSet<K> = keys.iter().cloned().collect();
+            assert_eq!(key_set.len(), keys.len(), "keys() repeated a key: {keys:?}");
+            assert_eq!(key_set, present_keys(model), "keys()");
+            let mut want: Vec<u32> = model.values().map(TestVal::id).collect();
+            values.sort_unstable();
+            want.sort_unstable();
+            assert_eq!(values, want, "values()");
+            assert_eq!(&pairs, model, "IntoIterator for &MapRef");
+        }
+        Op::CloneEq(k, change_value) => {
+            t.iterations += 2;
+            let copy = map.clone();
+            assert!(copy == *map, "a clone must equal its original");
+            assert!(*map == copy, "equality must be symmetric");
+            assert_eq!(
+                (copy.promotion(), copy.recent_keys(), copy.rebuild_step()),
+                (map.promotion(), map.recent_keys(), map.rebuild_step()),
+                "clone's configuration"
+            );
+            assert_eq!(
+                (copy.max_len(), copy.retire_batch(), copy.hit_statistics()),
+                (map.max_len(), map.retire_batch(), map.hit_statistics()),
+                "clone's configuration"
+            );
+            let s = copy.stats();
+            assert_eq!(
+                (
+                    s.len,
+                    s.read_len,
+                    s.recent_len,
+                    s.dirty_len,
+                    s.hits,
+                    s.misses
+                ),
+                (model.len(), model.len(), 0, None, 0, 0),
+                "a clone is bulk-loaded into its read table: {s:?}"
+            );
+            let seen: HashMap<K, V> = copy
+                .pin()
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            assert_eq!(&seen, model, "clone's contents");
+            let k = K::make(k);
+            match model.get(k.borrowed()) {
+                Some(v) if change_value => {
+                    copy.insert(k.clone(), V::make(v.id() + 1));
+                }
+                Some(_) => {
+                    copy.remove(k.borrowed());
+                }
+                None => {
+                    copy.insert(k.clone(), V::make(0));
+                }
+            }
+            assert!(copy != *map, "changed clone still equal (key {k:?})");
+            assert!(*map != copy, "inequality must be symmetric");
+            assert_eq!(map.len(), model.len(), "cloning changed the original");
+        }
         Op::Repin(_) | Op::Extend(_) => unreachable!("handled by the driver"),
     }
 }
@@ -508,7 +596,7 @@ fn check_stats<K, V, S>(map: &SyncMap<K, V, S>, model: &HashMap<K, V>, t: &mut T
 where
     K: TestKey,
     V: TestVal,
-    S: BuildHasher,
+    S: BuildHasher + Clone,
 {
     let s = map.stats();
     let p = t.last;
@@ -562,7 +650,7 @@ fn check_all<K, V, S>(map: &SyncMap<K, V, S>, model: &HashMap<K, V>)
 where
     K: TestKey,
     V: TestVal,
-    S: BuildHasher,
+    S: BuildHasher + Clone,
 {
     let m = map.pin();
     for id in 0..KEYS {
@@ -584,7 +672,7 @@ fn run<K, V, S>(mut map: SyncMap<K, V, S>, ops: &[Op], per_op: bool)
 where
     K: TestKey,
     V: TestVal,
-    S: BuildHasher,
+    S: BuildHasher + Clone,
 {
     let mut model = HashMap::new();
     let mut t = Tracker::default();

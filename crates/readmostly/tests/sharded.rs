@@ -57,6 +57,11 @@ enum Op {
     Repin(bool),
     /// `Extend` on the owned map (a bulk load; needs every pin dropped).
     Extend(Vec<(u8, u32)>),
+    GetKeyValue(u8),
+    /// `keys`, `values` and `for (k, v) in &pin`.
+    KeysValues,
+    /// Clone the map and compare (see the `SyncMap` model's `CloneEq`).
+    CloneEq(u8, bool),
 }
 
 fn key() -> impl Strategy<Value = u8> {
@@ -93,6 +98,9 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Debug),
         1 => any::<bool>().prop_map(Op::Repin),
         1 => prop::collection::vec((key(), val()), 0..12).prop_map(Op::Extend),
+        2 => key().prop_map(Op::GetKeyValue),
+        1 => Just(Op::KeysValues),
+        1 => (key(), any::<bool>()).prop_map(|(k, b)| Op::CloneEq(k, b)),
     ]
 }
 
@@ -155,7 +163,7 @@ fn check_stats<S: BuildHasher, R>(
     *last = s;
 }
 
-fn apply<S: BuildHasher, R: Router<u8>>(
+fn apply<S: BuildHasher + Clone, R: Router<u8> + Clone>(
     map: &ShardedMap<u8, u32, S, R>,
     pin: &Pin<'_, S, R>,
     model: &mut Model,
@@ -370,12 +378,101 @@ fn apply<S: BuildHasher, R: Router<u8>>(
                 assert!(a.contains(&format!("{k}: {v}")), "{a} lacks {k}: {v}");
             }
         }
+        Op::GetKeyValue(k) => {
+            let got = with_pin!(pin, m => m.get_key_value(&k).map(|(k, v)| (*k, *v)));
+            assert_eq!(
+                got,
+                model.get_key_value(&k).map(|(k, v)| (*k, *v)),
+                "get_key_value({k})"
+            );
+        }
+        Op::KeysValues => {
+            let (mut keys, mut values, pairs) = with_pin!(pin, m => {
+                let keys: Vec<u8> = m.keys().copied().collect();
+                let values: Vec<u32> = m.values().copied().collect();
+                let mut pairs = Model::new();
+                for (k, v) in m {
+                    assert!(pairs.insert(*k, *v).is_none(), "&ShardedRef yielded {k} twice");
+                }
+                (keys, values, pairs)
+            });
+            let mut want_keys: Vec<u8> = model.keys().copied().collect();
+            let mut want_values: Vec<u32> = model.values().copied().collect();
+            for v in [&mut keys, &mut want_keys] {
+                v.sort_unstable();
+            }
+            for v in [&mut values, &mut want_values] {
+                v.sort_unstable();
+            }
+            assert_eq!((keys, values), (want_keys, want_values), "keys(), values()");
+            assert_eq!(&pairs, model, "IntoIterator for &ShardedRef");
+        }
+        Op::CloneEq(k, change_value) => {
+            let copy = map.clone();
+            assert!(copy == *map, "a clone must equal its original");
+            assert!(*map == copy, "equality must be symmetric");
+            assert_eq!(
+                (
+                    copy.shard_count(),
+                    copy.promotion(),
+                    copy.recent_keys(),
+                    copy.rebuild_step()
+                ),
+                (
+                    map.shard_count(),
+                    map.promotion(),
+                    map.recent_keys(),
+                    map.rebuild_step()
+                ),
+                "clone's configuration"
+            );
+            assert_eq!(
+                (copy.max_len(), copy.retire_batch(), copy.hit_statistics()),
+                (map.max_len(), map.retire_batch(), map.hit_statistics()),
+                "clone's configuration"
+            );
+            for key in 0..KEYS {
+                assert_eq!(copy.shard_of(&key), map.shard_of(&key), "clone's routing");
+            }
+            let s = copy.stats();
+            assert_eq!(
+                (
+                    s.len,
+                    s.read_len,
+                    s.recent_len,
+                    s.dirty_len,
+                    s.hits,
+                    s.misses
+                ),
+                (model.len(), model.len(), 0, None, 0, 0),
+                "a clone is bulk-loaded into its read tables: {s:?}"
+            );
+            let seen: Model = copy.pin().iter().map(|(k, v)| (*k, *v)).collect();
+            assert_eq!(&seen, model, "clone's contents");
+            match model.get(&k) {
+                Some(v) if change_value => {
+                    copy.insert(k, v + 1);
+                }
+                Some(_) => {
+                    copy.remove(&k);
+                }
+                None => {
+                    copy.insert(k, 0);
+                }
+            }
+            assert!(copy != *map, "changed clone still equal (key {k})");
+            assert!(*map != copy, "inequality must be symmetric");
+            assert_eq!(map.len(), model.len(), "cloning changed the original");
+        }
         Op::Repin(_) | Op::Extend(_) => unreachable!("handled by the driver"),
     }
 }
 
 /// Runs `ops` against `map`, with one long-lived pin replaced by `Op::Repin`.
-fn run<S: BuildHasher, R: Router<u8>>(mut map: ShardedMap<u8, u32, S, R>, ops: &[Op]) {
+fn run<S: BuildHasher + Clone, R: Router<u8> + Clone>(
+    mut map: ShardedMap<u8, u32, S, R>,
+    ops: &[Op],
+) {
     let mut model = Model::new();
     let mut last = Stats::default();
     // Segments end at an `Extend`, which needs the map to itself.

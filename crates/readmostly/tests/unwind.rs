@@ -25,6 +25,8 @@ thread_local! {
     static PANIC_ON_EQ: Cell<Option<u32>> = const { Cell::new(None) };
     /// Comparing two values panics.
     static PANIC_ON_VALUE_EQ: Cell<bool> = const { Cell::new(false) };
+    /// Cloning a key or value panics once this many more clones have succeeded.
+    static PANIC_ON_CLONE_AFTER: Cell<Option<u32>> = const { Cell::new(None) };
     /// This thread is inside [`expect_panic`]: keep injected panics quiet.
     static EXPECTING: Cell<bool> = const { Cell::new(false) };
 }
@@ -33,6 +35,16 @@ fn disarm() {
     PANIC_ON_HASH.with(|c| c.set(None));
     PANIC_ON_EQ.with(|c| c.set(None));
     PANIC_ON_VALUE_EQ.with(|c| c.set(false));
+    PANIC_ON_CLONE_AFTER.with(|c| c.set(None));
+}
+
+/// Counts a clone down; panics when the count is used up.
+fn clone_countdown() {
+    PANIC_ON_CLONE_AFTER.with(|c| match c.get() {
+        Some(0) => injected_panic(),
+        Some(n) => c.set(Some(n - 1)),
+        None => {}
+    });
 }
 
 fn injected_panic() -> ! {
@@ -102,6 +114,13 @@ impl Drop for Key {
     }
 }
 
+impl Clone for Key {
+    fn clone(&self) -> Self {
+        clone_countdown();
+        Key::new(self.id, &self.counts)
+    }
+}
+
 impl Hash for Key {
     fn hash<H: Hasher>(&self, state: &mut H) {
         if PANIC_ON_HASH.with(Cell::get) == Some(self.id) {
@@ -142,6 +161,13 @@ impl Val {
 impl Drop for Val {
     fn drop(&mut self) {
         self.counts.values_dropped.fetch_add(1, SeqCst);
+    }
+}
+
+impl Clone for Val {
+    fn clone(&self) -> Self {
+        clone_countdown();
+        Val::new(self.v, &self.counts)
     }
 }
 
@@ -640,6 +666,34 @@ fn retain_closure_panics_midway() {
             check(&map, &model, &counts, &context);
             check_usable_elsewhere(&map, &model, &counts, &context);
         }
+    }
+    counts.assert_all_dropped();
+}
+
+/// A panic in `K::clone` or `V::clone` while cloning the map drops the partial clone and
+/// leaves the map as it was; so does a panic in `V::eq` while comparing two maps.
+#[test]
+fn clone_and_map_eq_panics() {
+    let counts = Arc::new(Counts::default());
+    for promotion in rules() {
+        // Five entries: ten clones; the last clone succeeds.
+        for after in 0..10 {
+            let (map, model) = populated(promotion, &counts);
+            let context = format!("{promotion:?}, clone panics after {after} clones");
+            PANIC_ON_CLONE_AFTER.with(|c| c.set(Some(after)));
+            expect_panic(&context, || Map::clone(&map));
+            check(&map, &model, &counts, &context);
+            check_usable_elsewhere(&map, &model, &counts, &context);
+        }
+        let (map, model) = populated(promotion, &counts);
+        let context = format!("{promotion:?}, map == clone, value eq panics");
+        let copy = Map::clone(&map);
+        assert!(*map == copy, "{context}: a clone equals its original");
+        PANIC_ON_VALUE_EQ.with(|c| c.set(true));
+        expect_panic(&context, || *map == copy);
+        check(&map, &model, &counts, &context);
+        check(&copy, &model, &counts, &context);
+        check_usable_elsewhere(&map, &model, &counts, &context);
     }
     counts.assert_all_dropped();
 }

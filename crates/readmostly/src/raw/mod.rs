@@ -3057,6 +3057,17 @@ where
         e.load(self.guard).map(|p| self.value(p))
     }
 
+    /// [`get`](Self::get), with the stored key.
+    #[inline]
+    pub(crate) fn get_key_value<Q>(&self, hash: u64, key: &Q) -> Option<(&'a K, &'a V)>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Eq,
+    {
+        let e = self.find_entry(hash, key)?;
+        e.load(self.guard).map(|p| (&e.get().key, self.value(p)))
+    }
+
     /// What [`get`](Self::get) would return now, if `candidate` holds `key`: its value,
     /// without searching again and without counting the hit (the caller counts). `None`
     /// if the candidate holds another key (or there is none): look the key up the
