@@ -606,6 +606,29 @@ where
     /// };
     /// assert_eq!(*r, 1);
     /// ```
+    ///
+    /// The handle stays on its thread (use [`pin_owned`](Self::pin_owned) to send one):
+    ///
+    /// ```compile_fail
+    /// let map = readmostly::SyncMap::new();
+    /// map.insert(1, 1);
+    /// std::thread::scope(|s| {
+    ///     let m = map.pin();
+    ///     s.spawn(move || assert_eq!(m.get(&1), Some(&1)));
+    /// });
+    /// ```
+    ///
+    /// A map is shared between threads only when its keys and values may be (both `Send`
+    /// and `Sync`): readers on other threads see `&V`, and values are dropped wherever
+    /// their memory is reclaimed.
+    ///
+    /// ```compile_fail
+    /// let map = readmostly::SyncMap::new();
+    /// map.insert(1, std::cell::Cell::new(1)); // Cell is not Sync
+    /// std::thread::scope(|s| {
+    ///     s.spawn(|| map.pin().get(&1).map(|c| c.set(2)));
+    /// });
+    /// ```
     #[inline]
     pub fn pin(&self) -> MapRef<'_, K, V, S, LocalGuard<'_>> {
         MapRef {
@@ -1377,6 +1400,18 @@ where
     ///     m.remove(k); // allowed while iterating
     /// }
     /// assert!(map.is_empty());
+    /// ```
+    ///
+    /// The iterator of a [`pin_owned`](SyncMap::pin_owned) handle is `Send` (it may live
+    /// across `.await`); that of a [`pin`](SyncMap::pin) handle stays on its thread:
+    ///
+    /// ```compile_fail
+    /// let map: readmostly::SyncMap<u32, u32> = (0..4).map(|k| (k, k)).collect();
+    /// let m = map.pin();
+    /// let mut it = m.iter();
+    /// std::thread::scope(|s| {
+    ///     s.spawn(move || it.next());
+    /// });
     /// ```
     pub fn iter(&self) -> Iter<'_, K, V, G> {
         Iter {

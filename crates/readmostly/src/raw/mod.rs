@@ -2227,6 +2227,18 @@ pub(crate) struct RawIter<'g, K, V, G> {
     guard: &'g G,
 }
 
+// SAFETY: a `RawIter` holds only shared references: to tables that stay immutable while
+// the guard protects them (their items are entry pointers, dereferenced only under that
+// guard), to recent-table slots read through atomics, and to the guard itself; it frees
+// and mutates nothing. Moving or sharing it hands another thread `&K` and `&V` (hence
+// `K: Sync`, `V: Sync`) and a use of `&G` (hence `G: Sync`: an `OwnedGuard` qualifies, a
+// `LocalGuard` keeps the iterator on its thread). So that a `pin_owned` handle's
+// iterator can live across `.await` (tests/auto_traits.rs).
+unsafe impl<K: Sync, V: Sync, G: Sync> Send for RawIter<'_, K, V, G> {}
+// SAFETY: as for `Send`; through `&RawIter` only `size_hint` runs, which reads the
+// iterator's own fields (no interior mutability).
+unsafe impl<K: Sync, V: Sync, G: Sync> Sync for RawIter<'_, K, V, G> {}
+
 impl<'g, K, V, G: Guard> RawIter<'g, K, V, G> {
     /// The next entry of the snapshot, in any state.
     fn next_entry(&mut self) -> Option<&'g Entry<K, V>> {
