@@ -37,9 +37,22 @@ fn an_owned_handle_crosses_threads() {
         s.spawn(move || assert_eq!(r.get(&3).map(String::as_str), Some("3")));
         s.spawn(move || assert_eq!(r.keys().count(), 4));
     });
+    // An iterator started here and finished on another thread.
+    let mut it = m.iter();
+    let first = it.next().map(|(k, _)| *k);
+    let rest: Vec<u64> = std::thread::scope(|s| {
+        s.spawn(move || it.map(|(k, _)| *k).collect())
+            .join()
+            .unwrap()
+    });
+    let mut all: Vec<u64> = first.into_iter().chain(rest).collect();
+    all.sort_unstable();
+    assert_eq!(all, [0, 1, 2, 3]);
+
     let sharded: ShardedMap<u64, String> = (0..4).map(|k| (k, k.to_string())).collect();
     let m = sharded.pin_owned();
+    let values = m.values();
     std::thread::scope(|s| {
-        s.spawn(move || assert_eq!(m.values().count(), 4));
+        s.spawn(move || assert_eq!(values.count(), 4));
     });
 }
