@@ -847,6 +847,13 @@ where
     /// steps; if a full recent table forces one anyway, the call steps through the
     /// rebuild that starts too, up to a cap, past which it finishes in one go.
     ///
+    /// Whether it promoted or not, the call then hands the entries of removed keys that
+    /// earlier rebuilds expunged and that still wait ([`Stats::expunged_pending`]) to
+    /// the reclaimer, in steps of the same size with the lock released between them.
+    /// Promotions hand over up to 16,384 of them at once and later writes the rest a
+    /// step at a time, so after removing many keys from a map that is then only read,
+    /// call `promote()` to give their memory back.
+    ///
     /// ```
     /// let map = readmostly::SyncMap::new();
     /// for k in 0..1_000 {

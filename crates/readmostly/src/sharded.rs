@@ -837,8 +837,10 @@ where
         self.pin().clear();
     }
 
-    /// Promotes every shard whose read table lacks some of its keys (see
-    /// [`SyncMap::promote`](crate::SyncMap::promote)). Returns how many shards it promoted.
+    /// Promotes every shard whose read table lacks some of its keys, and hands every
+    /// shard's expunged entries still waiting to the reclaimer (see
+    /// [`SyncMap::promote`](crate::SyncMap::promote)). Returns how many shards it
+    /// promoted.
     ///
     /// ```
     /// let map = readmostly::ShardedMap::new();

@@ -365,9 +365,9 @@ pub struct Stats {
     /// yet handed to the reclamation scheme. A promotion hands over at most 256 ×
     /// [`rebuild_step`](crate::Builder::rebuild_step) of them at once (16,384 by
     /// default); the rest go a step at a time with the rebuild steps of later
-    /// operations (new keys, lookups that find the rule due,
-    /// [`promote`](crate::SyncMap::promote)), instead of all at once under the lock.
-    /// They stay allocated while no such operation runs.
+    /// operations (new keys, lookups that find the rule due), instead of all at once
+    /// under the lock. They stay allocated while no such operation runs; an explicit
+    /// [`promote`](crate::SyncMap::promote) hands them all over, in steps.
     pub expunged_pending: usize,
     /// Inserts of keys absent from both tables (each allocates an entry; with the recent
     /// table on, most need no lock).

@@ -1845,19 +1845,23 @@ fn a_lookup_driven_promotion_waits_for_a_growths_copy() {
 /// time by later operations (`Stats::expunged_pending` counts them down), skipping the
 /// ones unexpunged before the promotion (live again). One of those is removed again and
 /// expunged by the next rebuild while the first grave may still hold it: retired once.
-/// Every value is dropped exactly once whether the graves are emptied by steps, or the
-/// map is cleared or dropped with graves pending (Miri checks the entries too).
+/// Every value is dropped exactly once whether the graves are emptied by steps or by an
+/// explicit `promote()`, or the map is cleared or dropped with graves pending (Miri
+/// checks the entries too).
 #[test]
 fn expunged_entries_are_retired_in_steps_after_the_promotion() {
     let n: u64 = if cfg!(miri) { 60 } else { 3_000 };
-    for end in ["steps", "clear", "drop"] {
+    for end in ["steps", "promote", "clear", "drop"] {
         let drops = Arc::new(AtomicUsize::new(0));
         let mut created = 0usize;
         {
             let value = |v: u64| Counted(v, drops.clone());
-            // No recent table: every new key takes the lock and a one-entry step.
+            // No recent table: every new key takes the lock and a one-entry step. Every
+            // miss promotes: the grave comes from a lookup-driven promotion (an explicit
+            // `promote()` retires the graves it leaves).
             let map: SyncMap<u64, Counted> = SyncMap::builder()
                 .recent_keys(RecentKeys::Off)
+                .promotion(Promotion::EveryMiss)
                 .rebuild_step(1)
                 .build();
             let mut next = n;
@@ -1888,8 +1892,11 @@ fn expunged_entries_are_retired_in_steps_after_the_promotion() {
                 created += 1;
             }
             let before = map.stats();
-            assert!(map.promote());
+            // Key `n`, the first new key, is in the dirty table only: its lookup misses
+            // and promotes.
+            assert_eq!(map.pin().get(&n).map(|v| v.0), Some(n));
             let s = map.stats();
+            assert_eq!(s.promotions, before.promotions + 1, "{s:?}");
             // The promotion retired up to `move_max` (256 with one-entry steps; 16 under
             // Miri) entries of the list, revived ones skipped, and left the rest.
             let at_once = if cfg!(miri) { 16 } else { 256 };
@@ -1928,6 +1935,22 @@ fn expunged_entries_are_retired_in_steps_after_the_promotion() {
                         insert_new(&map);
                         created += 1;
                     }
+                    let m = map.pin();
+                    for k in 0..n {
+                        let want = (k % 3 != 0).then_some(k);
+                        assert_eq!(m.get(&k).map(|v| v.0), want, "key {k}");
+                    }
+                }
+                "promote" => {
+                    // An explicit promotion retires every entry waiting in a grave, in
+                    // steps, whether or not it has anything to promote.
+                    let before = map.stats();
+                    assert_eq!(before.expunged_pending as u64, pending, "{before:?}");
+                    map.promote();
+                    let s = map.stats();
+                    assert_eq!(s.expunged_pending, 0, "{s:?}");
+                    // (Revived entries on the list are skipped, not retired.)
+                    assert!(s.retired > before.retired, "{before:?} -> {s:?}");
                     let m = map.pin();
                     for k in 0..n {
                         let want = (k % 3 != 0).then_some(k);

@@ -3554,7 +3554,37 @@ where
     /// capped at twice the work in sight plus 64, re-armed at most twice when another
     /// promotion replaced the table, and past the cap the promotion finishes what is
     /// left in one go.
+    ///
+    /// Then it retires the expunged entries waiting in graves (see [`Grave`];
+    /// [`bury_pending`](Self::bury_pending)), whether it promoted or not, so that an
+    /// explicit promotion gives back the memory of a mass removal even when no writes
+    /// follow.
     pub(crate) fn promote(&self) -> bool {
+        let promoted = self.promote_in_steps();
+        self.bury_pending();
+        promoted
+    }
+
+    /// Retires, in steps of [`finish_max`](Self::finish_max) entries with the lock
+    /// released between them (as [`promote`](Self::promote) steps through a rebuild), the
+    /// entries that wait in graves now: at most as many as wait when it starts, so a
+    /// promotion that adds a grave meanwhile cannot keep it going.
+    fn bury_pending(&self) {
+        let mut dirty = self.map.lock();
+        let mut left: usize = dirty.graves.iter().map(|g| g.entries.len()).sum();
+        let step = self.finish_max().max(1);
+        while left > 0 && !dirty.graves.is_empty() {
+            let n = step.min(left);
+            self.bury_locked(&mut dirty, n);
+            left -= n;
+            drop(dirty);
+            self.map.let_waiters_in();
+            dirty = self.map.lock();
+        }
+    }
+
+    /// [`promote`](Self::promote) up to the graves.
+    fn promote_in_steps(&self) -> bool {
         let mut dirty = self.map.lock();
         if !self.promotion_needed_locked(self.read()) {
             return false;
