@@ -352,7 +352,7 @@
 //! | `CompareAndDelete(k, old)` | [`pin().remove_if(&k, \|v\| *v == old)`](MapRef::remove_if) |
 //! | `Range(f)` | [`pin().iter()`](MapRef::iter) (any method may be called in the loop) |
 //! | `Clear()` | [`clear()`](SyncMap::clear) |
-//! | — | [`pin().update(&k, \|v\| ..)`](MapRef::update) (atomic read-modify-write), [`len`](SyncMap::len), [`retain`](SyncMap::retain), [`stats`](SyncMap::stats), [`pin_owned`](SyncMap::pin_owned), [`get_key_value`](MapRef::get_key_value), [`keys`](MapRef::keys), [`values`](MapRef::values), `Clone`, `PartialEq`/`Eq`, `Debug`, `Default`, `FromIterator`, `Extend`, `serde` (feature) |
+//! | — | [`pin().update(&k, \|v\| ..)`](MapRef::update) (atomic read-modify-write), [`len`](SyncMap::len), [`retain`](SyncMap::retain), [`stats`](SyncMap::stats), [`pin_owned`](SyncMap::pin_owned), [`get_key_value`](MapRef::get_key_value), [`keys`](MapRef::keys), [`values`](MapRef::values), `Clone`, `PartialEq`/`Eq`, `Debug`, `Default`, `FromIterator`, `Extend`, [`IntoIterator`](SyncMap::into_iter), `serde` (feature) |
 //!
 //! # Features
 //!
@@ -374,7 +374,7 @@ mod stats;
 mod sync;
 
 pub use map::{
-    Builder, CapacityError, CompareExchangeError, DefaultHashBuilder, Iter, Keys, MapRef,
+    Builder, CapacityError, CompareExchangeError, DefaultHashBuilder, IntoIter, Iter, Keys, MapRef,
     Promotion, RecentKeys, SyncMap, Values,
 };
 pub use raw::reclaim::{LocalGuard, OwnedGuard};

@@ -1507,6 +1507,71 @@ where
     }
 }
 
+impl<K, V, S> IntoIterator for SyncMap<K, V, S> {
+    type Item = (K, V);
+    type IntoIter = IntoIter<K, V>;
+
+    /// Takes the map apart, yielding every key with its value, in no particular order.
+    ///
+    /// It owns the map, so no other thread can be using it: values retired by earlier
+    /// writes are freed first, then every present key and value is moved out (no
+    /// `Clone` needed) into a buffer that the iterator drains (one allocation of
+    /// `len` pairs).
+    ///
+    /// ```
+    /// use readmostly::SyncMap;
+    ///
+    /// let map: SyncMap<String, Vec<u8>> = SyncMap::new();
+    /// map.insert("a".into(), vec![1]);
+    /// map.insert("b".into(), vec![2]);
+    /// map.remove("a");
+    /// let mut pairs: Vec<(String, Vec<u8>)> = map.into_iter().collect();
+    /// pairs.sort();
+    /// assert_eq!(pairs, [("b".to_string(), vec![2])]);
+    /// ```
+    fn into_iter(self) -> IntoIter<K, V> {
+        IntoIter::new(self.raw.into_pairs())
+    }
+}
+
+/// Owning iterator over a map's keys and values, from [`IntoIterator`] for [`SyncMap`]
+/// or [`ShardedMap`](crate::ShardedMap).
+pub struct IntoIter<K, V> {
+    pairs: std::vec::IntoIter<(K, V)>,
+}
+
+impl<K, V> IntoIter<K, V> {
+    pub(crate) fn new(pairs: Vec<(K, V)>) -> Self {
+        IntoIter {
+            pairs: pairs.into_iter(),
+        }
+    }
+}
+
+impl<K, V> Iterator for IntoIter<K, V> {
+    type Item = (K, V);
+
+    fn next(&mut self) -> Option<(K, V)> {
+        self.pairs.next()
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.pairs.size_hint()
+    }
+}
+
+impl<K, V> ExactSizeIterator for IntoIter<K, V> {}
+
+impl<K, V> std::iter::FusedIterator for IntoIter<K, V> {}
+
+impl<K, V> fmt::Debug for IntoIter<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IntoIter")
+            .field("remaining", &self.pairs.len())
+            .finish()
+    }
+}
+
 /// Iterator over a [`SyncMap`]'s entries, from [`MapRef::iter`].
 pub struct Iter<'g, K, V, G> {
     raw: RawIter<'g, K, V, G>,

@@ -9,7 +9,8 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use crate::map::{
-    CapacityError, CompareExchangeError, DefaultHashBuilder, Keys, Promotion, RecentKeys, Values,
+    CapacityError, CompareExchangeError, DefaultHashBuilder, IntoIter, Keys, Promotion, RecentKeys,
+    Values,
 };
 use crate::raw::reclaim::{self, Collector, Guard, LocalGuard, OwnedGuard, DEFAULT_RETIRE_BATCH};
 use crate::raw::DEFAULT_REBUILD_STEP;
@@ -958,6 +959,30 @@ where
         copy.set_hit_statistics(self.counts_hits());
         copy.extend(self.pin().iter().map(|(k, v)| (k.clone(), v.clone())));
         copy
+    }
+}
+
+impl<K, V, S, R> IntoIterator for ShardedMap<K, V, S, R> {
+    type Item = (K, V);
+    type IntoIter = IntoIter<K, V>;
+
+    /// Takes the map apart, yielding every key with its value, shard by shard (see
+    /// [`IntoIterator`] for [`SyncMap`](crate::SyncMap)).
+    ///
+    /// ```
+    /// let map: readmostly::ShardedMap<u32, String> =
+    ///     (0..4).map(|k| (k, k.to_string())).collect();
+    /// let mut pairs: Vec<(u32, String)> = map.into_iter().collect();
+    /// pairs.sort();
+    /// assert_eq!(pairs.len(), 4);
+    /// assert_eq!(pairs[3], (3, "3".to_string()));
+    /// ```
+    fn into_iter(self) -> IntoIter<K, V> {
+        let mut pairs = Vec::with_capacity(self.len());
+        for shard in self.shards.into_vec() {
+            pairs.append(&mut shard.raw.into_pairs());
+        }
+        IntoIter::new(pairs)
     }
 }
 

@@ -734,6 +734,17 @@ where
         }
     }
     check_all(&map, &model);
+    // Taking the map apart yields exactly the model's pairs.
+    let mut it = map.into_iter();
+    assert_eq!(it.len(), model.len(), "into_iter len");
+    let mut taken = HashMap::new();
+    for (k, v) in it.by_ref() {
+        assert!(
+            taken.insert(k, v).is_none(),
+            "into_iter yielded a key twice"
+        );
+    }
+    assert_eq!(taken, model, "into_iter");
 }
 
 fn build<K: Hash + Eq, V>(promotion: Promotion, recent: u8) -> SyncMap<K, V> {

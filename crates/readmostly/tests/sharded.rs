@@ -502,6 +502,12 @@ fn run<S: BuildHasher + Clone, R: Router<u8> + Clone>(
     }
     let seen: Model = m.iter().map(|(k, v)| (*k, *v)).collect();
     assert_eq!(seen, model, "final contents");
+    drop(m);
+    let mut taken = Model::new();
+    for (k, v) in map.into_iter() {
+        assert!(taken.insert(k, v).is_none(), "into_iter yielded {k} twice");
+    }
+    assert_eq!(taken, model, "into_iter");
 }
 
 /// One of the configurations: shard count, promotion rule, router, capacity limit.

@@ -406,6 +406,48 @@ impl<K, V> Entry<K, V> {
         unsafe { release(raw, ENTRY) };
     }
 
+    /// Takes apart a live entry at the map's teardown, giving back its key and the value
+    /// it holds (if any) instead of dropping them, and frees the block.
+    ///
+    /// # Safety
+    /// `e` is live, no other thread can access it, and this is called once per entry
+    /// (and not with [`free_exclusive`](Self::free_exclusive)). Every value retired from
+    /// it has been reclaimed already (the collector's `reclaim_all` ran, with no guard
+    /// active), so the block's only owners are the entry itself and, for an in-block
+    /// value, that value's slot.
+    pub(crate) unsafe fn take_exclusive(e: NonNull<Self>) -> Option<(K, V)> {
+        let raw = e.as_ptr();
+        // SAFETY: exclusive access (caller).
+        let value = unsafe { (*raw).value_mut() };
+        // SAFETY: exclusive access (caller).
+        let bit = is_value(value).then(|| unsafe { &*raw }.slot_bit(value));
+        debug_assert_eq!(
+            // Relaxed: exclusive access; a consistency check only.
+            // SAFETY: live (caller).
+            unsafe { &(*raw).state }.load(Relaxed) & OWNERS,
+            ENTRY | bit.flatten().unwrap_or(0),
+            "a value retired from the entry was not reclaimed before the teardown"
+        );
+        let value = match bit {
+            None => None,
+            // SAFETY: an in-block value in the slot was never retired, so it is
+            // initialised; it is moved out once, here, and the block is freed below
+            // without dropping its slots (`MaybeUninit`).
+            Some(Some(_)) => Some(unsafe { ptr::read(value) }),
+            // SAFETY: a boxed slot value came from `Box::into_raw`; it is owned by the
+            // slot and taken once, here.
+            Some(None) => Some(*unsafe { Box::from_raw(value) }),
+        };
+        // SAFETY: the key is initialised and moved out once, here; the block is then
+        // freed as a `MaybeUninit<Entry>`, so nothing in it is dropped again (the slots
+        // are `MaybeUninit` and the other fields have no destructor).
+        let key = unsafe { ptr::read(&(*raw).key) };
+        // SAFETY: the block came from `Box::into_raw(Box<Entry>)` in `alloc`, has no
+        // other owner (caller), and `MaybeUninit<Entry>` has the same layout.
+        drop(unsafe { Box::from_raw(raw.cast::<MaybeUninit<Self>>()) });
+        value.map(|v| (key, v))
+    }
+
     /// Takes apart an entry that was never published, giving back its key and first value
     /// (a lock-free insert that found the key already added by another thread).
     ///

@@ -1892,7 +1892,8 @@ struct PromotionClock {
 /// one guard protects them all. Hashing is the caller's job: every operation takes the
 /// key's hash, which must come from the same hasher for the map's whole life.
 pub(crate) struct RawMap<K, V> {
-    /// The published read table. Never null.
+    /// The published read table. Never null, except once the map is taken apart
+    /// ([`teardown`](Self::teardown)), after which it is only dropped.
     read: AtomicPtr<ReadTable<K, V>>,
     /// `mu` and the state it protects, on their own cache lines: the rest of the struct is
     /// read by every lookup.
@@ -2106,17 +2107,28 @@ impl<K, V> RawMap<K, V> {
 
 impl<K, V> Drop for RawMap<K, V> {
     fn drop(&mut self) {
-        /// Frees an entry and the value it holds.
-        ///
-        /// # Safety
-        /// `e` is live, unreachable by anyone else, and freed only once.
-        unsafe fn free_entry<K, V>(e: EntryPtr<K, V>) {
-            // SAFETY: forwarded from the caller.
-            unsafe { Entry::free_exclusive(e) };
-        }
+        // SAFETY: `&mut self`: no other thread can access the map, and `free_exclusive`
+        // frees each live entry (with its value) once.
+        unsafe { self.teardown(|e| Entry::free_exclusive(e)) };
+    }
+}
 
+impl<K, V> RawMap<K, V> {
+    /// Hands every live entry to `consume` (once each) and frees the read table, leaving
+    /// the map empty of tables: `read` null (the map may only be dropped afterwards, and
+    /// its `Drop` then does nothing more). A no-op when `read` is already null.
+    ///
+    /// # Safety
+    /// No other thread can access the map (`&mut self`, and no guard of the map's
+    /// collector is active); `consume` takes ownership of each entry (live, in no table
+    /// any more) and must free it (`Entry::free_exclusive` or `Entry::take_exclusive`,
+    /// whose own requirements the caller meets).
+    unsafe fn teardown(&mut self, mut consume: impl FnMut(EntryPtr<K, V>)) {
         // Relaxed: `&mut self` — no other thread can access the map any more.
-        let read = self.read.load(Relaxed);
+        let read = self.read.swap(std::ptr::null_mut(), Relaxed);
+        if read.is_null() {
+            return;
+        }
         let mut dirty = self.lock();
         match dirty.table.take() {
             Some(table) => {
@@ -2127,42 +2139,42 @@ impl<K, V> Drop for RawMap<K, V> {
                     let read = unsafe { &*read };
                     for i in r.next_slot..read.num_slots() {
                         if let Some(e) = read.slot(i) {
-                            // SAFETY: live, in no other table, and visited once here.
-                            unsafe { free_entry(e) };
+                            // Live, in no other table, and visited once here.
+                            consume(e);
                         }
                     }
                 }
                 // Check the list first: an entry on it that was unexpunged since is in
-                // the dirty table and is freed there.
+                // the dirty table and is consumed there.
                 for e in std::mem::take(&mut dirty.expunged) {
                     // SAFETY: live (invariant 5: not yet retired); no other thread.
                     let still_expunged = unsafe { &mut *e.as_ptr() }.is_expunged_mut();
                     if still_expunged {
-                        // SAFETY: in the read table only, which is dropped below without
+                        // In the read table only, which is dropped below without
                         // touching its entries.
-                        unsafe { free_entry(e) };
+                        consume(e);
                     }
                 }
                 for &e in table.iter() {
-                    // SAFETY: each dirty entry appears once in the dirty table.
-                    unsafe { free_entry(e) };
+                    // Each dirty entry appears once in the dirty table.
+                    consume(e);
                 }
             }
             None => {
                 // SAFETY: `read` is the live published table; we have exclusive access.
                 for e in unsafe { &*read }.entries() {
-                    // SAFETY: invariant 3: every entry is live and appears once.
-                    unsafe { free_entry(e) };
+                    // Invariant 3: every entry is live and appears once.
+                    consume(e);
                 }
             }
         }
         // Graves: the entries not revived are expunged and in no table (each on one
-        // grave once); the revived ones are live, in a table, and freed there.
+        // grave once); the revived ones are live, in a table, and consumed there.
         for grave in std::mem::take(&mut dirty.graves) {
             for e in grave.entries {
                 if !grave.revived.contains(&e) {
-                    // SAFETY: as above: unreachable, freed once.
-                    unsafe { free_entry(e) };
+                    // As above: unreachable, consumed once.
+                    consume(e);
                 }
             }
         }
@@ -2171,11 +2183,33 @@ impl<K, V> Drop for RawMap<K, V> {
         // visited once: those of a `prev` already copied are skipped).
         // SAFETY: `read` is the live published table; we have exclusive access.
         unsafe { &*read }.recent.for_each_closed(|e, _| {
-            // SAFETY: live, in no other table, and visited once.
-            unsafe { free_entry(e) };
+            // Live, in no other table, and visited once.
+            consume(e);
         });
-        // SAFETY: the published table came from `Box::into_raw` and is freed once, here.
+        // SAFETY: the published table came from `Box::into_raw` and is freed once, here
+        // (`read` is null from now on).
         drop(unsafe { Box::from_raw(read) });
+    }
+
+    /// Takes the map apart: every present key with its value, in no particular order.
+    /// Deleted entries' keys are dropped.
+    pub(crate) fn into_pairs(mut self) -> Vec<(K, V)> {
+        // SAFETY: we own the map, so no guard of its collector is active (every handle
+        // borrows the map; a `ShardedMap`'s shards share the collector, and the caller
+        // owns all of them): every retired object can be reclaimed now. Afterwards each
+        // entry's block is owned by the entry and its present value only.
+        unsafe { self.collector.reclaim_all() };
+        let mut pairs = Vec::with_capacity(self.len());
+        // SAFETY: exclusive access (we own the map); `take_exclusive`'s requirement that
+        // every value retired from an entry was reclaimed is met just above.
+        unsafe {
+            self.teardown(|e| {
+                if let Some(pair) = Entry::take_exclusive(e) {
+                    pairs.push(pair);
+                }
+            });
+        }
+        pairs
     }
 }
 

@@ -78,17 +78,27 @@ mod model {
         pub(crate) fn enter_owned(&self) -> OwnedGuard<'_> {
             OwnedGuard { collector: self }
         }
-    }
 
-    impl Drop for Collector {
-        fn drop(&mut self) {
+        /// Frees everything retired so far (as `seize::Collector::reclaim_all`).
+        ///
+        /// # Safety
+        /// No guard of this collector is active.
+        pub(crate) unsafe fn reclaim_all(&self) {
             let retired =
                 std::mem::take(&mut *self.retired.lock().unwrap_or_else(PoisonError::into_inner));
             for deferred in retired {
                 // SAFETY: `reclaim` is the function passed to `defer_retire` for `ptr`
-                // (see there); each entry is taken from the list, so it runs once.
+                // (see there); each entry is taken from the list, so it runs once, and
+                // no guard can still see it (caller).
                 unsafe { (deferred.reclaim)(deferred.ptr, self) };
             }
+        }
+    }
+
+    impl Drop for Collector {
+        fn drop(&mut self) {
+            // SAFETY: `&mut self`: no guard, which borrows the collector, is active.
+            unsafe { self.reclaim_all() };
         }
     }
 
