@@ -505,7 +505,8 @@ impl<K, V, S> SyncMap<K, V, S> {
         self.max_len
     }
 
-    /// The retire batch the map was built with (see [`Builder::retire_batch`]).
+    /// The retire batch the map was built with, as given to [`Builder::retire_batch`]
+    /// (the collector uses it rounded up to a power of two, at least 1).
     ///
     /// ```
     /// let map: readmostly::SyncMap<u8, u8> =
@@ -957,7 +958,8 @@ where
 {
     /// Whether both maps hold the same keys with equal values, as `std`'s `HashMap`
     /// compares: equal lengths, and every entry of `self` found with an equal value in
-    /// `other`. The lookups in `other` count no hits.
+    /// `other`. The lookups in `other` count no hits (a key of `self` that `other` has
+    /// only in its dirty table counts a miss there, as any lookup does).
     ///
     /// Not atomic: under concurrent writes to either map the result reflects no single
     /// moment (each map is read as [`iter`](MapRef::iter) and [`len`](SyncMap::len)
@@ -1513,10 +1515,10 @@ impl<K, V, S> IntoIterator for SyncMap<K, V, S> {
 
     /// Takes the map apart, yielding every key with its value, in no particular order.
     ///
-    /// It owns the map, so no other thread can be using it: values retired by earlier
-    /// writes are freed first, then every present key and value is moved out (no
-    /// `Clone` needed) into a buffer that the iterator drains (one allocation of
-    /// `len` pairs).
+    /// It owns the map, so no other thread can be using it: every present key and value
+    /// is moved out of its entry (no `Clone` needed) into a buffer that the iterator
+    /// drains (one allocation of `len` pairs). Values replaced or removed earlier and
+    /// not yet freed are dropped before this returns, with the map's reclamation state.
     ///
     /// ```
     /// use readmostly::SyncMap;

@@ -209,6 +209,7 @@ pub struct ShardedBuilder<K, V, S = DefaultHashBuilder, R = ByHash> {
     retire_batch: usize,
     rebuild_step: usize,
     max_len: Option<usize>,
+    hit_statistics: bool,
     _marker: PhantomData<fn() -> (K, V)>,
 }
 
@@ -243,6 +244,7 @@ impl<K, V> ShardedMap<K, V> {
             retire_batch: DEFAULT_RETIRE_BATCH,
             rebuild_step: DEFAULT_REBUILD_STEP,
             max_len: None,
+            hit_statistics: true,
             _marker: PhantomData,
         }
     }
@@ -310,6 +312,7 @@ impl<K, V, S, R> ShardedBuilder<K, V, S, R> {
             retire_batch: self.retire_batch,
             rebuild_step: self.rebuild_step,
             max_len: self.max_len,
+            hit_statistics: self.hit_statistics,
             _marker: PhantomData,
         }
     }
@@ -381,6 +384,23 @@ impl<K, V, S, R> ShardedBuilder<K, V, S, R> {
         self
     }
 
+    /// Whether lookups count hits (default `true`; see
+    /// [`Builder::hit_statistics`](crate::Builder::hit_statistics)). Switchable later with
+    /// [`ShardedMap::set_hit_statistics`].
+    ///
+    /// ```
+    /// let map: readmostly::ShardedMap<u8, u8> =
+    ///     readmostly::ShardedMap::builder().hit_statistics(false).build();
+    /// map.insert(1, 1);
+    /// map.get_cloned(&1);
+    /// assert_eq!(map.stats().hits, 0);
+    /// assert!(!map.hit_statistics());
+    /// ```
+    pub fn hit_statistics(mut self, on: bool) -> Self {
+        self.hit_statistics = on;
+        self
+    }
+
     /// Routes keys by the tenant id `tenant` computes, so that all keys of a tenant
     /// share a shard (see [`ByTenant`]). `tenant` sees the key as `&T`, any type the key
     /// type and the lookup types borrow as; it must be cheap and must give equal keys
@@ -420,6 +440,7 @@ impl<K, V, S, R> ShardedBuilder<K, V, S, R> {
             retire_batch: self.retire_batch,
             rebuild_step: self.rebuild_step,
             max_len: self.max_len,
+            hit_statistics: self.hit_statistics,
             _marker: PhantomData,
         }
     }
@@ -439,7 +460,7 @@ impl<K, V, S, R> ShardedBuilder<K, V, S, R> {
                     self.recent_keys,
                     collector.clone(),
                     self.stripes,
-                    true,
+                    self.hit_statistics,
                     self.rebuild_step,
                 ),
             })
@@ -468,6 +489,7 @@ impl<K, V, S: fmt::Debug, R: fmt::Debug> fmt::Debug for ShardedBuilder<K, V, S, 
             .field("retire_batch", &self.retire_batch)
             .field("rebuild_step", &self.rebuild_step)
             .field("max_len", &self.max_len)
+            .field("hit_statistics", &self.hit_statistics)
             .finish()
     }
 }
@@ -548,7 +570,9 @@ impl<K, V, S, R> ShardedMap<K, V, S, R> {
         self.max_len
     }
 
-    /// The retire batch the map was built with (see [`ShardedBuilder::retire_batch`]).
+    /// The retire batch the map was built with, as given to
+    /// [`ShardedBuilder::retire_batch`] (the collector uses it rounded up to a power of
+    /// two, at least 1).
     ///
     /// ```
     /// let map: readmostly::ShardedMap<u8, u8> =
@@ -953,10 +977,10 @@ where
             retire_batch: self.retire_batch,
             rebuild_step: first.rebuild_step(),
             max_len: self.max_len,
+            hit_statistics: self.counts_hits(),
             _marker: PhantomData,
         }
         .build();
-        copy.set_hit_statistics(self.counts_hits());
         copy.extend(self.pin().iter().map(|(k, v)| (k.clone(), v.clone())));
         copy
     }
@@ -967,7 +991,8 @@ impl<K, V, S, R> IntoIterator for ShardedMap<K, V, S, R> {
     type IntoIter = IntoIter<K, V>;
 
     /// Takes the map apart, yielding every key with its value, shard by shard (see
-    /// [`IntoIterator`] for [`SyncMap`](crate::SyncMap)).
+    /// [`IntoIterator`] for [`SyncMap`](crate::SyncMap); the pairs are gathered shard by
+    /// shard into one buffer).
     ///
     /// ```
     /// let map: readmostly::ShardedMap<u32, String> =

@@ -109,6 +109,9 @@ const INLINE: u32 = 1 << 1;
 const SPARE: u32 = 1 << 2;
 /// All owner bits.
 const OWNERS: u32 = ENTRY | INLINE | SPARE;
+/// Not an owner: the key was moved out ([`Entry::take_exclusive`]), so whoever frees the
+/// block must not drop it. Set once, never cleared.
+const KEY_MOVED: u32 = 1 << 3;
 /// Where the hash's top 7 bits sit in `state`.
 const HASH_HI_SHIFT: u32 = 25;
 
@@ -407,44 +410,41 @@ impl<K, V> Entry<K, V> {
     }
 
     /// Takes apart a live entry at the map's teardown, giving back its key and the value
-    /// it holds (if any) instead of dropping them, and frees the block.
+    /// it holds (if any) instead of dropping them, and releases the entry's ownership
+    /// and that of the value's slot. The block is freed by whoever releases it last:
+    /// here, or the reclaimer of a value retired from it earlier (which then frees it
+    /// without dropping the key: [`KEY_MOVED`]).
     ///
     /// # Safety
     /// `e` is live, no other thread can access it, and this is called once per entry
-    /// (and not with [`free_exclusive`](Self::free_exclusive)). Every value retired from
-    /// it has been reclaimed already (the collector's `reclaim_all` ran, with no guard
-    /// active), so the block's only owners are the entry itself and, for an in-block
-    /// value, that value's slot.
+    /// (and not with [`free_exclusive`](Self::free_exclusive)).
     pub(crate) unsafe fn take_exclusive(e: NonNull<Self>) -> Option<(K, V)> {
         let raw = e.as_ptr();
         // SAFETY: exclusive access (caller).
         let value = unsafe { (*raw).value_mut() };
-        // SAFETY: exclusive access (caller).
-        let bit = is_value(value).then(|| unsafe { &*raw }.slot_bit(value));
-        debug_assert_eq!(
-            // Relaxed: exclusive access; a consistency check only.
-            // SAFETY: live (caller).
-            unsafe { &(*raw).state }.load(Relaxed) & OWNERS,
-            ENTRY | bit.flatten().unwrap_or(0),
-            "a value retired from the entry was not reclaimed before the teardown"
-        );
-        let value = match bit {
-            None => None,
-            // SAFETY: an in-block value in the slot was never retired, so it is
-            // initialised; it is moved out once, here, and the block is freed below
-            // without dropping its slots (`MaybeUninit`).
-            Some(Some(_)) => Some(unsafe { ptr::read(value) }),
-            // SAFETY: a boxed slot value came from `Box::into_raw`; it is owned by the
-            // slot and taken once, here.
-            Some(None) => Some(*unsafe { Box::from_raw(value) }),
+        let (value, slot) = if is_value(value) {
+            // SAFETY: exclusive access (caller).
+            match unsafe { &*raw }.slot_bit(value) {
+                // SAFETY: an in-block value in the slot was never retired, so it is
+                // initialised; it is moved out once, here, and its slot is released
+                // below as empty (nobody drops a released slot's contents).
+                Some(bit) => (Some(unsafe { ptr::read(value) }), bit),
+                // SAFETY: a boxed slot value came from `Box::into_raw`; it is owned by the
+                // slot and taken once, here.
+                None => (Some(*unsafe { Box::from_raw(value) }), 0),
+            }
+        } else {
+            (None, 0)
         };
-        // SAFETY: the key is initialised and moved out once, here; the block is then
-        // freed as a `MaybeUninit<Entry>`, so nothing in it is dropped again (the slots
-        // are `MaybeUninit` and the other fields have no destructor).
+        // SAFETY: the key is initialised and moved out once, here; `KEY_MOVED`, set
+        // before our bits are released, tells the last owner not to drop it.
         let key = unsafe { ptr::read(&(*raw).key) };
-        // SAFETY: the block came from `Box::into_raw(Box<Entry>)` in `alloc`, has no
-        // other owner (caller), and `MaybeUninit<Entry>` has the same layout.
-        drop(unsafe { Box::from_raw(raw.cast::<MaybeUninit<Self>>()) });
+        // Relaxed: the `AcqRel` release below publishes it to the last owner.
+        // SAFETY: live (caller).
+        unsafe { &(*raw).state }.fetch_or(KEY_MOVED, Relaxed);
+        // SAFETY: the entry's own ownership and, for an in-block value, its slot's
+        // (present, so owned by the slot and never retired), each released once.
+        unsafe { release(raw, ENTRY | slot) };
         value.map(|v| (key, v))
     }
 
@@ -493,15 +493,24 @@ pub(crate) fn is_value<V>(p: *mut V) -> bool {
 /// `e` is a live entry from [`Entry::alloc`] and the caller owns `bit`.
 unsafe fn release<K, V>(e: *mut Entry<K, V>, bit: u32) {
     // AcqRel: Release publishes this owner's accesses to the block (a slot's drop, for
-    // the next claimer too); the last owner's Acquire sees the other owners', so the
-    // free happens after all of them.
+    // the next claimer too; the key moved out at a teardown); the last owner's Acquire
+    // sees the other owners', so the free happens after all of them.
     // SAFETY: live (caller).
     let before = unsafe { &(*e).state }.fetch_and(!bit, AcqRel);
-    debug_assert!(before & bit != 0, "released an owner bit that was not set");
+    debug_assert!(
+        before & bit == bit,
+        "released an owner bit that was not set"
+    );
     if before & OWNERS == bit {
-        // SAFETY: every owner is done; the block came from `Box::into_raw`. Dropping the
-        // entry drops the key; the slots are `MaybeUninit` and are not touched.
-        drop(unsafe { Box::from_raw(e) });
+        if before & KEY_MOVED == 0 {
+            // SAFETY: every owner is done; the block came from `Box::into_raw`. Dropping
+            // the entry drops the key; the slots are `MaybeUninit` and are not touched.
+            drop(unsafe { Box::from_raw(e) });
+        } else {
+            // SAFETY: as above, but the key was moved out: free the block as a
+            // `MaybeUninit<Entry>` (same layout), dropping nothing in it.
+            drop(unsafe { Box::from_raw(e.cast::<MaybeUninit<Entry<K, V>>>()) });
+        }
     }
 }
 

@@ -2192,16 +2192,13 @@ impl<K, V> RawMap<K, V> {
     }
 
     /// Takes the map apart: every present key with its value, in no particular order.
-    /// Deleted entries' keys are dropped.
+    /// Deleted entries' keys are dropped. Values retired earlier stay with the
+    /// collector, which drops them when it is dropped (at the latest with this map, or
+    /// with the last shard of a `ShardedMap`); their entries' blocks are freed then.
     pub(crate) fn into_pairs(mut self) -> Vec<(K, V)> {
-        // SAFETY: we own the map, so no guard of its collector is active (every handle
-        // borrows the map; a `ShardedMap`'s shards share the collector, and the caller
-        // owns all of them): every retired object can be reclaimed now. Afterwards each
-        // entry's block is owned by the entry and its present value only.
-        unsafe { self.collector.reclaim_all() };
         let mut pairs = Vec::with_capacity(self.len());
-        // SAFETY: exclusive access (we own the map); `take_exclusive`'s requirement that
-        // every value retired from an entry was reclaimed is met just above.
+        // SAFETY: we own the map, so no other thread can access it (every handle borrows
+        // the map); `take_exclusive` takes each live entry apart once.
         unsafe {
             self.teardown(|e| {
                 if let Some(pair) = Entry::take_exclusive(e) {
