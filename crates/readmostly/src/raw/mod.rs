@@ -2119,10 +2119,11 @@ impl<K, V> RawMap<K, V> {
     /// its `Drop` then does nothing more). A no-op when `read` is already null.
     ///
     /// # Safety
-    /// No other thread can access the map (`&mut self`, and no guard of the map's
-    /// collector is active); `consume` takes ownership of each entry (live, in no table
-    /// any more) and must free it (`Entry::free_exclusive` or `Entry::take_exclusive`,
-    /// whose own requirements the caller meets).
+    /// No other thread can access the map (`&mut self`: every handle borrows the map, so
+    /// none is in use; one leaked with `mem::forget` can no longer be used either; objects
+    /// retired through it stay with the collector, which never touches live entries);
+    /// `consume` takes ownership of each entry (live, in no table any more) and must free
+    /// it (`Entry::free_exclusive` or `Entry::take_exclusive`).
     unsafe fn teardown(&mut self, mut consume: impl FnMut(EntryPtr<K, V>)) {
         // Relaxed: `&mut self` — no other thread can access the map any more.
         let read = self.read.swap(std::ptr::null_mut(), Relaxed);
@@ -3604,10 +3605,13 @@ where
         let mut dirty = self.map.lock();
         let mut left: usize = dirty.graves.iter().map(|g| g.entries.len()).sum();
         let step = self.finish_max().max(1);
-        while left > 0 && !dirty.graves.is_empty() {
+        while !dirty.graves.is_empty() {
             let n = step.min(left);
             self.bury_locked(&mut dirty, n);
             left -= n;
+            if left == 0 {
+                break;
+            }
             drop(dirty);
             self.map.let_waiters_in();
             dirty = self.map.lock();
