@@ -1532,7 +1532,9 @@ impl<K, V, S> IntoIterator for SyncMap<K, V, S> {
     /// assert_eq!(pairs, [("b".to_string(), vec![2])]);
     /// ```
     fn into_iter(self) -> IntoIter<K, V> {
-        IntoIter::new(self.raw.into_pairs())
+        let mut pairs = Vec::new();
+        self.raw.into_pairs(&mut pairs);
+        IntoIter::new(pairs)
     }
 }
 

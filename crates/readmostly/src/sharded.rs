@@ -991,8 +991,7 @@ impl<K, V, S, R> IntoIterator for ShardedMap<K, V, S, R> {
     type IntoIter = IntoIter<K, V>;
 
     /// Takes the map apart, yielding every key with its value, shard by shard (see
-    /// [`IntoIterator`] for [`SyncMap`](crate::SyncMap); the pairs are gathered shard by
-    /// shard into one buffer).
+    /// [`IntoIterator`] for [`SyncMap`](crate::SyncMap): one buffer of `len` pairs).
     ///
     /// ```
     /// let map: readmostly::ShardedMap<u32, String> =
@@ -1005,7 +1004,7 @@ impl<K, V, S, R> IntoIterator for ShardedMap<K, V, S, R> {
     fn into_iter(self) -> IntoIter<K, V> {
         let mut pairs = Vec::with_capacity(self.len());
         for shard in self.shards.into_vec() {
-            pairs.append(&mut shard.raw.into_pairs());
+            shard.raw.into_pairs(&mut pairs);
         }
         IntoIter::new(pairs)
     }

@@ -2192,12 +2192,13 @@ impl<K, V> RawMap<K, V> {
         drop(unsafe { Box::from_raw(read) });
     }
 
-    /// Takes the map apart: every present key with its value, in no particular order.
-    /// Deleted entries' keys are dropped. Values retired earlier stay with the
-    /// collector, which drops them when it is dropped (at the latest with this map, or
-    /// with the last shard of a `ShardedMap`); their entries' blocks are freed then.
-    pub(crate) fn into_pairs(mut self) -> Vec<(K, V)> {
-        let mut pairs = Vec::with_capacity(self.len());
+    /// Takes the map apart, appending every present key with its value to `pairs`, in
+    /// no particular order. Deleted entries' keys are dropped. Values retired earlier
+    /// stay with the collector, which drops them when it is dropped (at the latest with
+    /// this map, or with the last shard of a `ShardedMap`); their entries' blocks are
+    /// freed then.
+    pub(crate) fn into_pairs(mut self, pairs: &mut Vec<(K, V)>) {
+        pairs.reserve(self.len());
         // SAFETY: we own the map, so no other thread can access it (every handle borrows
         // the map); `take_exclusive` takes each live entry apart once.
         unsafe {
@@ -2207,7 +2208,6 @@ impl<K, V> RawMap<K, V> {
                 }
             });
         }
-        pairs
     }
 }
 
