@@ -277,8 +277,12 @@ fn into_iter_moves_every_pair_out_once() {
     for (i, map) in keyed_maps::<Key, Counted>()
         .into_iter()
         .chain([
+            // Every miss promotes, new keys take the lock and a one-entry rebuild step:
+            // the promotion below expunges n / 2 entries, more than the 16 a promotion
+            // retires at once under Miri, so the rest wait in a grave.
             SyncMap::builder()
                 .recent_keys(RecentKeys::Off)
+                .promotion(Promotion::EveryMiss)
                 .rebuild_step(1)
                 .build(),
             SyncMap::builder().retire_batch(1).build(),
@@ -311,16 +315,18 @@ fn into_iter_moves_every_pair_out_once() {
                 }
             }
             // New keys after the removals: a rebuild starts (expunging), the recent
-            // table or the dirty table takes them; their lookups are misses, which
-            // promote under the eager rules (leaving a grave under Miri, where a
-            // promotion retires only 16 expunged entries at once).
-            for k in n..n + n / 4 {
-                m.insert(key(k), Counted(k, drops.clone()));
+            // table or the dirty table takes them, and with the lock taken each steps
+            // the rebuild (a bounded number more, to finish it where they do); their
+            // lookups are misses, which promote under the eager rules.
+            let mut next = n;
+            while next < n + n / 4 || (map.stats().rebuild_pending > 0 && next < 3 * n) {
+                m.insert(key(next), Counted(next, drops.clone()));
                 made += 2;
-                model.insert(k, k);
+                model.insert(next, next);
+                next += 1;
             }
             for _ in 0..2 {
-                for k in n..n + n / 4 {
+                for k in n..next {
                     let probe = key(k);
                     made += 1;
                     assert_eq!(m.get(&probe).map(|v| v.0), Some(k));
