@@ -2061,8 +2061,9 @@ fn expunged_entries_are_retired_in_steps_after_the_promotion() {
                     map.promote();
                     let s = map.stats();
                     assert_eq!(s.expunged_pending, 0, "{s:?}");
-                    // (Revived entries on the list are skipped, not retired.)
-                    assert!(s.retired > before.retired, "{before:?} -> {s:?}");
+                    // (Revived entries on the list are skipped, not retired: the rest of
+                    // the list may hold only those, depending on the hash order.)
+                    assert!(s.retired >= before.retired, "{before:?} -> {s:?}");
                     let m = map.pin();
                     for k in 0..n {
                         let want = (k % 3 != 0).then_some(k);
