@@ -124,10 +124,13 @@
 //! # Performance
 //!
 //! * `get` of a key in the read table: one atomic load of the table pointer, a hash probe
-//!   that reads one 64-byte bucket (seven one-byte tags and seven entry pointers: one
-//!   cache line of table, where a Swiss table reads two), an atomic load of the entry's
-//!   value slot; no allocation, no lock, no shared write (the hit
-//!   statistic lives in a per-thread stripe). The counting-allocator test proves zero
+//!   that reads the bucket's eight bytes of tags (an array an eighth of the table's size,
+//!   which stays cached) and the 64-byte line of its eight entry pointers (requested
+//!   before the tags are compared, so the two loads overlap), an atomic load of the
+//!   entry's value slot; no allocation, no lock, no shared write (the hit
+//!   statistic lives in a per-thread stripe). A key that is absent is usually answered
+//!   from cached tags and overflow counts alone, and so is the recent table's share of
+//!   the answer (a filter of one byte per slot in front of its slots). The counting-allocator test proves zero
 //!   allocations per `get`.
 //! * Each entry is allocated together with its first value, so a lookup of a key whose
 //!   value was never replaced touches the table and one heap block.
@@ -219,11 +222,12 @@
 //!   keys before reading them, so a map larger than the caches costs about one memory
 //!   wait per 16 keys instead of one or two per key (about 2× the reads of a held pin at
 //!   64 Ki keys and 3× at 1 Mi on the development machine: 0.7–0.8× a frozen `HashMap`).
-//! * Memory: one heap block per key (40 bytes for `u64 → u64`) plus a 64-byte bucket per
-//!   seven slots of the read table (and of the dirty table while one exists; at most six
+//! * Memory: one heap block per key (40 bytes for `u64 → u64`) plus 73 bytes of table per
+//!   bucket of eight slots (a line of pointers, eight bytes of tags and an overflow
+//!   count) of the read table (and of the dirty table while one exists; at most seven
 //!   keys per bucket on average before a table doubles; a rebuilt dirty table, and so the
 //!   read table it becomes, has room for 256 rebuild steps' worth of recent keys too,
-//!   16,384 by default, rounded up to a power of two of buckets): about 50 bytes per key
+//!   16,384 by default, rounded up to a power of two of buckets): 50–60 bytes per key
 //!   requested from the allocator at steady state, measured by `tests/alloc.rs`. A bulk
 //!   load through `Extend` on the owned map (or `collect()`) builds no dirty table at
 //!   all; after loading through a shared reference, [`SyncMap::promote`] drops it until

@@ -1423,19 +1423,19 @@ fn promoting_a_full_recent_table_needs_no_rehash() {
 #[cfg_attr(miri, ignore)]
 fn an_explicit_promotion_of_a_large_recent_table_keeps_it_first() {
     // One-entry steps: `move_max` is 256. A bulk load of 1,280 keys fills 256 buckets
-    // (room for 1,536); the rebuild sizes its table for 1,280 + 256 (the same 256
-    // buckets, not 512 for 1,280 + 640), and the recent table may hold 640 keys: moved,
-    // they would not fit.
+    // (room for 1,792 at seven keys per bucket); the rebuild sizes its table for
+    // 1,280 + 256 (the same 256 buckets, not 512 for 1,280 + 640), and the recent table
+    // may hold 640 keys: moved, they would not fit.
     let n: u64 = 1280;
     let mut map: SyncMap<u64, u64> = SyncMap::builder().rebuild_step(1).build();
     map.extend((0..n).map(|k| (k, k)));
-    assert_eq!(map.table_capacities(), (1536, None));
+    assert_eq!(map.table_capacities(), (1792, None));
     let mut next = n;
     while map.stats().recent_len < n as usize / 2 {
         map.insert(next, next);
         next += 1;
     }
-    assert_eq!(map.table_capacities(), (1536, Some(1536)));
+    assert_eq!(map.table_capacities(), (1792, Some(1792)));
     assert_eq!(map.stats().recent_full_promotions, 0);
     assert!(map.promote());
     let s = map.stats();
@@ -1446,7 +1446,7 @@ fn an_explicit_promotion_of_a_large_recent_table_keeps_it_first() {
         (next as usize, 0, next as usize)
     );
     // The second rebuild's table, published, had room for the whole recent limit.
-    assert_eq!(map.table_capacities(), (3072, None));
+    assert_eq!(map.table_capacities(), (3584, None));
     for k in 0..next {
         assert_eq!(map.get_cloned(&k), Some(k));
     }

@@ -654,7 +654,7 @@ fn stepped_clear_racing_writer() {
 /// then moves what came meanwhile, racing a writer that overwrites old and recent keys,
 /// adds new ones and reads a recent key. Every write lands, nothing is lost or
 /// duplicated, and the call promotes exactly twice (lookup-driven promotions are off).
-/// A tenth of the usual schedules: each body first adds 400 keys.
+/// A tenth of the usual schedules: each body first adds 460 keys.
 #[test]
 fn explicit_promotion_keeping_a_large_recent_table() {
     model_n(
@@ -673,8 +673,8 @@ fn explicit_promotion_keeping_a_large_recent_table() {
                 assert!(!map.insert(k, k));
             }
             assert!(map.promote());
-            // 8 + 256 entries' room: 64 buckets, 384 entries; 400 recent keys do not fit.
-            for k in 8..408 {
+            // 8 + 256 entries' room: 64 buckets, 448 entries; 460 recent keys do not fit.
+            for k in 8..468 {
                 assert!(!map.insert(k, k));
             }
             let before = map.stats().promotions;
@@ -683,22 +683,22 @@ fn explicit_promotion_keeping_a_large_recent_table() {
                 move || m1.promote(),
                 move || {
                     let m = m2.pin();
-                    let overwrites = [3, 200, 407].map(|k| m.insert(k, 1000 + k).copied());
+                    let overwrites = [3, 200, 467].map(|k| m.insert(k, 1000 + k).copied());
                     let added = [500, 501].map(|k| m.insert(k, k).is_some());
                     (overwrites, added, m.get(&300).copied())
                 },
             );
             assert!(promoted);
-            assert_eq!(overwrites, [Some(3), Some(200), Some(407)]);
+            assert_eq!(overwrites, [Some(3), Some(200), Some(467)]);
             assert_eq!(added, [false, false]);
             assert_eq!(read, Some(300));
             assert_eq!(map.stats().promotions, before + 2);
-            let want: Vec<(u64, u64)> = (0..408)
+            let want: Vec<(u64, u64)> = (0..468)
                 .chain([500, 501])
                 .map(|k| {
                     (
                         k,
-                        if [3, 200, 407].contains(&k) {
+                        if [3, 200, 467].contains(&k) {
                             1000 + k
                         } else {
                             k

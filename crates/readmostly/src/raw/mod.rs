@@ -155,7 +155,7 @@ use std::sync::Arc;
 
 use self::entry::{is_value, reclaim_entry, squash, Entry, LoadOrStore};
 use self::reclaim::{boxed, Collector, Guard, LocalGuard, OwnedGuard};
-use self::table::{prefetch, Bucket, Table, BATCH};
+use self::table::{prefetch, Home, Table, BATCH};
 #[cfg(not(any(loom, shuttle)))]
 use self::zeroed::{Zeroable, ZeroedSlice, Zeroing};
 use crate::map::{Promotion, RecentKeys};
@@ -260,7 +260,7 @@ impl<K, V> ReadTable<K, V> {
     /// Estimated bytes of this table (for the `retired_bytes` statistic).
     fn bytes(&self) -> u64 {
         (self.table.heap_bytes() + std::mem::size_of::<Self>()) as u64
-            + std::mem::size_of_val(self.level_slots()) as u64
+            + self.level_array().map_or(0, SlotArray::heap_bytes) as u64
             + self.recent.owned_bytes()
     }
 
@@ -287,6 +287,12 @@ impl<K, V> ReadTable<K, V> {
     #[inline]
     fn level_slots(&self) -> &[RecentSlot<K, V>] {
         self.level.as_ref().map_or(&[], |l| &l.array.slots[..])
+    }
+
+    /// The level's array, if there is a level.
+    #[inline]
+    fn level_array(&self) -> Option<&SlotArray<K, V>> {
+        self.level.as_ref().map(|l| &*l.array)
     }
 
     /// Entries of the main table and the level: what a rebuild visits.
@@ -322,7 +328,7 @@ impl<K, V> ReadTable<K, V> {
         Q: ?Sized + Eq,
     {
         find(&self.table, hash, key)
-            .or_else(|| Recent::probe(self.level_slots(), hash, key))
+            .or_else(|| Recent::probe(self.level_array(), hash, key))
             .or_else(|| self.recent.find(hash, key))
     }
 }
@@ -356,6 +362,82 @@ struct RecentSlot<K, V> {
 // under loom or shuttle, whose atomics are not plain integers.)
 #[cfg(not(any(loom, shuttle)))]
 unsafe impl<K, V> Zeroable for RecentSlot<K, V> {}
+
+/// A slot array's *filter*: for each group of eight slots, a word with two bits set for
+/// every key whose probe starts in the group (a blocked Bloom filter, one byte per slot),
+/// so that a lookup of a key the array does not hold usually reads one word of this
+/// small array, which stays cached, instead of a line of the slots (which, like the
+/// entries, mostly does not): the recent table is probed by every lookup that misses the
+/// main table, and in key churn most of those look for absent keys.
+///
+/// Bits are only ever set, and a key's bits are set before its slot is filled (by the
+/// filler: [`SlotArray::add`] and [`SlotArray::insert_migrated`]), so a word without all
+/// of a key's bits proves that no fill of that key had happened when the word was read;
+/// a word with them (a key there, or a filled one, or about 2 % of absent keys at the
+/// array's usual half load) sends the lookup on to the slots.
+///
+/// The bits come from hash bits that entries keep ([`squash`]: bits 20..32, above every
+/// slot index), so a migration, which may know only the entry's copy of the hash, sets
+/// the same ones; the group is the home slot's.
+struct Filter {
+    words: FilterWords,
+}
+
+/// A filter's words: allocated zeroed, or, under loom and shuttle, built one by one.
+#[cfg(not(any(loom, shuttle)))]
+type FilterWords = ZeroedSlice<AtomicU64>;
+#[cfg(any(loom, shuttle))]
+type FilterWords = Box<[AtomicU64]>;
+
+impl Filter {
+    /// A filter for an array of `slots` slots (a power of two).
+    fn new(slots: usize) -> Self {
+        let n = (slots / 8).max(1);
+        #[cfg(not(any(loom, shuttle)))]
+        let words = ZeroedSlice::new(n);
+        #[cfg(any(loom, shuttle))]
+        let words = (0..n).map(|_| AtomicU64::new(0)).collect();
+        Filter { words }
+    }
+
+    /// `hash`'s two bits.
+    #[inline]
+    fn bits(hash: u64) -> u64 {
+        1 << ((hash >> 20) & 63) | 1 << ((hash >> 26) & 63)
+    }
+
+    /// The word of `hash`'s home group (slot `hash & (8 × words − 1)`).
+    #[inline]
+    fn word(&self, hash: u64) -> &AtomicU64 {
+        &self.words[(hash >> 3) as usize & (self.words.len() - 1)]
+    }
+
+    /// Records `hash`; the caller then fills a slot with its entry.
+    #[inline]
+    fn insert(&self, hash: u64) {
+        // Relaxed: what must hold is that a lookup whose read of the word misses these
+        // bits is ordered before the fill that follows (so reporting the key absent is
+        // right). The fill is sequenced after this read-modify-write and is a Release
+        // compare-and-swap, so a lookup that synchronises with it (or with anything after
+        // it) reads this value or a later one of the word (coherence); a lookup that
+        // does not is concurrent with the add, which may then be ordered after it.
+        self.word(hash).fetch_or(Self::bits(hash), Relaxed);
+    }
+
+    /// Whether a key with hash `hash` may be in the array: `false` if no fill of one had
+    /// happened when the word was read.
+    #[inline]
+    fn may_hold(&self, hash: u64) -> bool {
+        let bits = Self::bits(hash);
+        // Relaxed: see `insert`; the entries are read through the slots' own Acquire.
+        self.word(hash).load(Relaxed) & bits == bits
+    }
+
+    /// Heap bytes.
+    fn heap_bytes(&self) -> usize {
+        std::mem::size_of_val::<[AtomicU64]>(&self.words)
+    }
+}
 
 /// A slot array's storage: allocated zeroed (an empty slot is zero bytes), or, under
 /// loom and shuttle, built slot by slot.
@@ -405,6 +487,8 @@ enum Add<K, V> {
 /// once, empty, and the copying is spread over later operations in bounded steps.
 struct SlotArray<K, V> {
     slots: Slots<K, V>,
+    /// Which keys the slots may hold (see [`Filter`]).
+    filter: Filter,
     /// The closed array this one replaced, while some of its entries may not have been
     /// copied here yet; null once all have (or if it replaced none). From
     /// `Arc::into_raw`, owned by this array. Set before the array is published, and
@@ -429,29 +513,39 @@ impl<K, V> SlotArray<K, V> {
     /// `Arc::into_raw` pointer whose count the array takes over).
     fn new(slots: Slots<K, V>, prev: *mut SlotArray<K, V>) -> Self {
         SlotArray {
+            filter: Filter::new(slots.len()),
             slots,
             prev: AtomicPtr::new(prev),
         }
     }
 
+    /// Heap bytes of the slots and the filter.
+    fn heap_bytes(&self) -> usize {
+        std::mem::size_of_val::<[RecentSlot<K, V>]>(&self.slots) + self.filter.heap_bytes()
+    }
+
     /// The slots of the array this one replaced while its migration lasts (see `prev`),
-    /// else none. Valid while the caller's guard (or `mu`) protects this array: a
-    /// cleared `prev` is retired, not freed.
+    /// else none. Valid as for [`prev`](Self::prev).
     #[inline]
     fn prev_slots(&self) -> &[RecentSlot<K, V>] {
-        // SeqCst: as for `Recent::array` (see `Recent::slots`), the pointer is protected
+        self.prev().map_or(&[], |p| &p.slots[..])
+    }
+
+    /// The array this one replaced while its migration lasts (see `prev`), else none.
+    /// Valid while the caller's guard (or `mu`) protects this array: a cleared `prev` is
+    /// retired, not freed.
+    #[inline]
+    fn prev(&self) -> Option<&SlotArray<K, V>> {
+        // SeqCst: as for `Recent::array` (see `Recent::arrays`), the pointer is protected
         // by the caller's guard; Acquire is what the contents need: pairs with the
         // Release that published this array (a non-null `prev`, closed, so its slots are
         // final), or with the Release that cleared it (null: every entry of it was
         // copied into this array before, and those copies are visible to our later
         // Acquire loads of its slots).
-        let prev = self.prev.load(SeqCst);
-        if prev.is_null() {
-            return &[];
-        }
+        let prev = NonNull::new(self.prev.load(SeqCst))?;
         // SAFETY: a non-null `prev` is live while this array is, and retired (not freed)
         // when cleared: the caller's guard outlives our use.
-        unsafe { &(*prev).slots }
+        Some(unsafe { prev.as_ref() })
     }
 
     /// Fills the first empty slot of `hash`'s probe sequence with `e`, an entry of the
@@ -460,6 +554,7 @@ impl<K, V> SlotArray<K, V> {
     /// Lock-free adders may be filling other slots meanwhile; compare-and-swap, as they
     /// do.
     fn insert_migrated(&self, e: EntryPtr<K, V>, hash: u64) {
+        self.filter.insert(hash);
         let mask = self.slots.len() - 1;
         let mut i = hash as usize & mask;
         loop {
@@ -497,9 +592,11 @@ impl<K, V> SlotArray<K, V> {
         // The replaced array is closed: no key is added to it any more, so one probe
         // settles it. If `prev` is already cleared, its entries are here (see
         // `prev_slots`) and the loop below meets them.
-        if let Some(other) = Recent::probe(self.prev_slots(), hash, key) {
+        if let Some(other) = Recent::probe(self.prev(), hash, key) {
             return Add::Found(other);
         }
+        // Before any fill (see `Filter`); the bits stay if an equal key is found instead.
+        self.filter.insert(hash);
         let mask = self.slots.len() - 1;
         let mut i = hash as usize & mask;
         loop {
@@ -580,7 +677,7 @@ impl<K, V> SlotArray<K, V> {
 struct Recent<K, V> {
     /// The current slot array (from `Arc::into_raw`: a promotion may share it with the
     /// next read table as its [`Level`]), or null until the first add. Replaced under
-    /// `mu`, with Release (see `slots`).
+    /// `mu`, with Release (see `arrays`).
     array: AtomicPtr<SlotArray<K, V>>,
     /// Slots of the first array: a power of two, or 0 when the recent table is off.
     first_capacity: usize,
@@ -736,30 +833,30 @@ impl<K, V> Recent<K, V> {
         }
     }
 
-    /// The current slot array (empty until the first add), and the slots of the array it
-    /// replaced while these are being copied into it (else empty): a lookup probes the
-    /// latter first. The slices stay valid while the guard protecting the read table is
-    /// held: replaced arrays are retired.
+    /// The array this one's current array replaced while its entries are being copied
+    /// into it (else none), and the current array (none until the first add): a lookup
+    /// probes the former first. The references stay valid while the guard protecting
+    /// the read table is held: replaced arrays are retired.
     #[inline]
-    fn slots(&self) -> PrevAndCurrent<'_, K, V> {
+    fn arrays(&self) -> PrevAndCurrent<'_, K, V> {
         // SeqCst, what `Guard::protect` uses for the pointers it protects (seize states its
         // guarantee for such loads; it is a plain load on x86): the caller's guard protects
         // the array. Acquire is what the contents need: pairs with the Release store in
         // `add_locked`, so the array's slots and their contents at publication are visible.
         let array = self.array.load(SeqCst);
         if array.is_null() {
-            return (&[], &[]);
+            return (None, None);
         }
         // SAFETY: a non-null `array` was published by `add_locked` and is freed only after
         // it is replaced and retired (and the caller's guard is gone) or with `self`.
         let array = unsafe { &*array };
-        (array.prev_slots(), &array.slots)
+        (array.prev(), Some(array))
     }
 
     /// The current array, for a caller holding `mu` (which every replacement holds).
     fn array_locked(&self) -> Option<&SlotArray<K, V>> {
         // Relaxed: replaced only under `mu`, which the caller holds.
-        // SAFETY: as in `slots`.
+        // SAFETY: as in `arrays`.
         NonNull::new(self.array.load(Relaxed)).map(|a| unsafe { &*a.as_ptr() })
     }
 
@@ -796,7 +893,7 @@ impl<K, V> Recent<K, V> {
             });
         #[cfg(any(loom, shuttle))]
         let prepared = 0;
-        // SeqCst: as in `slots` (the caller's guard or `mu` keeps the array alive).
+        // SeqCst: as in `arrays` (the caller's guard or `mu` keeps the array alive).
         let Some(array) = NonNull::new(self.array.load(SeqCst)) else {
             return prepared;
         };
@@ -805,21 +902,25 @@ impl<K, V> Recent<K, V> {
             std::mem::ManuallyDrop::new(unsafe { Arc::from_raw(array.as_ptr().cast_const()) });
         prepared
             + if Arc::strong_count(&arc) == 1 {
-                (std::mem::size_of_val(&arc.slots[..]) + std::mem::size_of_val(arc.prev_slots()))
-                    as u64
+                (arc.heap_bytes() + arc.prev().map_or(0, SlotArray::heap_bytes)) as u64
             } else {
                 0
             }
     }
 
-    /// Finds `key`'s entry in `slots` (from [`slots`](Self::slots)). Lock-free; callers
-    /// hold a guard protecting the read table. An empty array finds nothing.
+    /// Finds `key`'s entry in `array` (from [`arrays`](Self::arrays), or a level).
+    /// Lock-free; callers hold a guard protecting the read table. No array finds nothing.
     #[inline]
-    fn probe<Q>(slots: &[RecentSlot<K, V>], hash: u64, key: &Q) -> Option<EntryPtr<K, V>>
+    fn probe<Q>(array: Option<&SlotArray<K, V>>, hash: u64, key: &Q) -> Option<EntryPtr<K, V>>
     where
         K: Borrow<Q>,
         Q: ?Sized + Eq,
     {
+        let array = array?;
+        if !array.filter.may_hold(hash) {
+            return None;
+        }
+        let slots = &array.slots[..];
         let mask = slots.len().checked_sub(1)?;
         let mut i = hash as usize & mask;
         loop {
@@ -842,11 +943,11 @@ impl<K, V> Recent<K, V> {
         }
     }
 
-    /// Finds `key`'s entry in the (prev, current) slots from [`slots`](Self::slots),
+    /// Finds `key`'s entry in the (prev, current) arrays from [`arrays`](Self::arrays),
     /// which loaded `prev` before either is probed. A key of `prev` is there (closed: it
     /// holds every key the table had when the current array replaced it), copied or not;
     /// if `prev` was already unlinked when loaded, its entries are in the current array,
-    /// visible (see `SlotArray::prev_slots`). (Loading `prev` only after probing the
+    /// visible (see `SlotArray::prev`). (Loading `prev` only after probing the
     /// current array could miss a key copied just after that probe and unlinked before
     /// the load.)
     #[inline]
@@ -859,7 +960,7 @@ impl<K, V> Recent<K, V> {
         K: Borrow<Q>,
         Q: ?Sized + Eq,
     {
-        if prev.is_empty() {
+        if prev.is_none() {
             Self::probe(current, hash, key)
         } else {
             Self::probe(prev, hash, key).or_else(|| Self::probe(current, hash, key))
@@ -873,7 +974,7 @@ impl<K, V> Recent<K, V> {
         K: Borrow<Q>,
         Q: ?Sized + Eq,
     {
-        Self::probe_both(self.slots(), hash, key)
+        Self::probe_both(self.arrays(), hash, key)
     }
 
     /// Reserves room for one key in the current array, without the lock. `None` (nothing
@@ -890,10 +991,10 @@ impl<K, V> Recent<K, V> {
     /// fill up to three quarters: [`add_overflow_locked`](Self::add_overflow_locked)).
     #[inline]
     fn try_reserve(&self) -> Option<Reserved<'_, K, V>> {
-        // SeqCst: as in `slots`.
+        // SeqCst: as in `arrays`.
         let loaded = self.array.load(SeqCst);
         let array = NonNull::new(loaded)?;
-        // SAFETY: as in `slots`.
+        // SAFETY: as in `arrays`.
         let array = unsafe { &*array.as_ptr() };
         // Acquire: if the array we loaded was replaced by a growth that has reopened the
         // table, this reads the reopening's Release (or a later value of its release
@@ -1341,9 +1442,9 @@ fn for_each_filled<K, V>(slots: &[RecentSlot<K, V>], f: &mut impl FnMut(EntryPtr
     }
 }
 
-/// A recent table's slots: those of the array being copied into the current one (empty
-/// when none is), and the current array's ([`Recent::slots`]).
-type PrevAndCurrent<'r, K, V> = (&'r [RecentSlot<K, V>], &'r [RecentSlot<K, V>]);
+/// A recent table's arrays: the one being copied into the current one (none when none
+/// is), and the current one (none before the first add) ([`Recent::arrays`]).
+type PrevAndCurrent<'r, K, V> = (Option<&'r SlotArray<K, V>>, Option<&'r SlotArray<K, V>>);
 
 /// Whether a lock-free adder whose reservation left `headroom` more lock-free adds before
 /// the growth work's pacing refuses them ([`Recent::step_locked`]) should try the lock
@@ -1644,7 +1745,7 @@ pub(crate) fn get_each<'a, K, V, G, Q>(
 {
     let mut hashes = [0u64; BATCH];
     let mut tables: [*const ReadTable<K, V>; BATCH] = [std::ptr::null(); BATCH];
-    let mut buckets: [Option<&'a Bucket<EntryPtr<K, V>>>; BATCH] = [None; BATCH];
+    let mut buckets: [Option<Home<'a, EntryPtr<K, V>>>; BATCH] = [None; BATCH];
     let mut candidates: [Option<EntryPtr<K, V>>; BATCH] = [None; BATCH];
     for (c, chunk) in keys.chunks(BATCH).enumerate() {
         let n = chunk.len();
@@ -2465,15 +2566,15 @@ where
         K: Borrow<Q>,
         Q: ?Sized + Eq,
     {
-        let level = read.level_slots();
-        let slots = read.recent.slots();
+        let level = read.level_array();
+        let arrays = read.recent.arrays();
         // A `prev` implies a current array.
-        let counted = !slots.1.is_empty() || !level.is_empty();
+        let counted = arrays.1.is_some() || level.is_some();
         if counted {
             // A miss of the main table that the level and the recent table answer,
             // either way (they count alike: keys outside the main table).
             let found =
-                Recent::probe(level, hash, key).or_else(|| Recent::probe_both(slots, hash, key));
+                Recent::probe(level, hash, key).or_else(|| Recent::probe_both(arrays, hash, key));
             self.recent_lookup();
             if let Some(e) = found {
                 return Some(self.entry(e));
@@ -3119,7 +3220,7 @@ where
     ///
     /// `candidate` must be the item at the first slot whose tag matches `key`'s hash in
     /// the home bucket of the main table of the read table published *now*
-    /// ([`Bucket::candidate`]; the caller took it earlier under the same guard and checks
+    /// ([`Home::candidate`]; the caller took it earlier under the same guard and checks
     /// that the table is still published). A main table holds one entry per key, and
     /// `get` searches the home bucket's matching slots first, in the same order, so an
     /// equal key there is the entry `get` would stop at, and reading its slot is what
@@ -3486,7 +3587,9 @@ where
 
     pub(crate) fn iter(&self) -> RawIter<'a, K, V, G> {
         let read = self.iteration_table();
-        let (prev, current) = read.recent.slots();
+        let slots = |a: Option<&'a SlotArray<K, V>>| a.map_or(&[][..], |a| &a.slots[..]);
+        let (prev, current) = read.recent.arrays();
+        let (prev, current) = (slots(prev), slots(current));
         RawIter {
             entries: read.table.iter(),
             older: read.level_slots().iter().chain(prev.iter()),
@@ -3858,5 +3961,70 @@ where
         stats.expunged_pending = dirty.graves.iter().map(|g| g.entries.len()).sum();
         stats.recent_growth_pending = read.recent.growth_pending_locked();
         stats
+    }
+}
+
+#[cfg(all(test, not(any(loom, shuttle))))]
+mod filter_tests {
+    use super::{squash, Filter, MAX_RECENT};
+
+    /// xorshift64: hashes as the map's mixed hashes look (every bit uniform).
+    fn hashes(seed: u64) -> impl Iterator<Item = u64> {
+        let mut x = seed;
+        std::iter::repeat_with(move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        })
+    }
+
+    #[test]
+    fn a_filter_uses_only_the_hash_bits_entries_keep() {
+        // A migration may know only an entry's copy of the hash (`squash`): it must set
+        // the bits a lookup with the full hash checks, at every array size.
+        let mut slots = 8;
+        while slots <= MAX_RECENT * 2 {
+            let filter = Filter::new(slots);
+            for h in hashes(0x1234_5678_9abc_def1).take(2_000) {
+                assert_eq!(Filter::bits(h), Filter::bits(squash(h)));
+                assert!(
+                    std::ptr::eq(filter.word(h), filter.word(squash(h))),
+                    "{slots} slots"
+                );
+                // The group is the home slot's.
+                let home = h as usize & (slots - 1);
+                let word = (filter.word(h) as *const _ as usize - filter.words.as_ptr() as usize)
+                    / std::mem::size_of::<u64>();
+                assert_eq!(word, home / 8, "{slots} slots");
+            }
+            slots *= 4;
+        }
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "integer code: Miri adds nothing but minutes")]
+    fn a_filter_never_forgets_and_rarely_admits_an_absent_key() {
+        for slots in [8, 1 << 10, 1 << 16] {
+            let filter = Filter::new(slots);
+            // Half full, an array's usual limit.
+            let present: Vec<u64> = hashes(7).take(slots / 2).collect();
+            for &h in &present {
+                filter.insert(h);
+            }
+            assert!(present.iter().all(|&h| filter.may_hold(h)));
+            let trials = 20_000;
+            let admitted = hashes(99)
+                .take(trials)
+                .filter(|&h| filter.may_hold(h))
+                .count();
+            // Two bits of 64 per key, four keys per word on average: about 2 % of absent
+            // keys pass (the bound leaves room for uneven groups, not for a broken filter:
+            // one bit per key, or a shared word, admits 6 % or more).
+            assert!(
+                admitted * 100 < trials * 4,
+                "{admitted} of {trials} at {slots} slots"
+            );
+        }
     }
 }

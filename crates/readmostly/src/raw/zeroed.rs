@@ -27,6 +27,11 @@ use std::ptr::NonNull;
 /// All-zero bytes must be a valid value of the implementing type.
 pub(crate) unsafe trait Zeroable {}
 
+// SAFETY: an integer: zero bytes are 0.
+unsafe impl Zeroable for u8 {}
+// SAFETY: an atomic integer has the bytes of its integer: zero bytes are 0.
+unsafe impl Zeroable for std::sync::atomic::AtomicU64 {}
+
 /// The largest alignment we ask the allocator for: what `calloc` guarantees on the
 /// targets we care about, so that `alloc_zeroed` need not write the block itself.
 const ALLOC_ALIGN: usize = 16;
@@ -222,8 +227,6 @@ mod tests {
     struct Line([u64; 8]);
     // SAFETY: an array of integers.
     unsafe impl Zeroable for Line {}
-    // SAFETY: an atomic integer.
-    unsafe impl Zeroable for AtomicU64 {}
     // SAFETY: a unit struct has no bytes.
     unsafe impl Zeroable for () {}
 
