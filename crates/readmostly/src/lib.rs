@@ -129,8 +129,9 @@
 //!   before the tags are compared, so the two loads overlap), an atomic load of the
 //!   entry's value slot; no allocation, no lock, no shared write (the hit
 //!   statistic lives in a per-thread stripe). A key that is absent is usually answered
-//!   from cached tags and overflow counts alone, and so is the recent table's share of
-//!   the answer (a filter of one byte per slot in front of its slots). The counting-allocator test proves zero
+//!   from cached tags and overflow counts, without waiting for the line, and so is the
+//!   recent table's share of the answer (a filter of one byte per slot in front of its
+//!   slots). The counting-allocator test proves zero
 //!   allocations per `get`.
 //! * Each entry is allocated together with its first value, so a lookup of a key whose
 //!   value was never replaced touches the table and one heap block.

@@ -129,7 +129,12 @@
 //!   A migration step copies entries with the same Release compare-and-swap; the old
 //!   array is unlinked from the new one with **Release** and loaded with **SeqCst** (as
 //!   the array pointer), so a lookup that finds it unlinked sees every copy (see
-//!   `SlotArray::prev_slots`).
+//!   `SlotArray::prev`).
+//! * Each slot array's [`Filter`] gets a key's bits (a **Relaxed** `fetch_or`) before the
+//!   Release compare-and-swap that fills the key's slot, and lookups load the word
+//!   **Relaxed** and report the key absent when its bits are missing: whoever is ordered
+//!   after the fill is ordered after the bits, and a lookup that is not is concurrent
+//!   with the add (see `Filter::insert`).
 //!   `Recent::len` (reservations and the [`CLOSED`] bit) needs only its modification
 //!   order to bound the filled slots and to order reservations against a close; a
 //!   growth's reopening is **Release** and reservations **Acquire**, so an adder that
@@ -342,7 +347,7 @@ unsafe fn arced<T>(ptr: *mut T, _collector: &Collector) {
     drop(unsafe { Arc::from_raw(ptr.cast_const()) });
 }
 
-/// The most keys a recent table may hold (2^20: at most 64 MiB of slots).
+/// The most keys a recent table may hold (2^20: arrays of at most 2^21 slots, 32 MiB).
 pub(crate) const MAX_RECENT: usize = 1 << 20;
 
 /// The bit of [`Recent::len`] that says the current slot array is closed: no add may
@@ -376,9 +381,10 @@ unsafe impl<K, V> Zeroable for RecentSlot<K, V> {}
 /// a word with them (a key there, or a filled one, or about 2 % of absent keys at the
 /// array's usual half load) sends the lookup on to the slots.
 ///
-/// The bits come from hash bits that entries keep ([`squash`]: bits 20..32, above every
-/// slot index), so a migration, which may know only the entry's copy of the hash, sets
-/// the same ones; the group is the home slot's.
+/// The bits come from hash bits that entries keep ([`squash`]: bits 21..27 and 57..63,
+/// none of them part of a slot index, since arrays have at most 2^21 slots), so a
+/// migration, which may know only the entry's copy of the hash, sets the same ones; the
+/// group is the home slot's.
 struct Filter {
     words: FilterWords,
 }
@@ -403,7 +409,7 @@ impl Filter {
     /// `hash`'s two bits.
     #[inline]
     fn bits(hash: u64) -> u64 {
-        1 << ((hash >> 20) & 63) | 1 << ((hash >> 26) & 63)
+        1 << ((hash >> 21) & 63) | 1 << ((hash >> 57) & 63)
     }
 
     /// The word of `hash`'s home group (slot `hash & (8 × words − 1)`).
@@ -591,7 +597,7 @@ impl<K, V> SlotArray<K, V> {
         let key = &unsafe { e.as_ref() }.key;
         // The replaced array is closed: no key is added to it any more, so one probe
         // settles it. If `prev` is already cleared, its entries are here (see
-        // `prev_slots`) and the loop below meets them.
+        // `SlotArray::prev`) and the loop below meets them.
         if let Some(other) = Recent::probe(self.prev(), hash, key) {
             return Add::Found(other);
         }
@@ -1177,7 +1183,7 @@ impl<K, V> Recent<K, V> {
         // Relaxed: only under `mu`.
         self.counts.migrated.store(to, Relaxed);
         if to == total {
-            // Release: see `SlotArray::prev_slots` (a lookup that sees null sees the
+            // Release: see `SlotArray::prev` (a lookup that sees null sees the
             // copies made above).
             array.prev.store(std::ptr::null_mut(), Release);
             // SAFETY: `prev` is no longer reachable from `array`, the only place it was
@@ -1316,7 +1322,7 @@ impl<K, V> Recent<K, V> {
             // Relaxed: see `Counts::open`: stored before the publication and the reopening
             // that order it for adders.
             c.open.store(open, Relaxed);
-            // Release: see `slots`.
+            // Release: see `arrays`.
             self.array.store(new, Release);
             if !old.is_null() {
                 self.reopen_locked();
@@ -4011,7 +4017,7 @@ mod filter_tests {
     #[test]
     #[cfg_attr(miri, ignore = "integer code: Miri adds nothing but minutes")]
     fn a_filter_never_forgets_and_rarely_admits_an_absent_key() {
-        for slots in [8, 1 << 10, 1 << 16] {
+        for slots in [8, 1 << 10, 1 << 16, MAX_RECENT * 2] {
             let filter = Filter::new(slots);
             // Half full, an array's usual limit.
             let present: Vec<u64> = hashes(7).take(slots / 2).collect();

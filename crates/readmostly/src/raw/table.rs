@@ -1,6 +1,6 @@
 //! The hash table behind the read and dirty tables: entry pointers in buckets of eight
 //! slots, whose tags (one byte per slot) are kept apart from the pointers, in an array of
-//! eight bytes per bucket, so that a lookup of an absent key reads only tags.
+//! eight bytes per bucket, so that a lookup of an absent key waits only for tags.
 //!
 //! Layout: a power-of-two number of buckets. Bucket `i` is
 //!
@@ -18,7 +18,8 @@
 //! of the cache), so a lookup of an absent key missed the cache as often as a hit did. The
 //! tags alone are eight bytes per bucket (128 KiB for 64 Ki keys) and the overflow counts
 //! one, and both stay cached while the map is in use: an absent key is usually answered
-//! from them (unless a tag collides, about one lookup in twenty). A hit still reads one
+//! from them (unless a tag collides, about one lookup in twenty); the request for its
+//! pointer line, made before the tags are read, is not waited for. A hit still reads one
 //! line of pointers; [`Table::find`] asks for it before it reads the tags, so the two
 //! loads overlap and a hit waits for memory no longer than before. The overflow count
 //! is read only when a bucket's tags do not find the key. Memory: 73 bytes per eight
@@ -105,10 +106,11 @@ fn zero_tags(x: u64) -> u64 {
     !(((x & LOW7) + LOW7) | x | LOW7) & TAG_HIGH
 }
 
-/// Candidate slots for a lookup: high bit set in each tag byte of `x` that is zero, and possibly in a byte just above a zero byte that is 1 (a borrow: the short
-/// trick's false positive). Lookups check candidates lowest first and compare keys, so a
-/// false positive can only cost a key comparison after a tag collision below it; never
-/// use this to find empty slots.
+/// Candidate slots for a lookup: high bit set in each tag byte of `x` that is zero, and
+/// possibly in a byte just above a zero byte that is 1 (a borrow: the short trick's false
+/// positive). Lookups check candidates lowest first and compare keys, so a false
+/// positive can only cost a key comparison after a tag collision below it; never use
+/// this to find empty slots.
 #[inline]
 fn candidate_tags(x: u64) -> u64 {
     x.wrapping_sub(LO) & !x & TAG_HIGH
