@@ -396,9 +396,14 @@ type FilterWords = ZeroedSlice<AtomicU64>;
 type FilterWords = Box<[AtomicU64]>;
 
 impl Filter {
+    /// Words of the filter of an array of `slots` slots.
+    fn words_for(slots: usize) -> usize {
+        (slots / 8).max(1)
+    }
+
     /// A filter for an array of `slots` slots (a power of two).
     fn new(slots: usize) -> Self {
-        let n = (slots / 8).max(1);
+        let n = Self::words_for(slots);
         #[cfg(not(any(loom, shuttle)))]
         let words = ZeroedSlice::new(n);
         #[cfg(any(loom, shuttle))]
@@ -443,6 +448,15 @@ impl Filter {
     fn heap_bytes(&self) -> usize {
         std::mem::size_of_val::<[AtomicU64]>(&self.words)
     }
+}
+
+/// The slots and filter of the array the next growth will publish, zeroed in steps
+/// ([`Recent::zero_locked`]) so that the growth, under `mu`, neither allocates nor
+/// writes them (large arrays only, see [`PREPARE_SLOTS`]).
+#[cfg(not(any(loom, shuttle)))]
+struct Prepared<K, V> {
+    slots: Zeroing<RecentSlot<K, V>>,
+    filter: Zeroing<AtomicU64>,
 }
 
 /// A slot array's storage: allocated zeroed (an empty slot is zero bytes), or, under
@@ -518,8 +532,14 @@ impl<K, V> SlotArray<K, V> {
     /// An array of `slots` (empty: see [`empty_slots`]), replacing `prev` (null, or an
     /// `Arc::into_raw` pointer whose count the array takes over).
     fn new(slots: Slots<K, V>, prev: *mut SlotArray<K, V>) -> Self {
+        Self::with_filter(Filter::new(slots.len()), slots, prev)
+    }
+
+    /// As [`new`](Self::new), with an empty filter made for `slots.len()` slots.
+    fn with_filter(filter: Filter, slots: Slots<K, V>, prev: *mut SlotArray<K, V>) -> Self {
+        debug_assert_eq!(filter.words.len(), Filter::words_for(slots.len()));
         SlotArray {
-            filter: Filter::new(slots.len()),
+            filter,
             slots,
             prev: AtomicPtr::new(prev),
         }
@@ -699,7 +719,7 @@ struct Recent<K, V> {
     /// The array the next growth will publish, being zeroed in steps (see [`Zeroing`]).
     /// Only under `mu` (the std mutex is never contended: it only lets `&self` reach it).
     #[cfg(not(any(loom, shuttle)))]
-    next: std::sync::Mutex<Option<Zeroing<RecentSlot<K, V>>>>,
+    next: std::sync::Mutex<Option<Prepared<K, V>>>,
 }
 
 /// A recent table's counts: what lock-free adders read and write, and the migration's
@@ -895,7 +915,8 @@ impl<K, V> Recent<K, V> {
             .unwrap_or_else(|e| e.into_inner())
             .as_ref()
             .map_or(0, |z| {
-                (z.len() * std::mem::size_of::<RecentSlot<K, V>>()) as u64
+                (z.slots.len() * std::mem::size_of::<RecentSlot<K, V>>()
+                    + z.filter.len() * std::mem::size_of::<AtomicU64>()) as u64
             });
         #[cfg(any(loom, shuttle))]
         let prepared = 0;
@@ -1201,10 +1222,15 @@ impl<K, V> Recent<K, V> {
         let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
         // Relaxed: only under `mu` (see `Counts`).
         let total = self.counts.zero_total.load(Relaxed);
-        let next = next.get_or_insert_with(|| Zeroing::new(total));
-        next.zero(slots);
+        let next = next.get_or_insert_with(|| Prepared {
+            slots: Zeroing::new(total),
+            filter: Zeroing::new(Filter::words_for(total)),
+        });
+        next.slots.zero(slots);
+        // A word per eight slots: done no later than the slots.
+        next.filter.zero(slots.div_ceil(8));
         // Relaxed: only under `mu`.
-        self.counts.zeroed.store(next.zeroed(), Relaxed);
+        self.counts.zeroed.store(next.slots.zeroed(), Relaxed);
     }
 
     /// No arrays are prepared under loom and shuttle (`zero_total` stays 0).
@@ -1213,10 +1239,10 @@ impl<K, V> Recent<K, V> {
         unreachable!("no zeroing is planned under loom or shuttle");
     }
 
-    /// The empty slots of a new array of `capacity` slots: the array prepared for it
-    /// (zeroing what is left of it: nothing, when the pacing kept up), else a fresh one.
-    /// Under `mu`.
-    fn take_slots_locked(&self, capacity: usize) -> Slots<K, V> {
+    /// A new array of `capacity` slots replacing `prev` (as for [`SlotArray::new`]): the
+    /// slots and filter prepared for it (zeroing what is left of them: nothing, when the
+    /// pacing kept up), else fresh ones. Under `mu`.
+    fn take_array_locked(&self, capacity: usize, prev: *mut SlotArray<K, V>) -> SlotArray<K, V> {
         #[cfg(not(any(loom, shuttle)))]
         {
             let next = self.next.lock().unwrap_or_else(|e| e.into_inner()).take();
@@ -1224,13 +1250,21 @@ impl<K, V> Recent<K, V> {
             self.counts.zero_total.store(0, Relaxed);
             self.counts.zeroed.store(0, Relaxed);
             match next {
-                Some(next) if next.len() == capacity => next.finish(),
-                _ => empty_slots(capacity),
+                Some(next) if next.slots.len() == capacity => {
+                    debug_assert!(
+                        next.slots.zeroed() < next.slots.len()
+                            || next.filter.zeroed() == next.filter.len(),
+                        "the filter is zeroed no later than the slots"
+                    );
+                    let words = next.filter.finish();
+                    SlotArray::with_filter(Filter { words }, next.slots.finish(), prev)
+                }
+                _ => SlotArray::new(empty_slots(capacity), prev),
             }
         }
         #[cfg(any(loom, shuttle))]
         {
-            empty_slots(capacity)
+            SlotArray::new(empty_slots(capacity), prev)
         }
     }
 
@@ -1306,10 +1340,10 @@ impl<K, V> Recent<K, V> {
             // The old array (closed) becomes the new one's `prev`: its entries are copied
             // over by later steps (our own, just below, first). The new slots were
             // prepared by the steps since the last growth if large.
-            let slots = self.take_slots_locked(capacity);
+            let array = self.take_array_locked(capacity, old);
             // SAFETY: a non-null `old` is a live array (see above).
             let old_slots = NonNull::new(old).map_or(0, |a| unsafe { a.as_ref() }.slots.len());
-            let new = Arc::into_raw(Arc::new(SlotArray::new(slots, old))).cast_mut();
+            let new = Arc::into_raw(Arc::new(array)).cast_mut();
             // Relaxed: only under `mu` (see `Counts`).
             let c = &*self.counts;
             c.grown_at.store(held, Relaxed);
