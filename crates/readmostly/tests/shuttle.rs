@@ -867,6 +867,33 @@ fn get_racing_recent_insert() {
     });
 }
 
+/// A reader whose iteration meets a new key while it is being added to the recent table
+/// then looks it up: the lookup must find it. Iteration reads the recent table's slots
+/// directly, lookups first ask the slot array's filter, so this fails if an adder set
+/// the key's filter bits after filling its slot instead of before.
+#[test]
+fn get_after_iteration_racing_recent_insert() {
+    model("get_after_iteration_racing_recent_insert", || {
+        let map = new_map(Promotion::DirtyLen, RecentKeys::Auto);
+        map.insert(1, 10);
+        let (m1, m2) = (map.clone(), map.clone());
+        let (replaced, (iterated, got)) = race(
+            move || m1.insert(2, 20),
+            move || {
+                let m = m2.pin();
+                let iterated = m.iter().any(|(&k, _)| k == 2);
+                (iterated, m.get(&2).copied())
+            },
+        );
+        assert!(!replaced);
+        assert!(
+            !iterated || got == Some(20),
+            "iteration saw key 2, get: {got:?}"
+        );
+        assert_eq!(contents(&map), [(1, 10), (2, 20)]);
+    });
+}
+
 /// (g) Lock-free reads racing the growth of the recent table's slot array: with
 /// `AtMost(4)` the array starts with two slots (one key), so inserting key 2 doubles it,
 /// publishing a copy and retiring the old array. Key 1, present before the race, is found
