@@ -328,6 +328,7 @@ mod tests {
             rounds: 1,
             mops_min: Some(mops),
             mops_max: Some(mops),
+            retire_batch: None,
         }
     }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::adapters::{HasherKind, MapKind, ValueKind};
+use crate::adapters::{HasherKind, MapKind, MapOptions, ValueKind};
 use crate::record::{self, write_file, Results};
 use crate::runner::Stop;
 use crate::suite::{self, ClaimPlan, Plan};
@@ -102,6 +102,9 @@ struct RunArgs {
     /// Seed of the operation streams
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Retire batch of readmostly's maps: objects a thread retires before handing them to the collector, one process-wide memory barrier each [default: the library's, 2048]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
+    retire_batch: Option<u64>,
     /// Run every cell N times, the maps of each workload and thread count in rotating order, and report the median run with the slowest and fastest (for shared or noisy machines)
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
     rounds: u32,
@@ -413,6 +416,7 @@ struct Common {
     value: ValueKind,
     value_size: usize,
     hasher: HasherKind,
+    options: MapOptions,
     dists: Vec<Dist>,
     seed: u64,
     progress: bool,
@@ -527,6 +531,9 @@ fn common(
         value,
         value_size,
         hasher,
+        options: MapOptions {
+            retire_batch: a.retire_batch.map(|n| n as usize),
+        },
         dists: parse_dists(&a.dist)?,
         seed: a.seed,
         progress: !a.no_progress,
@@ -612,6 +619,7 @@ fn compare(c: &CompareArgs, command: String, out: &mut dyn Write) -> Result<(), 
         value: cm.value,
         value_size: cm.value_size,
         hasher: cm.hasher,
+        options: cm.options,
         stop: cm.stop,
         seed: cm.seed,
         claim: (!c.no_claim).then(|| ClaimPlan {
@@ -789,6 +797,7 @@ fn advise_cmd(a: &AdviseArgs, out: &mut dyn Write) -> Result<(), Error> {
         value: cm.value,
         value_size: cm.value_size,
         hasher: cm.hasher,
+        options: cm.options,
         stop: cm.stop,
         seed: cm.seed,
         claim: None,

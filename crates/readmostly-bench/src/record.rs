@@ -72,6 +72,10 @@ pub struct Row {
     /// Throughput of the fastest run, Mops/s.
     #[serde(default)]
     pub mops_max: Option<f64>,
+    /// `--retire-batch` given to readmostly's maps (their rows only; `None`: the
+    /// library's default, or another map).
+    #[serde(default)]
+    pub retire_batch: Option<usize>,
 }
 
 fn one() -> usize {
@@ -120,6 +124,7 @@ impl Row {
             rounds: 1,
             mops_min: Some(m.mops),
             mops_max: Some(m.mops),
+            retire_batch: c.options.retire_batch.filter(|_| c.map.is_ours()),
         }
     }
 
@@ -223,6 +228,9 @@ pub struct Meta {
     pub value_size: usize,
     /// Hasher.
     pub hasher: String,
+    /// `--retire-batch` given to readmostly's maps (`None`: the library's default).
+    #[serde(default)]
+    pub retire_batch: Option<usize>,
     /// `ops N per thread` or `duration D per cell`.
     pub stop: String,
     /// Thread counts.
@@ -256,7 +264,7 @@ pub struct Results {
 }
 
 /// The CSV header (the field names of [`Row`]).
-pub const CSV_HEADER: &str = "map,workload,dist,threads,keys,mops,p50_ns,p99_ns,p999_ns,max_ns,value,hasher,ops,secs,samples,allocs_per_op,bytes_per_key,hit_rate,truncated,vs_best,vs_frozen,map_stats,rounds,mops_min,mops_max";
+pub const CSV_HEADER: &str = "map,workload,dist,threads,keys,mops,p50_ns,p99_ns,p999_ns,max_ns,value,hasher,ops,secs,samples,allocs_per_op,bytes_per_key,hit_rate,truncated,vs_best,vs_frozen,map_stats,rounds,mops_min,mops_max,retire_batch";
 
 /// Rows as CSV text (header included).
 pub fn to_csv(rows: &[Row]) -> Result<String, Error> {
@@ -316,6 +324,7 @@ pub(crate) fn test_row(map: &str, threads: usize, mops: f64) -> Row {
         rounds: 1,
         mops_min: Some(mops),
         mops_max: Some(mops),
+        retire_batch: None,
     }
 }
 

@@ -165,11 +165,13 @@ fn preamble(res: &Results) -> Vec<String> {
     let m = &res.meta;
     let mut v = vec![
         format!(
-            "{} keys, value {}{}, hasher {}, {}, threads {:?}, {} CPUs, seed {}",
+            "{} keys, value {}{}, hasher {}{}, {}, threads {:?}, {} CPUs, seed {}",
             m.keys,
             m.value,
             if m.value == "u64" { String::new() } else { format!(" ({} B)", m.value_size) },
             m.hasher,
+            m.retire_batch
+                .map_or(String::new(), |n| format!(", retire batch {n}")),
             m.stop,
             m.threads,
             m.cpus,

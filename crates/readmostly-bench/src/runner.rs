@@ -18,7 +18,9 @@ use std::sync::Barrier;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::adapters::{self, BenchMap, Handle, HasherKind, MapKind, Value, ValueKind, WithMap};
+use crate::adapters::{
+    self, BenchMap, Handle, HasherKind, MapKind, MapOptions, Value, ValueKind, WithMap,
+};
 use crate::alloc;
 use crate::keys::Rng;
 use crate::workloads::{generate, prefill_key, Dist, KeyGen, Op, OpKind, Workload};
@@ -65,6 +67,8 @@ pub struct CellSpec {
     pub value_size: usize,
     /// Hash builder.
     pub hasher: HasherKind,
+    /// Settings of readmostly's maps.
+    pub options: MapOptions,
     /// When to stop.
     pub stop: Stop,
     /// Seed of the operation streams.
@@ -151,7 +155,7 @@ impl WithMap for CellRunner<'_> {
             alloc::track_live_bytes(true);
         }
         let live0 = alloc::live_bytes();
-        let mut map = M::build(hasher);
+        let mut map = M::build_with(hasher, spec.options);
         let size = spec.value_size;
         map.prefill((0..spec.keys).map(|i| {
             let k = prefill_key(i);
@@ -504,6 +508,7 @@ mod tests {
             value: ValueKind::U64,
             value_size: 16,
             hasher: HasherKind::Foldhash,
+            options: MapOptions::default(),
             stop: Stop::Ops {
                 per_thread: 4000,
                 max_time: Duration::from_secs(5),

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::adapters::{HasherKind, MapKind, ValueKind};
+use crate::adapters::{HasherKind, MapKind, MapOptions, ValueKind};
 use crate::record::{fill_relative, ClaimRow, Meta, Results, Row, Skipped};
 use crate::runner::{run_cell, timer_cost, CellSpec, Measurement, Outcome, Stop};
 use crate::workloads::{Dist, Workload};
@@ -62,6 +62,8 @@ pub struct Plan {
     pub value_size: usize,
     /// Hasher.
     pub hasher: HasherKind,
+    /// Settings of readmostly's maps.
+    pub options: MapOptions,
     /// Stop rule per cell.
     pub stop: Stop,
     /// Stream seed.
@@ -111,6 +113,7 @@ impl Plan {
             value: self.value,
             value_size: self.value_size,
             hasher: self.hasher,
+            options: self.options,
             stop,
             seed: self.seed,
         }
@@ -272,6 +275,7 @@ pub fn run(plan: &Plan, command: String) -> Results {
             value: plan.value.name().into(),
             value_size: plan.value_size,
             hasher: plan.hasher.name().into(),
+            retire_batch: plan.options.retire_batch,
             stop: plan.stop_text(),
             threads: plan.threads.clone(),
             seed: plan.seed,
@@ -434,6 +438,7 @@ mod tests {
             value: ValueKind::U64,
             value_size: 16,
             hasher: HasherKind::Foldhash,
+            options: MapOptions::default(),
             stop: Stop::Ops {
                 per_thread: 10,
                 max_time: Duration::from_secs(1),

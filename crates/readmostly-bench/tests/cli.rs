@@ -492,3 +492,84 @@ fn advise_recommends_with_reasons() {
         .iter()
         .any(|r| r.as_str().unwrap().contains("one thread")));
 }
+
+#[test]
+fn retire_batch_reaches_readmostly_maps() {
+    // write50 on 256 keys, 1 thread: each key is overwritten about four times, once
+    // every ~500 operations. With a batch of 64 objects a key's old values are reclaimed
+    // before it is written again and their in-block slots reused, so overwrites allocate
+    // almost nothing (the collector's batch, once per 64 retirements); with a batch
+    // larger than the run nothing is reclaimed and, once both slots of a key are busy,
+    // every overwrite boxes its value. So the allocation rate shows the setting reached
+    // the map.
+    let allocs = |batch: &str| {
+        let mut args = vec![
+            "--maps",
+            "syncmap,sharded,dashmap",
+            "--workloads",
+            "write50",
+            "--threads",
+            "1",
+            "--retire-batch",
+            batch,
+            "--no-files",
+            "--no-claim",
+            "--format",
+            "csv",
+        ];
+        args.extend_from_slice(TINY);
+        let o = run(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let mut rd = csv::Reader::from_reader(o.stdout.as_slice());
+        let headers = rd.headers().unwrap().clone();
+        let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
+        let (map, rate, recorded) = (col("map"), col("allocs_per_op"), col("retire_batch"));
+        rd.records()
+            .map(Result::unwrap)
+            .map(|r| {
+                let rate: f64 = r[rate].parse().unwrap();
+                (r[map].to_string(), rate, r[recorded].to_string())
+            })
+            .collect::<Vec<_>>()
+    };
+    let small = allocs("64");
+    let large = allocs("1048576");
+    for (rows, batch) in [(&small, "64"), (&large, "1048576")] {
+        for (map, _, recorded) in rows.iter() {
+            let expected = if map == "dashmap" { "" } else { batch };
+            assert_eq!(recorded, expected, "{map}: recorded batch");
+        }
+    }
+    for map in ["syncmap", "sharded"] {
+        let rate = |rows: &[(String, f64, String)]| rows.iter().find(|r| r.0 == map).unwrap().1;
+        assert!(
+            rate(&small) < 0.15 && rate(&large) > 0.3,
+            "{map}: allocations per op with batch 64: {}, with batch 1Mi: {}",
+            rate(&small),
+            rate(&large)
+        );
+    }
+
+    let mut args = vec![
+        "--maps",
+        "syncmap",
+        "--workloads",
+        "read100",
+        "--threads",
+        "1",
+    ];
+    args.extend_from_slice(&["--retire-batch", "4096", "--no-files", "--no-claim"]);
+    args.extend_from_slice(TINY);
+    let o = run(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("retire batch 4096"), "{}", stdout(&o));
+    args.extend_from_slice(&["--format", "json"]);
+    let o = run(&args);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["meta"]["retire_batch"], 4096);
+
+    let e = assert_usage_error(&["--retire-batch", "0"]);
+    assert!(e.contains("--retire-batch"), "{e}");
+    assert_usage_error(&["--retire-batch", "lots"]);
+    assert_usage_error(&["advise", "--read", "90", "--retire-batch", "2097152"]);
+}

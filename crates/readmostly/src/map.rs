@@ -279,16 +279,19 @@ impl<K, V, S> Builder<K, V, S> {
     }
 
     /// How many replaced values, removed entries and replaced tables a thread retires
-    /// before handing them to the reclamation scheme together (default 512, rounded up
+    /// before handing them to the reclamation scheme together (default 2048, rounded up
     /// to a power of two).
     ///
     /// Each hand-over costs a process-wide memory barrier (`membarrier`: an interrupt to
     /// every CPU running one of the process's threads), so small batches make
     /// overwrite-heavy loads slow as soon as several threads run; large batches keep up
-    /// to this many retired objects per thread in memory until they are freed. The batch
-    /// also decides when an entry's in-block value slot is free again: a word-sized value
-    /// overwritten again before its value before last was reclaimed (about one batch of
-    /// the writing thread later) is boxed instead (see the crate docs, "Performance").
+    /// to this many retired objects per thread in memory until they are freed, and free
+    /// them all at once. The batch also decides when an entry's in-block value slot is
+    /// free again: a word-sized value overwritten again before its value before last was
+    /// reclaimed (about one batch of the writing thread later) is boxed instead (see the
+    /// crate docs, "Performance"). Raise it for overwrite-heavy loads on many cores (the
+    /// barrier interrupts every CPU running the process); lower it for large values, or
+    /// for small maps whose keys are all rewritten more often than once per batch.
     ///
     /// ```
     /// let map: readmostly::SyncMap<u64, Vec<u8>> =

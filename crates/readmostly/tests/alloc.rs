@@ -214,27 +214,29 @@ fn overwrites_of_word_sized_values_allocate_nothing() {
     // fits a word goes into whichever of its entry's two in-block slots is free (the
     // other one's retired value has been reclaimed by the time the key is written
     // again), so steady overwrites allocate nothing but the collector's occasional
-    // batch.
-    const N: u64 = 1_000;
-    const WRITES: u64 = 10_000;
-    let map = promoted(N, Promotion::DirtyLen);
+    // batch — for keys rewritten less often than once per retire batch: here each key
+    // once per two batches of the writing thread.
+    let batch = SyncMap::<u64, u64>::new().retire_batch() as u64;
+    let keys = 2 * batch;
+    let writes = 10 * keys;
+    let map = promoted(keys, Promotion::DirtyLen);
     map.insert(0, 0);
     let n = count_allocations(|| {
-        for i in 0..WRITES {
-            map.insert(i % N, i);
+        for i in 0..writes {
+            map.insert(i % keys, i);
         }
     });
-    println!("{WRITES} overwrites: {n} allocations");
-    assert!(n <= WRITES / 100, "{n} allocations for {WRITES} overwrites");
-    for k in 0..N {
-        assert_eq!(map.get_cloned(&k), Some(WRITES - N + k));
+    println!("{writes} overwrites of {keys} keys: {n} allocations");
+    assert!(n <= writes / 100, "{n} allocations for {writes} overwrites");
+    for k in 0..keys {
+        assert_eq!(map.get_cloned(&k), Some(writes - keys + k));
     }
 }
 
 #[test]
 fn hot_key_overwrites_box_each_value() {
     // The documented limit of the in-block slots: one key rewritten by one thread far
-    // more often than its retire batch (512) fills finds both slots busy (its value
+    // more often than its retire batch (2048 by default) fills finds both slots busy (its value
     // before last not yet reclaimed) and boxes every value, as every overwrite did
     // before the slots existed — and nothing beyond that box and the collector's batch.
     const WRITES: u64 = 10_000;

@@ -423,13 +423,14 @@ fn soak(total: u64) {
     let first = samples[..half].iter().map(|s| s.bytes).max().unwrap();
     let second = samples[half..].iter().map(|s| s.bytes).max().unwrap();
     // Slack: besides a fixed part, what any sample taken while the threads run may hold
-    // and the end does not: each thread's unfilled reclamation batch (up to 511 retired
-    // objects of at most 64 bytes here, as in `fixed` below) and the memory in flight
+    // and the end does not: each thread's unfilled reclamation batch (up to
+    // `retire_batch - 1` retired objects of at most 64 bytes here, as in `fixed` below) and the memory in flight
     // (`in_flight` below: retired while a thread preempted inside a guard holds
     // reclamation back). Without them the debug-build short run failed about one run in
     // fifteen on the 2-core machine, its second half peaking at 2.4-2.9 MiB against a
     // first half of 1.0-1.3 MiB (session 12: as often before that session's changes).
-    let slack = 256 * 1024 + threads as i64 * (16 * 1024 + 511 * 64) + 1024 * 1024;
+    let unfilled = (map.retire_batch() as i64 - 1) * 64;
+    let slack = 256 * 1024 + threads as i64 * (16 * 1024 + unfilled) + 1024 * 1024;
     let bound = first + first / 2 + slack;
     // Bytes per live key: at the end, with every thread gone (the plateau proper: the
     // map, its tables and whatever sits in the threads' unfilled reclamation batches),
@@ -458,9 +459,9 @@ fn soak(total: u64) {
     // this window's churn, against ~330 when they counted in full (and a 320 bound).
     const QUIESCENT_BOUND: f64 = 448.0;
     const RUNNING_BOUND: f64 = 1_024.0;
-    // Each thread may end with an unfilled reclamation batch: up to 511 retired objects
-    // (the default `retire_batch` is 512), values and entries of at most 64 bytes here.
-    let fixed = 64.0 * 1024.0 + threads as f64 * (8.0 * 1024.0 + 511.0 * 64.0);
+    // Each thread may end with an unfilled reclamation batch: up to `retire_batch - 1`
+    // retired objects (values and entries of at most 64 bytes here).
+    let fixed = 64.0 * 1024.0 + threads as f64 * (8.0 * 1024.0 + unfilled as f64);
     let in_flight = 1024.0 * 1024.0;
     println!(
         "plateau: max first half {}, max second half {} (bound: 1.5 x first + {} = {}); \
@@ -668,8 +669,9 @@ fn pinned_reader_retains_then_releases() {
         "{per_op:.0} bytes retained per churn operation (bound {PER_OP_BOUND})"
     );
     // ...and released when the guards are gone: back near the steady state (plus the
-    // threads' partly filled batches).
-    let slack = steady / 4 + 256 * 1024;
+    // threads' partly filled batches: up to `retire_batch - 1` objects of at most 64
+    // bytes each).
+    let slack = steady / 4 + 256 * 1024 + CHURNERS as i64 * (map.retire_batch() as i64 - 1) * 64;
     assert!(
         flushed - steady <= slack,
         "not released: {} above steady after the pin was dropped (slack {})",

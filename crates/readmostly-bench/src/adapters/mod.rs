@@ -28,6 +28,15 @@ pub mod sharded;
 pub mod syncmap;
 pub mod syncmap_batch;
 
+/// Settings of readmostly's maps for a run (`compare --retire-batch`); `None`: the
+/// library's default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MapOptions {
+    /// Objects a thread retires before handing them to the collector
+    /// (`Builder::retire_batch`).
+    pub retire_batch: Option<usize>,
+}
+
 /// The fixed seed of the default hasher (foldhash), the same for every map.
 pub const HASH_SEED: u64 = 0x5eed_f01d_4a54_0b0e;
 
@@ -101,6 +110,13 @@ pub trait BenchMap: Sync + Sized {
 
     /// An empty map using `hasher`.
     fn build(hasher: Self::Hasher) -> Self;
+
+    /// An empty map using `hasher` and the run's [`MapOptions`]. Only readmostly's maps
+    /// have such settings; the other adapters ignore them.
+    fn build_with(hasher: Self::Hasher, options: MapOptions) -> Self {
+        let _ = options;
+        Self::build(hasher)
+    }
 
     /// Inserts the prefill entries (single-threaded, before any handle exists).
     fn prefill(&mut self, items: impl Iterator<Item = (u64, Self::Value)>) {

@@ -7,7 +7,7 @@ use std::hint::black_box;
 
 use readmostly::ShardedMap;
 
-use super::{BenchMap, Handle, Hasher, Value};
+use super::{BenchMap, Handle, Hasher, MapOptions, Value};
 
 /// `ShardedMap<u64, V, S>` with the default shard count and promotion rule.
 pub struct ShardedAdapter<V, S> {
@@ -26,8 +26,16 @@ impl<V: Value, S: Hasher> BenchMap for ShardedAdapter<V, S> {
     type Handle<'a> = &'a Self;
 
     fn build(hasher: S) -> Self {
+        Self::build_with(hasher, MapOptions::default())
+    }
+
+    fn build_with(hasher: S, options: MapOptions) -> Self {
+        let mut builder = ShardedMap::builder().hasher(hasher);
+        if let Some(batch) = options.retire_batch {
+            builder = builder.retire_batch(batch);
+        }
         ShardedAdapter {
-            map: ShardedMap::builder().hasher(hasher).build(),
+            map: builder.build(),
         }
     }
 

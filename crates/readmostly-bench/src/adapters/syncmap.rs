@@ -5,7 +5,7 @@ use std::hint::black_box;
 
 use readmostly::{RecentKeys, SyncMap};
 
-use super::{BenchMap, Handle, Hasher, Value};
+use super::{BenchMap, Handle, Hasher, MapOptions, Value};
 
 /// `SyncMap<u64, V, S>` with the default promotion rule; `STATS = false` turns hit
 /// counting off (the `syncmap-nostats` map, which measures what statistics cost reads);
@@ -31,20 +31,21 @@ impl<V: Value, S: Hasher, const STATS: bool, const RECENT: bool> BenchMap
     type Handle<'a> = &'a Self;
 
     fn build(hasher: S) -> Self {
+        Self::build_with(hasher, MapOptions::default())
+    }
+
+    fn build_with(hasher: S, options: MapOptions) -> Self {
+        let mut builder = SyncMap::builder().hasher(hasher).hit_statistics(STATS);
+        if let Some(batch) = options.retire_batch {
+            builder = builder.retire_batch(batch);
+        }
+        if !RECENT {
+            builder = builder
+                .recent_keys(RecentKeys::Off)
+                .rebuild_step(usize::MAX);
+        }
         SyncMapAdapter {
-            map: if RECENT {
-                SyncMap::builder()
-                    .hasher(hasher)
-                    .hit_statistics(STATS)
-                    .build()
-            } else {
-                SyncMap::builder()
-                    .hasher(hasher)
-                    .hit_statistics(STATS)
-                    .recent_keys(RecentKeys::Off)
-                    .rebuild_step(usize::MAX)
-                    .build()
-            },
+            map: builder.build(),
         }
     }
 

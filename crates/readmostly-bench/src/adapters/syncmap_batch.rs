@@ -7,7 +7,7 @@ use std::hint::black_box;
 
 use readmostly::{LocalGuard, MapRef, SyncMap};
 
-use super::{BenchMap, Handle, Hasher, Value};
+use super::{BenchMap, Handle, Hasher, MapOptions, Value};
 
 /// Operations served by one pin before it is dropped and taken again.
 pub const BATCH: u32 = 64;
@@ -57,8 +57,16 @@ impl<V: Value, S: Hasher, const EACH: bool> BenchMap for SyncMapBatch<V, S, EACH
     type Handle<'a> = BatchHandle<'a, V, S, EACH>;
 
     fn build(hasher: S) -> Self {
+        Self::build_with(hasher, MapOptions::default())
+    }
+
+    fn build_with(hasher: S, options: MapOptions) -> Self {
+        let mut builder = SyncMap::builder().hasher(hasher);
+        if let Some(batch) = options.retire_batch {
+            builder = builder.retire_batch(batch);
+        }
         SyncMapBatch {
-            map: SyncMap::builder().hasher(hasher).build(),
+            map: builder.build(),
         }
     }
 
