@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One full visit to a lent 16-core machine, within its 15 minutes of device time: the
-# 16-thread targets on the current build (device-16core.sh), an A/B of the current build
+# 16-thread targets on the current build (device-16core.sh), a sweep of the retire batch
+# (write50, read95, churn10 at 16 threads), an A/B of the current build
 # against an older one at 16 threads (device-ab.sh), and the pauses of promote() / clear()
 # on a 4 Mi-key map (promote_pause). Carry device-bin/ with stripped static builds:
 #
@@ -25,6 +26,19 @@ echo "start $(date -u +%FT%TZ)" >"$RUN/log.txt"
 timeout 300 env BIN=device-bin/bench-head PAUSE_BIN=device-bin/rebuild_pause \
     THREADS=${THREADS:-4,8,16} BUDGET_S=230 OUT="$RUN/dev16" bash benchmarks/device-16core.sh
 echo "dev16 exit $? at $(date -u +%T)" >>"$RUN/log.txt"
+
+# Retire batch sweep (session 20): seize's membarrier per batch interrupts every CPU
+# running the process, so its cost should grow with the thread count. Same binary, the
+# batch given on the command line; user and system CPU seconds of each run beside it.
+mkdir -p "$RUN/retire-batch"
+for rb in 512 2048 8192; do
+    TIMEFORMAT="cpu user %U sys %S"
+    { time timeout 40 device-bin/bench-head compare -m syncmap,sharded,scc-hashindex,dashmap \
+        -w write50,read95,churn10 -t 16 --duration 500ms --retire-batch $rb --no-claim \
+        --no-progress --no-files --format csv >"$RUN/retire-batch/rb$rb.csv"; } \
+        2>"$RUN/retire-batch/rb$rb.time"
+    echo "retire-batch $rb exit $? at $(date -u +%T)" >>"$RUN/log.txt"
+done
 
 if [[ -x device-bin/bench-old ]]; then
     timeout 120 env A=device-bin/bench-old B=device-bin/bench-head ROUNDS=2 OUT="$RUN/ab" \

@@ -102,7 +102,7 @@ struct RunArgs {
     /// Seed of the operation streams
     #[arg(long, default_value_t = 42)]
     seed: u64,
-    /// Retire batch of readmostly's maps: objects a thread retires before handing them to the collector, one process-wide memory barrier each [default: the library's, 2048]
+    /// Retire batch of readmostly's maps: objects a thread retires before handing them to the collector, one process-wide memory barrier each [default: the library's, 512]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
     retire_batch: Option<u64>,
     /// Run every cell N times, the maps of each workload and thread count in rotating order, and report the median run with the slowest and fastest (for shared or noisy machines)

@@ -279,7 +279,7 @@ impl<K, V, S> Builder<K, V, S> {
     }
 
     /// How many replaced values, removed entries and replaced tables a thread retires
-    /// before handing them to the reclamation scheme together (default 2048, rounded up
+    /// before handing them to the reclamation scheme together (default 512, rounded up
     /// to a power of two).
     ///
     /// Each hand-over costs a process-wide memory barrier (`membarrier`: an interrupt to
@@ -289,9 +289,11 @@ impl<K, V, S> Builder<K, V, S> {
     /// them all at once. The batch also decides when an entry's in-block value slot is
     /// free again: a word-sized value overwritten again before its value before last was
     /// reclaimed (about one batch of the writing thread later) is boxed instead (see the
-    /// crate docs, "Performance"). Raise it for overwrite-heavy loads on many cores (the
-    /// barrier interrupts every CPU running the process); lower it for large values, or
-    /// for small maps whose keys are all rewritten more often than once per batch.
+    /// crate docs, "Performance"). Raise it (2048–8192) for overwrite-heavy loads whose
+    /// P99.9 matters, or that run on many cores (the barrier interrupts every CPU running
+    /// the process, and its caller waits); lower it for large values, or for small maps
+    /// whose keys are all rewritten more often than once per batch. `readmostly-bench
+    /// --retire-batch N` measures the trade-off on the machine that matters.
     ///
     /// ```
     /// let map: readmostly::SyncMap<u64, Vec<u8>> =

@@ -344,7 +344,7 @@ impl<K, V, S, R> ShardedBuilder<K, V, S, R> {
     }
 
     /// How many retired objects a thread hands to the reclamation scheme at once
-    /// (default 2048; all shards share one scheme). See
+    /// (default 512; all shards share one scheme). See
     /// [`Builder::retire_batch`](crate::Builder::retire_batch).
     ///
     /// ```

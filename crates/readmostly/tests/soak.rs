@@ -20,7 +20,8 @@
 //! in release builds, 80,000 in debug builds), `SOAK_OPS` (the ignored long run, default
 //! 20,000,000), `SOAK_THREADS` (default 8), `SOAK_KEYS` (window, default 4,096, smaller
 //! for short runs), `SOAK_PIN_OPS` (churn operations per thread while pinned, default
-//! 60,000 in release builds, 15,000 in debug builds). `ci/soak.sh` runs all three with
+//! 60,000 in release builds, 15,000 in debug builds), `SOAK_RETIRE_BATCH` (the maps'
+//! retire batch, default the library's). `ci/soak.sh` runs all three with
 //! a bounded `SOAK_OPS`; `ci/sanitizers.sh` runs the short ones under ThreadSanitizer
 //! and AddressSanitizer.
 
@@ -232,6 +233,16 @@ impl Rng {
 
 type Map<'l> = SyncMap<u64, Val<'l>>;
 
+/// A map with the library's defaults, or the retire batch `SOAK_RETIRE_BATCH` asks for.
+fn new_map<'l>() -> Map<'l> {
+    match std::env::var("SOAK_RETIRE_BATCH") {
+        Ok(_) => SyncMap::builder()
+            .retire_batch(env_or("SOAK_RETIRE_BATCH", 0) as usize)
+            .build(),
+        Err(_) => SyncMap::new(),
+    }
+}
+
 /// The workload: a window of `keys` keys that slides by one key every `ADVANCE`
 /// operations (counted over all threads), keys behind it removed, so the live key count
 /// stays bounded (about two thirds of `keys * 1.25` are present at any time) while new
@@ -359,7 +370,7 @@ fn soak(total: u64) {
     let samples = Mutex::new(Vec::with_capacity(SAMPLES as usize + 2));
     let ops = AtomicU64::new(0);
     let base = live();
-    let map: Map<'_> = SyncMap::new();
+    let map: Map<'_> = new_map();
     let churn = Churn {
         map: &map,
         ledger: &ledger,
@@ -540,7 +551,7 @@ fn pinned_reader_retains_then_releases() {
     let mut curve: Vec<(u64, i64)> = Vec::with_capacity(STEPS as usize + 1);
     let ops = AtomicU64::new(0);
     let base = live();
-    let map: Map<'_> = SyncMap::new();
+    let map: Map<'_> = new_map();
     let churn = Churn {
         map: &map,
         ledger: &ledger,

@@ -25,18 +25,18 @@ pub(crate) use self::model::{boxed, Collector, Guard};
 /// Every hand-over costs a process-wide `membarrier` (seize's heavy barrier, which lets
 /// its readers enter a guard with a plain store): an inter-processor interrupt to every
 /// CPU running one of our threads, which the caller waits for. Several microseconds,
-/// far more in a virtual machine, and its cost grows with the number of CPUs it
-/// interrupts. seize's default (32, or the CPU count) collapsed overwrites as soon as
-/// two threads ran (write50 at 2 threads: 2.0–2.5 Mops/s, P99 22–25 µs on the
-/// development machine; 8–10 Mops/s and P99 0.5–1 µs with 512). At 512 the barrier
-/// was still every write50 operation's P99.9 (12–23 µs at 2 threads, one barrier per
-/// 1,024 operations of each thread, and a sixth of the process's CPU time spent in the
-/// kernel); at 2048 the P99.9 is 0.6–1.4 µs and the kernel time halves (BENCHMARKS.md,
-/// session 20). The price: up to this many retired but not yet freed objects per
-/// thread, a slot of an entry's block busy for longer (keys rewritten more often than
-/// about once per batch of the writing thread get a box per write instead), and a
-/// batch freed all at once by whichever thread releases it last.
-pub(crate) const DEFAULT_RETIRE_BATCH: usize = 2048;
+/// far more in a virtual machine, and the more CPUs it interrupts the more it costs.
+/// seize's default (32, or the CPU count) collapsed overwrites as soon as two threads
+/// ran (write50 at 2 threads: 2.0–2.5 Mops/s, P99 22–25 µs on the development machine;
+/// 8–10 Mops/s and P99 0.5–1 µs with 512). At 512 the barrier is still the P99.9 of an
+/// overwrite-heavy load (write50: 4.3 µs at 1 thread, 18.8 µs at 2; 0.7 and 2.2 µs
+/// with 2048), but larger batches cost elsewhere (BENCHMARKS.md, session 20): up to a
+/// batch of retired objects per thread stays in memory (the soak test: about 250 more
+/// bytes per live key with 2048), in-block value slots stay busy longer (write50 at
+/// 64 Ki keys: 0.016 allocations per operation instead of 0.006), a batch is freed all
+/// at once on colder memory, and an oversubscribed churn soak ran about 8 % slower.
+/// So the default stays here, and `Builder::retire_batch` says when to raise it.
+pub(crate) const DEFAULT_RETIRE_BATCH: usize = 512;
 
 /// A collector retiring objects in batches of `batch` (rounded up to a power of two).
 pub(crate) fn collector(batch: usize) -> Collector {
