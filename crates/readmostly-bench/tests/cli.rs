@@ -33,6 +33,20 @@ fn temp_dir(tag: &str) -> PathBuf {
     d
 }
 
+/// Runs a command that prints CSV (`--format csv`): its header and records.
+fn run_csv(args: &[&str]) -> (csv::StringRecord, Vec<csv::StringRecord>) {
+    let o = run(args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut rd = csv::Reader::from_reader(o.stdout.as_slice());
+    let headers = rd.headers().unwrap().clone();
+    (headers, rd.records().map(Result::unwrap).collect())
+}
+
+/// The index of column `name`.
+fn column(headers: &csv::StringRecord, name: &str) -> usize {
+    headers.iter().position(|h| h == name).unwrap()
+}
+
 /// Tiny settings so that a run takes well under a second.
 const TINY: &[&str] = &["--keys", "256", "--ops", "2000", "--no-progress"];
 
@@ -294,10 +308,7 @@ fn csv_and_json_go_to_stdout() {
         "csv",
     ];
     args.extend_from_slice(TINY);
-    let o = run(&args);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let mut rd = csv::Reader::from_reader(o.stdout.as_slice());
-    assert_eq!(rd.records().count(), 2);
+    assert_eq!(run_csv(&args).1.len(), 2);
 
     let last = args.len() - TINY.len() - 1;
     args[last] = "json";
@@ -330,13 +341,9 @@ fn rounds_report_the_median_run_and_the_range() {
         "csv",
     ];
     args.extend_from_slice(TINY);
-    let o = run(&args);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let mut rd = csv::Reader::from_reader(o.stdout.as_slice());
-    let headers = rd.headers().unwrap().clone();
-    let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    let (headers, records) = run_csv(&args);
+    let col = |name: &str| column(&headers, name);
     let (mops, rounds, lo, hi) = (col("mops"), col("rounds"), col("mops_min"), col("mops_max"));
-    let records: Vec<csv::StringRecord> = rd.records().map(Result::unwrap).collect();
     // 2 workloads x 3 maps, minus frozen-std on write50; a skipped cell is not retried.
     assert_eq!(records.len(), 5);
     for r in &records {
@@ -503,29 +510,17 @@ fn retire_batch_reaches_readmostly_maps() {
     // every overwrite boxes its value. So the allocation rate shows the setting reached
     // the map.
     let allocs = |batch: &str| {
-        let mut args = vec![
-            "--maps",
-            "syncmap,sharded,dashmap",
-            "--workloads",
-            "write50",
-            "--threads",
-            "1",
-            "--retire-batch",
-            batch,
-            "--no-files",
-            "--no-claim",
-            "--format",
-            "csv",
-        ];
+        let line = format!(
+            "--maps syncmap,sharded,dashmap --workloads write50 --threads 1 --retire-batch \
+             {batch} --no-files --no-claim --format csv"
+        );
+        let mut args: Vec<&str> = line.split_whitespace().collect();
         args.extend_from_slice(TINY);
-        let o = run(&args);
-        assert!(o.status.success(), "{}", stderr(&o));
-        let mut rd = csv::Reader::from_reader(o.stdout.as_slice());
-        let headers = rd.headers().unwrap().clone();
-        let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
+        let (headers, records) = run_csv(&args);
+        let col = |name: &str| column(&headers, name);
         let (map, rate, recorded) = (col("map"), col("allocs_per_op"), col("retire_batch"));
-        rd.records()
-            .map(Result::unwrap)
+        records
+            .into_iter()
             .map(|r| {
                 let rate: f64 = r[rate].parse().unwrap();
                 (r[map].to_string(), rate, r[recorded].to_string())
