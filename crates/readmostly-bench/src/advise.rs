@@ -181,7 +181,10 @@ pub fn reason(
             "write-heavy ({overwrites:.0} % overwrites): SyncMap and scc HashIndex publish each new value for \
              lock-free readers and retire the old one (SyncMap boxes values wider than a word, and a hot key's \
              values); arcswap-cow copies the whole map per write; locking maps serialise writers per shard or \
-             bucket. The allocs/op column shows which allocate."
+             bucket. The allocs/op column shows which allocate. SyncMap's writers also pay a process-wide \
+             barrier per retire batch (Builder::retire_batch, 512 retirements per thread by default), which \
+             shows in the p999 column; a larger batch (try --retire-batch 2048) moves it out at the cost of \
+             memory and of more boxed values."
         ));
     }
     if w.shares.iter().any(|s| s.keys == KeySrc::Hot) {
@@ -399,6 +402,18 @@ mod tests {
         assert!(!head.contains("get_each"), "{head}");
         assert!(why[0].contains("not ranked"), "{why:?}");
         assert!(why[1].contains("2.00x the runner-up dashmap"), "{why:?}");
+    }
+
+    #[test]
+    fn write_heavy_names_the_retire_batch() {
+        let w = Workload::by_name("write50").unwrap();
+        let rows = vec![row("syncmap", 10.0, 20_000), row("dashmap", 40.0, 400)];
+        let (_, _, why) = reason(&w, &rows, 2, 2);
+        assert!(
+            why.iter()
+                .any(|r| r.contains("50 % overwrites") && r.contains("--retire-batch 2048")),
+            "{why:?}"
+        );
     }
 
     #[test]
