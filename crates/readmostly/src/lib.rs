@@ -328,7 +328,11 @@
 //!   ran at 39 Mops/s against 72 for dashmap and 117 for scc `HashMap`, which update
 //!   values in place (session 14, when every overwrite allocated; the in-block slots
 //!   of session 16 added 24 % at 1 thread and 37 % at 2 on the development machine, not
-//!   yet measured at 16).
+//!   yet measured at 16). Every [`retire_batch`](Builder::retire_batch) retirements a
+//!   writer also waits for a process-wide barrier that interrupts every CPU running the
+//!   process: at the default 512 it is an overwrite-heavy load's P99.9 (`write50` on the
+//!   2-core development machine: 4.3 µs at 1 thread, 18.8 µs at 2; 0.7 and 2.2 µs with a
+//!   batch of 2048), and it costs more the more CPUs the process runs on.
 //! * **The fastest possible reads, one call at a time.** A `get` through
 //!   [`SyncMap::get_cloned`] or a fresh [`pin`](SyncMap::pin) per call enters and leaves
 //!   the reclaimer's guard and reaches the value through a separately allocated entry
