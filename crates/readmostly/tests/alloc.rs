@@ -236,8 +236,8 @@ fn overwrites_of_word_sized_values_allocate_nothing() {
 #[test]
 fn hot_key_overwrites_box_each_value() {
     // The documented limit of the in-block slots: one key rewritten by one thread far
-    // more often than its retire batch (512 by default) fills finds both slots busy (its value
-    // before last not yet reclaimed) and boxes every value, as every overwrite did
+    // more often than its retire batch (512 by default) fills finds both slots busy (its
+    // value before last not yet reclaimed) and boxes every value, as every overwrite did
     // before the slots existed — and nothing beyond that box and the collector's batch.
     const WRITES: u64 = 10_000;
     let map = promoted(1, Promotion::DirtyLen);
