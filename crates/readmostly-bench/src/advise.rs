@@ -27,6 +27,8 @@ pub struct Advice {
     pub dist: String,
     /// Value type.
     pub value: String,
+    /// `--retire-batch` given to readmostly's maps (`None`: the library's default).
+    pub retire_batch: Option<usize>,
     /// Measured candidates, fastest first.
     pub rows: Vec<Row>,
     /// Candidates that could not run.
@@ -58,6 +60,7 @@ pub fn advise(plan: &Plan) -> Result<Advice, Error> {
         keys: plan.keys,
         dist: plan.dists.first().map_or("uniform", |d| d.name()).into(),
         value: plan.value.name().into(),
+        retire_batch: plan.options.retire_batch,
         rows,
         skipped: res.skipped,
         recommended,
@@ -177,14 +180,20 @@ pub fn reason(
         ));
     }
     if overwrites >= 20.0 {
+        let batch = match rows.iter().find_map(|r| r.retire_batch) {
+            Some(n) => format!("this run used a batch of {n}"),
+            None => {
+                "512 retirements per thread by default; a larger batch (try --retire-batch 2048) \
+                     moves it out at the cost of memory and of more boxed values"
+                    .to_string()
+            }
+        };
         why.push(format!(
             "write-heavy ({overwrites:.0} % overwrites): SyncMap and scc HashIndex publish each new value for \
              lock-free readers and retire the old one (SyncMap boxes values wider than a word, and a hot key's \
              values); arcswap-cow copies the whole map per write; locking maps serialise writers per shard or \
              bucket. The allocs/op column shows which allocate. SyncMap's writers also pay a process-wide \
-             barrier per retire batch (Builder::retire_batch, 512 retirements per thread by default), which \
-             shows in the p999 column; a larger batch (try --retire-batch 2048) moves it out at the cost of \
-             memory and of more boxed values."
+             barrier per retire batch (Builder::retire_batch), which shows in the p999 column: {batch}."
         ));
     }
     if w.shares.iter().any(|s| s.keys == KeySrc::Hot) {
@@ -244,8 +253,15 @@ pub fn render(a: &Advice) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "workload: {} — {}\n{} threads, {} keys, {} keys, {} values\n",
-        a.workload, a.mix, a.threads, a.keys, a.dist, a.value
+        "workload: {} — {}\n{} threads, {} keys, {} keys, {} values{}\n",
+        a.workload,
+        a.mix,
+        a.threads,
+        a.keys,
+        a.dist,
+        a.value,
+        a.retire_batch
+            .map_or(String::new(), |n| format!(", retire batch {n}"))
     );
     let rows: Vec<Vec<String>> = a
         .rows
@@ -412,6 +428,14 @@ mod tests {
         assert!(
             why.iter()
                 .any(|r| r.contains("50 % overwrites") && r.contains("--retire-batch 2048")),
+            "{why:?}"
+        );
+        let mut rows = rows;
+        rows[0].retire_batch = Some(4096);
+        let (_, _, why) = reason(&w, &rows, 2, 2);
+        assert!(
+            why.iter()
+                .any(|r| r.contains("this run used a batch of 4096") && !r.contains("try")),
             "{why:?}"
         );
     }

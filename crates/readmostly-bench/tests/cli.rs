@@ -563,6 +563,23 @@ fn retire_batch_reaches_readmostly_maps() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["meta"]["retire_batch"], 4096);
 
+    let mut args = vec![
+        "advise",
+        "--read",
+        "50",
+        "--overwrite",
+        "50",
+        "--threads",
+        "1",
+    ];
+    args.extend_from_slice(&["--maps", "syncmap,dashmap", "--retire-batch", "4096"]);
+    args.extend_from_slice(TINY);
+    let o = run(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(text.contains("u64 values, retire batch 4096"), "{text}");
+    assert!(text.contains("this run used a batch of 4096"), "{text}");
+
     let e = assert_usage_error(&["--retire-batch", "0"]);
     assert!(e.contains("--retire-batch"), "{e}");
     assert_usage_error(&["--retire-batch", "lots"]);
