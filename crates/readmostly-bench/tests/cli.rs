@@ -33,6 +33,13 @@ fn temp_dir(tag: &str) -> PathBuf {
     d
 }
 
+/// Runs a command that must succeed; its standard output.
+fn stdout_ok(args: &[&str]) -> String {
+    let o = run(args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    stdout(&o)
+}
+
 /// Runs a command that prints CSV (`--format csv`): its header and records.
 fn run_csv(args: &[&str]) -> (csv::StringRecord, Vec<csv::StringRecord>) {
     let o = run(args);
@@ -545,38 +552,23 @@ fn retire_batch_reaches_readmostly_maps() {
         );
     }
 
-    let mut args = vec![
-        "--maps",
-        "syncmap",
-        "--workloads",
-        "read100",
-        "--threads",
-        "1",
-    ];
-    args.extend_from_slice(&["--retire-batch", "4096", "--no-files", "--no-claim"]);
-    args.extend_from_slice(TINY);
-    let o = run(&args);
-    assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stdout(&o).contains("retire batch 4096"), "{}", stdout(&o));
+    // The setting is reported: table, JSON, and advise's header and reasons.
+    let tiny = |line: &'static str| -> Vec<&'static str> {
+        line.split_whitespace()
+            .chain(TINY.iter().copied())
+            .collect()
+    };
+    let compare = "--maps syncmap --workloads read100 --threads 1 --retire-batch 4096 \
+                   --no-files --no-claim";
+    let text = stdout_ok(&tiny(compare));
+    assert!(text.contains("retire batch 4096"), "{text}");
+    let mut args = tiny(compare);
     args.extend_from_slice(&["--format", "json"]);
-    let o = run(&args);
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&stdout_ok(&args)).unwrap();
     assert_eq!(v["meta"]["retire_batch"], 4096);
-
-    let mut args = vec![
-        "advise",
-        "--read",
-        "50",
-        "--overwrite",
-        "50",
-        "--threads",
-        "1",
-    ];
-    args.extend_from_slice(&["--maps", "syncmap,dashmap", "--retire-batch", "4096"]);
-    args.extend_from_slice(TINY);
-    let o = run(&args);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let text = stdout(&o);
+    let text = stdout_ok(&tiny(
+        "advise --read 50 --overwrite 50 --threads 1 --maps syncmap,dashmap --retire-batch 4096",
+    ));
     assert!(text.contains("u64 values, retire batch 4096"), "{text}");
     assert!(text.contains("this run used a batch of 4096"), "{text}");
 
