@@ -182,11 +182,11 @@ pub fn reason(
     if overwrites >= 20.0 {
         let batch = match rows.iter().find_map(|r| r.retire_batch) {
             Some(n) => format!("this run used a batch of {n}"),
-            None => {
-                "512 retirements per thread by default; a larger batch (try --retire-batch 2048) \
-                     moves it out at the cost of memory and of more boxed values"
-                    .to_string()
-            }
+            None => format!(
+                "{} retirements per thread by default; a larger batch (try --retire-batch 2048) \
+                 moves it out at the cost of memory and of more boxed values",
+                readmostly::SyncMap::<u64, u64>::new().retire_batch()
+            ),
         };
         why.push(format!(
             "write-heavy ({overwrites:.0} % overwrites): SyncMap and scc HashIndex publish each new value for \

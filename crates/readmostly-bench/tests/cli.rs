@@ -42,9 +42,8 @@ fn stdout_ok(args: &[&str]) -> String {
 
 /// Runs a command that prints CSV (`--format csv`): its header and records.
 fn run_csv(args: &[&str]) -> (csv::StringRecord, Vec<csv::StringRecord>) {
-    let o = run(args);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let mut rd = csv::Reader::from_reader(o.stdout.as_slice());
+    let text = stdout_ok(args);
+    let mut rd = csv::Reader::from_reader(text.as_bytes());
     let headers = rd.headers().unwrap().clone();
     (headers, rd.records().map(Result::unwrap).collect())
 }

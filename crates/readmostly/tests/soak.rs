@@ -233,13 +233,12 @@ impl Rng {
 
 type Map<'l> = SyncMap<u64, Val<'l>>;
 
-/// A map with the library's defaults, or the retire batch `SOAK_RETIRE_BATCH` asks for.
+/// A map with the library's defaults, or the retire batch `SOAK_RETIRE_BATCH` asks for
+/// (unset or 0: the default).
 fn new_map<'l>() -> Map<'l> {
-    match std::env::var("SOAK_RETIRE_BATCH") {
-        Ok(_) => SyncMap::builder()
-            .retire_batch(env_or("SOAK_RETIRE_BATCH", 0) as usize)
-            .build(),
-        Err(_) => SyncMap::new(),
+    match env_or("SOAK_RETIRE_BATCH", 0) {
+        0 => SyncMap::new(),
+        n => SyncMap::builder().retire_batch(n as usize).build(),
     }
 }
 
