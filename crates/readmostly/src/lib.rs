@@ -4,7 +4,8 @@
 //!
 //! [`SyncMap`] is the design of Go's `sync.Map`, in Rust: reads of established keys take
 //! no lock, allocate nothing and write no shared memory; writes that replace values of
-//! established keys are a single compare-and-swap; only new keys go through a mutex.
+//! established keys are a single compare-and-swap; new keys go into a small lock-free
+//! table while it has room, and through a mutex-protected dirty table otherwise.
 //! [`ShardedMap`] splits the key space over many such maps for key churn and many
 //! tenants (see [Sharding](#sharding)). [`Stats`] and the [`monitor`] module tell an
 //! operator what the map is doing (see [Observability](#observability)).
@@ -99,8 +100,14 @@
 //! or a closure leaves the map consistent and usable and leaks nothing: user code runs
 //! only before the locked critical section mutates anything. The one exception is the
 //! bulk load of an owned map (`Extend`, `FromIterator`, serde's `Deserialize`), which
-//! calls the iterator, `Hash` and `Eq` as it goes: a panic there leaves the pairs loaded
-//! so far in the map (replacements included) and drops the rest, as `std`'s maps do.
+//! calls the iterator, `Hash` and `Eq` as it goes. A panic there still leaves the map
+//! consistent and leaks nothing, but which items stay depends on the path: `SyncMap`'s
+//! one-pass bulk load (used for `collect()` and for large batches) keeps the
+//! replacements of keys the map already held and drops every new key, since the table
+//! holding them was not yet published; its one-by-one load (small batches) keeps the
+//! pairs inserted so far, as `std`'s maps do; `ShardedMap` reads the whole iterator
+//! before inserting anything, so a panic in the iterator, `Hash` or the router loads
+//! nothing.
 //!
 //! # Async code
 //!

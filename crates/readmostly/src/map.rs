@@ -139,7 +139,8 @@ pub enum RecentKeys {
 }
 
 /// A concurrent hash map for read-mostly data: lock-free reads from an immutable read
-/// table, writes of new keys through a mutex-protected dirty table.
+/// table; new keys added lock-free to its small recent table while it has room, and
+/// through a mutex-protected dirty table to grow or promote it.
 ///
 /// See the [crate documentation](crate) for the design, consistency guarantees and when
 /// not to use it.
@@ -918,9 +919,19 @@ where
     }
 }
 
-impl<K, V> Default for SyncMap<K, V> {
+/// An empty map with `S::default()` as its hasher, as for std's `HashMap` and for
+/// [`ShardedMap`](crate::ShardedMap) (so `#[derive(Default)]` works on a struct holding a
+/// map with another hasher). As with `HashMap::default()`, an expression
+/// `SyncMap::default()` needs its hasher type known; `SyncMap::new()` does not.
+///
+/// ```
+/// let map: readmostly::SyncMap<u64, u64, std::hash::RandomState> = Default::default();
+/// map.insert(1, 2);
+/// assert_eq!(map.get_cloned(&1), Some(2));
+/// ```
+impl<K, V, S: Default> Default for SyncMap<K, V, S> {
     fn default() -> Self {
-        Self::new()
+        Self::with_hasher(S::default())
     }
 }
 

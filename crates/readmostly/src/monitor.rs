@@ -356,11 +356,17 @@ impl Window {
     }
 
     /// Adds `s` and drops samples older than needed: keeps the newest sample at or
-    /// before `s.at - window` as the anchor, so rates span at least `window` once that
-    /// much history exists. Returns the anchor (the oldest sample kept), if not `s`.
-    fn push(&mut self, s: Sample, window: Duration) -> Option<Sample> {
+    /// before `s.at - window` as the anchor, with the same twentieth of a `step` of slack
+    /// as [`due`](Self::due), so rates span at least `window` less that slack once that
+    /// much history exists. Without the slack, ticks that come a little early (which
+    /// `due` accepts) would leave the sample one window back just after the cutoff and
+    /// anchor the rate a whole step further back: a window of 15 s instead of 10, and a
+    /// storm read about a quarter too low. Returns the anchor (the oldest sample kept),
+    /// if not `s`.
+    fn push(&mut self, s: Sample, window: Duration, step: Duration) -> Option<Sample> {
         self.samples.push_back(s);
         if let Some(cutoff) = s.at.checked_sub(window) {
+            let cutoff = cutoff.saturating_add(step / 20);
             while self.samples.len() > 2 && self.samples[1].at <= cutoff {
                 self.samples.pop_front();
             }
@@ -385,6 +391,14 @@ pub enum BaseRate {
     /// first `warmup` samples only teach (the level stays `Ok` and `learning` is set in
     /// the reports); afterwards every sample that evaluates `Ok` is added, keeping the
     /// last `history` ones, so storms do not raise the baseline.
+    ///
+    /// The percentile is nearest-rank, so over fewer than 20 samples the P95 is the
+    /// largest velocity seen: with the default 12 warm-up samples the baseline is the
+    /// warm-up's maximum. A miss burst during the warm-up (which shows in two
+    /// consecutive velocities of a 10 s window sampled every 5 s) therefore raises the
+    /// threshold until enough steady samples outrank it (about 40, some 200 s at the
+    /// defaults). When the first minute may not be steady, use a longer `warmup` or a
+    /// [`Fixed`](BaseRate::Fixed) base rate.
     Learn {
         /// Samples observed before alerting starts (default 12: one minute at 5 s steps).
         warmup: usize,
@@ -453,6 +467,52 @@ impl Default for MissVelocityConfig {
 }
 
 impl MissVelocityConfig {
+    /// Checks that the configuration can alert sensibly: a finite, non-negative fixed
+    /// base rate; a percentile in `0..=1`; a finite, non-negative write coefficient and
+    /// offset; a finite `crit_factor` of at least 1 (so `CRIT` is never below `WARN`); a
+    /// learned history of at least one sample. The monitors' constructors panic with
+    /// this message otherwise (a NaN base rate, say, would make every level `OK`).
+    ///
+    /// ```
+    /// use readmostly::monitor::MissVelocityConfig;
+    /// assert!(MissVelocityConfig::default().check().is_ok());
+    /// let mut c = MissVelocityConfig::default();
+    /// c.crit_factor = 0.5;
+    /// assert!(c.check().unwrap_err().contains("crit_factor"));
+    /// ```
+    pub fn check(&self) -> Result<(), String> {
+        let non_negative = |name: &str, x: f64| {
+            if x.is_finite() && x >= 0.0 {
+                Ok(())
+            } else {
+                Err(format!("{name} must be finite and non-negative, not {x}"))
+            }
+        };
+        match self.base_rate {
+            BaseRate::Fixed(b) => non_negative("the fixed base rate", b)?,
+            BaseRate::Learn { history, .. } => {
+                if history == 0 {
+                    return Err("a learned base rate needs a history of at least 1".into());
+                }
+            }
+        }
+        if !(0.0..=1.0).contains(&self.percentile) {
+            return Err(format!(
+                "percentile must be in 0..=1, not {}",
+                self.percentile
+            ));
+        }
+        non_negative("write_coefficient", self.write_coefficient)?;
+        non_negative("offset", self.offset)?;
+        if !(self.crit_factor.is_finite() && self.crit_factor >= 1.0) {
+            return Err(format!(
+                "crit_factor must be finite and at least 1, not {}",
+                self.crit_factor
+            ));
+        }
+        Ok(())
+    }
+
     /// The defaults with a fixed `base_rate` (misses per second) instead of a learned one.
     ///
     /// ```
@@ -549,6 +609,10 @@ pub struct MissVelocityMonitor {
 impl MissVelocityMonitor {
     /// A monitor on the system clock.
     ///
+    /// # Panics
+    ///
+    /// If the configuration cannot alert sensibly (see [`MissVelocityConfig::check`]).
+    ///
     /// ```
     /// let m = readmostly::monitor::MissVelocityMonitor::new(Default::default());
     /// assert_eq!(m.level(), readmostly::monitor::Level::Ok);
@@ -559,12 +623,19 @@ impl MissVelocityMonitor {
 
     /// A monitor on `clock` (a [`ManualClock`] in tests).
     ///
+    /// # Panics
+    ///
+    /// If the configuration cannot alert sensibly (see [`MissVelocityConfig::check`]).
+    ///
     /// ```
     /// use readmostly::monitor::{ManualClock, MissVelocityMonitor};
     /// let m = MissVelocityMonitor::with_clock(Default::default(), ManualClock::new());
     /// assert!(m.last_report().is_none());
     /// ```
     pub fn with_clock(config: MissVelocityConfig, clock: impl Clock + 'static) -> Self {
+        if let Err(e) = config.check() {
+            panic!("invalid MissVelocityConfig: {e}");
+        }
         MissVelocityMonitor {
             config,
             state: Mutex::new(MissState::default()),
@@ -663,7 +734,7 @@ impl MissVelocityMonitor {
             return None;
         }
         let current = Sample::new(now, stats);
-        let anchor = st.window.push(current, c.window)?;
+        let anchor = st.window.push(current, c.window, c.step)?;
         let span = secs(now.saturating_sub(anchor.at));
         if span <= 0.0 {
             return None;
@@ -784,6 +855,29 @@ pub struct GrowthConfig {
     pub step: Duration,
 }
 
+impl GrowthConfig {
+    /// Checks that the configuration can alert sensibly: `max_growth_per_minute` finite
+    /// and non-negative (a NaN limit would never fire). The guard's constructors panic
+    /// with this message otherwise.
+    ///
+    /// ```
+    /// use readmostly::monitor::GrowthConfig;
+    /// assert!(GrowthConfig::default().check().is_ok());
+    /// let mut c = GrowthConfig::default();
+    /// c.max_growth_per_minute = f64::NAN;
+    /// assert!(c.check().is_err());
+    /// ```
+    pub fn check(&self) -> Result<(), String> {
+        let g = self.max_growth_per_minute;
+        if !(g.is_finite() && g >= 0.0) {
+            return Err(format!(
+                "max_growth_per_minute must be finite and non-negative, not {g}"
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Default for GrowthConfig {
     fn default() -> Self {
         GrowthConfig {
@@ -851,6 +945,10 @@ struct GrowthState {
 impl GrowthGuard {
     /// A guard on the system clock.
     ///
+    /// # Panics
+    ///
+    /// If the configuration cannot alert sensibly (see [`GrowthConfig::check`]).
+    ///
     /// ```
     /// let g = readmostly::monitor::GrowthGuard::new(Default::default());
     /// assert_eq!(g.level(), readmostly::monitor::Level::Ok);
@@ -860,7 +958,14 @@ impl GrowthGuard {
     }
 
     /// A guard on `clock`.
+    ///
+    /// # Panics
+    ///
+    /// If the configuration cannot alert sensibly (see [`GrowthConfig::check`]).
     pub fn with_clock(config: GrowthConfig, clock: impl Clock + 'static) -> Self {
+        if let Err(e) = config.check() {
+            panic!("invalid GrowthConfig: {e}");
+        }
         GrowthGuard {
             config,
             state: Mutex::new(GrowthState::default()),
@@ -925,11 +1030,14 @@ impl GrowthGuard {
             return None;
         }
         let current = Sample::new(now, stats);
-        let growth_per_minute = st.window.push(current, c.window).and_then(|anchor| {
-            let span = now.saturating_sub(anchor.at);
-            (span >= c.window && !span.is_zero())
-                .then(|| (current.size as f64 - anchor.size as f64) / secs(span) * 60.0)
-        });
+        let growth_per_minute = st
+            .window
+            .push(current, c.window, c.step)
+            .and_then(|anchor| {
+                let span = now.saturating_sub(anchor.at);
+                (span >= c.window && !span.is_zero())
+                    .then(|| (current.size as f64 - anchor.size as f64) / secs(span) * 60.0)
+            });
         let size_exceeded = current.size > c.max_size;
         let growth_exceeded = growth_per_minute.is_some_and(|g| g > c.max_growth_per_minute);
         let level = if size_exceeded {
@@ -1004,6 +1112,7 @@ mod tests {
 
     #[test]
     fn window_keeps_an_anchor_at_least_a_window_old() {
+        const FIVE: Duration = Duration::from_secs(5);
         let mut w = Window::default();
         let s = |t: u64| Sample {
             at: Duration::from_secs(t),
@@ -1012,22 +1121,34 @@ mod tests {
             writes: 0,
             size: 0,
         };
-        assert!(w.push(s(0), Duration::from_secs(10)).is_none());
+        assert!(w.push(s(0), Duration::from_secs(10), FIVE).is_none());
         assert_eq!(
-            w.push(s(5), Duration::from_secs(10)).unwrap().at.as_secs(),
+            w.push(s(5), Duration::from_secs(10), FIVE)
+                .unwrap()
+                .at
+                .as_secs(),
             0
         );
         assert_eq!(
-            w.push(s(10), Duration::from_secs(10)).unwrap().at.as_secs(),
+            w.push(s(10), Duration::from_secs(10), FIVE)
+                .unwrap()
+                .at
+                .as_secs(),
             0
         );
         assert_eq!(
-            w.push(s(15), Duration::from_secs(10)).unwrap().at.as_secs(),
+            w.push(s(15), Duration::from_secs(10), FIVE)
+                .unwrap()
+                .at
+                .as_secs(),
             5
         );
         // Late sample: the anchor stays at least a window back.
         assert_eq!(
-            w.push(s(27), Duration::from_secs(10)).unwrap().at.as_secs(),
+            w.push(s(27), Duration::from_secs(10), FIVE)
+                .unwrap()
+                .at
+                .as_secs(),
             15
         );
         assert!(!w.due(Duration::from_secs(31), Duration::from_secs(5)));

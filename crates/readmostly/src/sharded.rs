@@ -142,7 +142,14 @@ struct Shard<K, V> {
 /// that shard's lock, so key churn, growing maps and many tenants scale with the shard
 /// count instead of waiting for one thread's O(n) copy. What it costs: `len`, `stats`, `iter`, `clear` and `retain` visit every shard
 /// (and `clear` is not atomic across shards), and memory grows by the per-shard
-/// structures (a few hundred bytes plus the statistics stripes each).
+/// structures: an empty shard takes about 1.5 KiB plus 128 bytes per statistics stripe
+/// (2 KiB with 4 stripes, 3.5 KiB with 16; measured with a counting allocator).
+///
+/// Where the API differs from `SyncMap`'s: [`promote`](ShardedMap::promote) returns
+/// the number of shards it promoted (not a `bool`); the builder also sets the shard
+/// count, the router and the statistics stripes per shard; and the owned map's `Extend`
+/// buffers the items per shard and loads each shard in bulk or one by one from the
+/// actual counts, where `SyncMap`'s decides from the iterator's size hint.
 ///
 /// ```
 /// use readmostly::ShardedMap;
@@ -265,7 +272,10 @@ impl<K, V, S> ShardedMap<K, V, S> {
 
 impl<K, V, S, R> ShardedBuilder<K, V, S, R> {
     /// Sets the number of shards, rounded up to a power of two, between 1 and
-    /// [`MAX_SHARDS`].
+    /// [`MAX_SHARDS`]. Each costs about 1.5 KiB plus 128 bytes per statistics stripe
+    /// even when empty, so the largest counts cost hundreds of MiB (65,536 shards with
+    /// 16 stripes: about 230 MiB), and `len`, `stats` and `try_insert` with a capacity
+    /// limit visit every shard's stripes.
     ///
     /// ```
     /// let map: readmostly::ShardedMap<u8, u8> =

@@ -1343,6 +1343,7 @@ fn bulk_extend_survives_a_panicking_iterator() {
         }
     };
     let mut map: SyncMap<u64, Counted> = (0..N).map(|k| (k, value(k))).collect();
+    let new_keys = map.stats().new_keys;
     let items = (N / 2..2 * N).map(|k| {
         assert!(k < N + N / 4, "the iterator fails half way");
         (k, value(k + 1))
@@ -1350,6 +1351,8 @@ fn bulk_extend_survives_a_panicking_iterator() {
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| map.extend(items)));
     assert!(result.is_err());
     assert_eq!(map.len(), N as usize);
+    // The new keys the load dropped were never keys of the map: not counted.
+    assert_eq!(map.stats().new_keys, new_keys);
     let m = map.pin();
     for k in 0..N {
         let want = if k >= N / 2 { k + 1 } else { k };
@@ -1360,6 +1363,7 @@ fn bulk_extend_survives_a_panicking_iterator() {
     // Still consistent: more keys, then everything freed once.
     map.extend((N..N + 4).map(|k| (k, value(k))));
     assert_eq!(map.len(), N as usize + 4);
+    assert_eq!(map.stats().new_keys, new_keys + 4);
     drop(map);
     assert_eq!(drops.load(Relaxed), made.load(Relaxed));
 }

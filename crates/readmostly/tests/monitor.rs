@@ -453,3 +453,58 @@ fn jittery_ticks_sample_every_step() {
     // 400 misses per tick, then none: the rate uses the actual times.
     assert!(r.velocity > 0.0, "{r:?}");
 }
+
+#[test]
+fn early_ticks_keep_the_window_at_ten_seconds() {
+    // Ticks every 4.9 s (a twentieth early is accepted): rates must still span the
+    // 10-second window, not reach a step further back. 100 misses/s, then one step of
+    // 1 000/s: over a 9.8 s window the storm reads (490 + 4 900) / 9.8 = 550 misses/s;
+    // anchored a step further back it would read 400.
+    let clock = ManualClock::new();
+    let monitor = MissVelocityMonitor::with_clock(MissVelocityConfig::default(), clock.clone());
+    let mut stats = Stats::default();
+    assert!(monitor.sample(&stats).is_none(), "origin");
+    let tick = Duration::from_millis(4_900);
+    let mut last = None;
+    for i in 0..20 {
+        clock.advance(tick);
+        stats.misses += if i == 19 { 4_900 } else { 490 };
+        last = monitor.sample(&stats);
+        let r = last.expect("every early tick samples");
+        if i < 19 {
+            assert!((r.velocity - 100.0).abs() < 1e-6, "tick {i}: {r:?}");
+        }
+    }
+    let storm = last.unwrap().velocity;
+    assert!((storm - 550.0).abs() < 1e-6, "storm velocity {storm}");
+}
+
+#[test]
+#[should_panic(expected = "invalid MissVelocityConfig: the fixed base rate must be finite")]
+fn a_nan_base_rate_is_refused() {
+    // A NaN threshold would compare false with every velocity: never an alert.
+    let _ = MissVelocityMonitor::new(MissVelocityConfig::default().fixed_base_rate(f64::NAN));
+}
+
+#[test]
+fn configurations_that_cannot_alert_sensibly_are_reported() {
+    let mut c = MissVelocityConfig::default();
+    c.crit_factor = 0.9; // CRIT below WARN
+    assert!(c.check().unwrap_err().contains("crit_factor"));
+    let mut c = MissVelocityConfig::default();
+    c.offset = -200.0; // a threshold below zero: every sample WARN
+    assert!(c.check().unwrap_err().contains("offset"));
+    let mut c = MissVelocityConfig::default();
+    c.percentile = f64::NAN;
+    assert!(c.check().unwrap_err().contains("percentile"));
+    let mut c = MissVelocityConfig::default();
+    c.base_rate = BaseRate::Learn {
+        warmup: 12,
+        history: 0,
+    };
+    assert!(c.check().unwrap_err().contains("history"));
+    let mut g = GrowthConfig::default();
+    g.max_growth_per_minute = -1.0;
+    assert!(g.check().is_err());
+    assert!(std::panic::catch_unwind(|| GrowthGuard::new(g)).is_err());
+}

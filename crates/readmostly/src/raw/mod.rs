@@ -3690,12 +3690,13 @@ where
                 let (e, _) = Entry::alloc(hash, key, value);
                 unpublished.0.push(e);
                 insert_entry(&mut table, e);
-                dirty.counters.new_keys += 1;
                 added += 1;
             }
         }
         // About to be published (no user code runs from here on): nothing to free.
         unpublished.0.clear();
+        // Counted only now: a panic above frees the new entries, which were never keys.
+        dirty.counters.new_keys += added as u64;
         // Its entries are those of the old table (main table and level) plus the new ones.
         self.publish_locked(&mut dirty, table, None);
         drop(dirty);
