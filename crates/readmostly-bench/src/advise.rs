@@ -50,7 +50,7 @@ pub fn advise(plan: &Plan) -> Result<Advice, Error> {
         .clone();
     let res = suite::run(plan, "advise".into());
     let mut rows = res.rows;
-    rows.sort_by(|a, b| b.mops.total_cmp(&a.mops));
+    rank(&workload, &mut rows);
     let threads = plan.threads.first().copied().unwrap_or(1);
     let (recommended, headline, reasons) = reason(&workload, &rows, threads, suite::cpus());
     Ok(Advice {
@@ -69,6 +69,37 @@ pub fn advise(plan: &Plan) -> Result<Advice, Error> {
     })
 }
 
+/// Whether `row` competes for the recommendation. `syncmap-each` batches plain lookups
+/// only; with none in the mix it runs the same code as `syncmap-batch`, and ranking the
+/// two would rank noise.
+fn ranked(w: &Workload, row: &Row) -> bool {
+    !is_reference(&row.map) && (w.per_mille(OpKind::Get) > 0 || row.map != "syncmap-each")
+}
+
+/// Sorts `rows` fastest first, an unranked `syncmap-each` last, and makes "vs best"
+/// relative to the fastest ranked map (the one recommended).
+fn rank(w: &Workload, rows: &mut [Row]) {
+    rows.sort_by(|a, b| b.mops.total_cmp(&a.mops));
+    rows.sort_by_key(|r| r.map == "syncmap-each" && !ranked(w, r));
+    let best = rows
+        .iter()
+        .filter(|r| ranked(w, r))
+        .map(|r| r.mops)
+        .fold(0.0f64, f64::max);
+    for r in rows {
+        r.vs_best = (best > 0.0 && ranked(w, r)).then(|| r.mops / best);
+    }
+}
+
+/// "P99 N ns", or a note when the cell has too few samples for a P99.
+fn p99_text(r: &Row) -> String {
+    if r.has_p99() {
+        format!("P99 {} ns", r.p99_ns)
+    } else {
+        "P99 not measured: too few samples".into()
+    }
+}
+
 fn find<'a>(rows: &'a [Row], map: &str) -> Option<&'a Row> {
     rows.iter().find(|r| r.map == map)
 }
@@ -80,13 +111,9 @@ pub fn reason(
     threads: usize,
     cpus: usize,
 ) -> (Option<String>, String, Vec<String>) {
-    // `syncmap-each` batches plain lookups only; with none in the mix it runs the same
-    // code as `syncmap-batch`, and ranking the two would rank noise.
     let batches_lookups = w.per_mille(OpKind::Get) > 0;
-    let cands: Vec<&Row> = rows
-        .iter()
-        .filter(|r| !is_reference(&r.map) && (batches_lookups || r.map != "syncmap-each"))
-        .collect();
+    let mut cands: Vec<&Row> = rows.iter().filter(|r| ranked(w, r)).collect();
+    cands.sort_by(|a, b| b.mops.total_cmp(&a.mops));
     let Some(best) = cands.first() else {
         return (
             None,
@@ -114,25 +141,40 @@ pub fn reason(
         Some(second) if second.mops > 0.0 => {
             let ratio = best.mops / second.mops;
             if ratio < 1.05 {
-                let (lo, hi) = if best.p99_ns <= second.p99_ns {
-                    (best, second)
+                let tie = format!(
+                    "{} ({:.1} Mops/s) and {} ({:.1} Mops/s) are within 5 %: treat them as tied",
+                    best.map, best.mops, second.map, second.mops
+                );
+                if best.has_p99() && second.has_p99() {
+                    let (lo, hi) = if best.p99_ns <= second.p99_ns {
+                        (best, second)
+                    } else {
+                        (second, best)
+                    };
+                    why.push(format!(
+                        "{tie}; {} has the lower P99 ({} vs {} ns).",
+                        lo.map, lo.p99_ns, hi.p99_ns
+                    ));
                 } else {
-                    (second, best)
-                };
-                why.push(format!(
-                    "{} ({:.1} Mops/s) and {} ({:.1} Mops/s) are within 5 %: treat them as tied; {} has the lower P99 ({} vs {} ns).",
-                    best.map, best.mops, second.map, second.mops, lo.map, lo.p99_ns, hi.p99_ns
-                ));
+                    why.push(format!("{tie}."));
+                }
             } else {
                 why.push(format!(
-                    "{} ran at {:.1} Mops/s (P99 {} ns), {ratio:.2}x the runner-up {} ({:.1} Mops/s, P99 {} ns).",
-                    best.map, best.mops, best.p99_ns, second.map, second.mops, second.p99_ns
+                    "{} ran at {:.1} Mops/s ({}), {ratio:.2}x the runner-up {} ({:.1} Mops/s, {}).",
+                    best.map,
+                    best.mops,
+                    p99_text(best),
+                    second.map,
+                    second.mops,
+                    p99_text(second)
                 ));
             }
         }
         _ => why.push(format!(
-            "{} ran at {:.1} Mops/s (P99 {} ns).",
-            best.map, best.mops, best.p99_ns
+            "{} ran at {:.1} Mops/s ({}).",
+            best.map,
+            best.mops,
+            p99_text(best)
         )),
     }
 
@@ -142,8 +184,9 @@ pub fn reason(
     let new_keys = w.new_key_per_mille() / 10.0;
     let sync = find(rows, "syncmap");
     if new_keys >= 1.0 {
-        let cost = "the read/dirty design (SyncMap) takes its lock for every new key and rebuilds its dirty \
-                    table after each promotion";
+        let cost = "the read/dirty design (SyncMap) adds new keys without its lock only while its small recent \
+                    table has room, takes the lock to grow or promote it, and rebuilds its dirty table after each \
+                    promotion";
         if best.map == MapKind::Sharded.name() {
             why.push(format!(
                 "new-key rate is {new_keys:.1} % of operations: {cost}; ShardedMap splits the lock and the \
@@ -272,8 +315,8 @@ pub fn render(a: &Advice) -> String {
                 report::mops_text(r),
                 r.vs_best.map_or("-".into(), |v| format!("{v:.2}x")),
                 r.p50_ns.to_string(),
-                r.p99_ns.to_string(),
-                r.p999_ns.to_string(),
+                report::tail_quantile(r.p99_ns, r.has_p99()),
+                report::tail_quantile(r.p999_ns, r.has_p999()),
                 r.allocs_per_op.map_or("-".into(), |v| format!("{v:.3}")),
                 r.bytes_per_key.map_or("-".into(), |v| format!("{v:.1}")),
             ]
@@ -293,6 +336,9 @@ pub fn render(a: &Advice) -> String {
         &rows,
         false,
     ));
+    if a.rows.iter().any(|r| !r.has_p999()) {
+        let _ = writeln!(out, "{}", report::FEW_SAMPLES);
+    }
     for s in &a.skipped {
         let _ = writeln!(out, "(skipped {}: {})", s.map, s.reason);
     }
@@ -336,7 +382,7 @@ mod tests {
             hasher: "foldhash".into(),
             ops: 1,
             secs: 1.0,
-            samples: 1,
+            samples: 1000,
             allocs_per_op: None,
             bytes_per_key: None,
             hit_rate: None,
@@ -418,6 +464,43 @@ mod tests {
         assert!(!head.contains("get_each"), "{head}");
         assert!(why[0].contains("not ranked"), "{why:?}");
         assert!(why[1].contains("2.00x the runner-up dashmap"), "{why:?}");
+        // The table agrees: the recommended map is the best (1.00x) and first; the
+        // unranked row goes last, with no ratio.
+        let mut rows = rows;
+        rows.push(row("frozen-std", 300.0, 50));
+        rank(&w, &mut rows);
+        let order: Vec<_> = rows.iter().map(|r| (r.map.as_str(), r.vs_best)).collect();
+        assert_eq!(
+            order,
+            [
+                ("frozen-std", None),
+                ("syncmap-batch", Some(1.0)),
+                ("dashmap", Some(0.5)),
+                ("syncmap-each", None)
+            ]
+        );
+        // With plain lookups in the mix, get_each is ranked like any map.
+        let w = Workload::by_name("read100").unwrap();
+        rank(&w, &mut rows);
+        assert_eq!(rows[1].map, "syncmap-each");
+        assert_eq!(rows[1].vs_best, Some(1.0));
+    }
+
+    #[test]
+    fn tail_latencies_need_enough_samples() {
+        let w = Workload::by_name("read100").unwrap();
+        let mut rows = vec![row("syncmap", 100.0, 120), row("dashmap", 98.0, 90)];
+        rows[0].samples = 50;
+        let (_, _, why) = reason(&w, &rows, 2, 2);
+        assert!(why[0].contains("treat them as tied."), "{why:?}");
+        assert!(!why[0].contains("lower P99"), "{why:?}");
+        rows[1].mops = 50.0;
+        let (_, _, why) = reason(&w, &rows, 2, 2);
+        assert!(
+            why[0].contains("P99 not measured: too few samples), 2.00x")
+                && why[0].contains("P99 90 ns"),
+            "{why:?}"
+        );
     }
 
     #[test]

@@ -72,7 +72,7 @@ struct RunArgs {
     /// Thread counts, comma-separated [default: 1, 2, 4, ... up to the CPU count; --quick: 1 and the CPU count; advise: the CPU count]
     #[arg(long, short = 't', value_name = "N[,N...]", allow_hyphen_values = true)]
     threads: Option<String>,
-    /// Operations per thread per cell, e.g. 500k, 2M [default: 1M; --quick: 500k]
+    /// Operations per thread per cell, e.g. 500k, 2M [default: 1M; --quick: 500k; advise: 300k]
     #[arg(long, value_name = "N", conflicts_with = "duration")]
     ops: Option<String>,
     /// Run each cell for this long instead of a fixed number of operations, e.g. 2s, 500ms
@@ -151,17 +151,17 @@ struct AdviseArgs {
     #[arg(long, value_name = "NAME", conflicts_with_all = ["read", "overwrite", "insert", "remove"])]
     scenario: Option<String>,
     /// Percent of operations that read a key
-    #[arg(long, value_name = "PCT")]
+    #[arg(long, value_name = "PCT", allow_negative_numbers = true)]
     read: Option<f64>,
     /// Percent that overwrite an existing key
-    #[arg(long, value_name = "PCT")]
+    #[arg(long, value_name = "PCT", allow_negative_numbers = true)]
     overwrite: Option<f64>,
     /// Percent that store a new key (with --remove as well, inserts, removes and reads range
     /// over twice the key space, so that the map keeps its size)
-    #[arg(long, value_name = "PCT")]
+    #[arg(long, value_name = "PCT", allow_negative_numbers = true)]
     insert: Option<f64>,
     /// Percent that remove a key
-    #[arg(long, value_name = "PCT")]
+    #[arg(long, value_name = "PCT", allow_negative_numbers = true)]
     remove: Option<f64>,
     /// Candidate maps, comma-separated [default: every map except frozen-std and noop]
     #[arg(long, short = 'm', value_name = "NAME[,NAME...]")]
@@ -241,6 +241,32 @@ fn duration_stream_len(threads: u64) -> u64 {
     (DURATION_STREAM_BYTES / STREAM_BYTES_PER_OP / threads.max(1)).clamp(1 << 12, 1 << 18)
 }
 
+/// A generous estimate of one prefilled map's memory: the bulkiest adapter's table and
+/// entry (under 160 bytes per key at any size), plus the payload of string and bytes
+/// values. Only one map is alive at a time.
+fn map_memory(keys: u64, value: ValueKind, value_size: usize) -> u64 {
+    let payload = if value == ValueKind::U64 {
+        0
+    } else {
+        value_size as u64
+    };
+    keys.saturating_mul(160 + payload)
+}
+
+/// The machine's physical memory, where the platform says (`/proc/meminfo`).
+fn total_memory() -> Option<u64> {
+    let info = fs::read_to_string("/proc/meminfo").ok()?;
+    let kib: u64 = info
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))?
+        .trim()
+        .strip_suffix("kB")?
+        .trim()
+        .parse()
+        .ok()?;
+    kib.checked_mul(1024)
+}
+
 /// Parses a count with an optional suffix: `k`/`M`/`G` (powers of 1000), `Ki`/`Mi`/`Gi`
 /// (powers of 1024); underscores are ignored.
 pub fn parse_count(s: &str) -> Option<u64> {
@@ -267,7 +293,8 @@ pub fn parse_count(s: &str) -> Option<u64> {
     (f.is_finite() && f >= 0.0 && n < u64::MAX as f64 && n.fract() == 0.0).then_some(n as u64)
 }
 
-/// Parses a duration: `2s`, `1.5s`, `500ms`, `100us`, `1m`, or plain seconds.
+/// Parses a duration: `2s`, `1.5s`, `500ms`, `100us`, `1m`, or plain seconds; from 1 ms
+/// (a shorter cell, or cap, measures the timer more than the map) to 10^7 s.
 pub fn parse_duration(s: &str) -> Option<Duration> {
     let t = s.trim();
     let (num, scale) = if let Some(n) = t.strip_suffix("ms") {
@@ -282,7 +309,8 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
         (t, 1.0)
     };
     let v: f64 = num.trim().parse().ok()?;
-    (v.is_finite() && v > 0.0 && v * scale < 1e7).then(|| Duration::from_secs_f64(v * scale))
+    (v.is_finite() && v * scale >= 1e-3 && v * scale < 1e7)
+        .then(|| Duration::from_secs_f64(v * scale))
 }
 
 /// Parses a comma-separated thread list.
@@ -459,14 +487,19 @@ fn common(
         }
     };
     let max_time = match &a.max_time {
-        Some(t) => parse_duration(t)
-            .ok_or_else(|| Error::usage(format!("invalid --max-time '{t}' (e.g. 10s, 500ms)")))?,
+        Some(t) => parse_duration(t).ok_or_else(|| {
+            Error::usage(format!(
+                "invalid --max-time '{t}' (at least 1ms, e.g. 10s, 500ms)"
+            ))
+        })?,
         None => default_cap,
     };
     let stop = match (&a.duration, &a.ops) {
         (Some(d), _) => {
             let time = parse_duration(d).ok_or_else(|| {
-                Error::usage(format!("invalid --duration '{d}' (e.g. 2s, 500ms)"))
+                Error::usage(format!(
+                    "invalid --duration '{d}' (at least 1ms, e.g. 2s, 500ms)"
+                ))
             })?;
             Stop::Duration {
                 time,
@@ -512,6 +545,15 @@ fn common(
         }
         (n, _) => n.unwrap_or(16),
     };
+    let map_bytes = map_memory(keys, value, value_size);
+    if let Some(total) = total_memory().filter(|&t| map_bytes > t) {
+        return Err(Error::usage(format!(
+            "{keys} keys with {} values need about {} GiB per map, more than this machine's {} GiB; use fewer --keys or a smaller --value-size",
+            value.name(),
+            map_bytes.div_ceil(1 << 30),
+            total >> 30
+        )));
+    }
     if let Stop::Ops { per_thread, .. } = stop {
         let max_threads = *threads.iter().max().unwrap_or(&1) as u64;
         let bytes = per_thread
@@ -867,6 +909,9 @@ mod tests {
         assert_eq!(parse_duration("2s"), Some(Duration::from_secs(2)));
         assert_eq!(parse_duration("1.5"), Some(Duration::from_millis(1500)));
         assert_eq!(parse_duration("0s"), None);
+        assert_eq!(parse_duration("1ms"), Some(Duration::from_millis(1)));
+        assert_eq!(parse_duration("1e-10"), None, "rounds to nothing");
+        assert_eq!(parse_duration("999us"), None);
         assert_eq!(parse_duration("soon"), None);
     }
 

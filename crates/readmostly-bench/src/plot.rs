@@ -142,13 +142,14 @@ pub fn throughput(path: &Path, title: &str, rows: &[&Row]) -> Result<(), Error> 
 }
 
 /// Latency percentiles (p50, p99, p999; log scale) at the highest thread count; a
-/// quantile is left out for a map whose cell has too few samples for it.
+/// quantile is left out for a map whose cell has too few samples for it (noop left out,
+/// also from the axis range).
 pub fn latency(path: &Path, title: &str, rows: &[&Row]) -> Result<(), Error> {
     let max_t = rows.iter().map(|r| r.threads).max().unwrap_or(1);
     let at: Vec<&Row> = rows
         .iter()
         .copied()
-        .filter(|r| r.threads == max_t)
+        .filter(|r| r.threads == max_t && r.map != "noop")
         .collect();
     let maps = maps_of(&at);
     let lo = at.iter().map(|r| r.p50_ns.max(1)).min().unwrap_or(1) as f64 * 0.7;

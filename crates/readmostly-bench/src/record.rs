@@ -231,7 +231,7 @@ pub struct Meta {
     /// `--retire-batch` given to readmostly's maps (`None`: the library's default).
     #[serde(default)]
     pub retire_batch: Option<usize>,
-    /// `ops N per thread` or `duration D per cell`.
+    /// When a cell stops: `N ops per thread (cap X s per cell)` or `X s per cell`.
     pub stop: String,
     /// Thread counts.
     pub threads: Vec<usize>,

@@ -102,7 +102,7 @@ pub fn mops_text(r: &Row) -> String {
 /// A tail quantile for the tables, or `-` when the cell has too few latency samples for
 /// it (`Row::has_p99`, `Row::has_p999`; the CSV and JSON keep the raw figure next to
 /// the sample count).
-fn tail_quantile(ns: u64, enough: bool) -> String {
+pub(crate) fn tail_quantile(ns: u64, enough: bool) -> String {
     if enough {
         ns.to_string()
     } else {
@@ -115,7 +115,7 @@ fn few_samples(res: &Results) -> bool {
     res.rows.iter().any(|r| !r.has_p999())
 }
 
-const FEW_SAMPLES: &str =
+pub(crate) const FEW_SAMPLES: &str =
     "- p99 / p999: fewer than 100 / 1000 latency samples in the cell (more --ops or a longer --duration)";
 
 const CELL_HEADERS: [&str; 11] = [
@@ -413,7 +413,15 @@ pub fn markdown(res: &Results, plots: &[(String, String, String, String)]) -> St
     if few_samples(res) {
         let _ = writeln!(out, "{FEW_SAMPLES}.");
     }
-    let _ = writeln!(out, "- Files: [results.csv](results.csv), [results.json](results.json), plots in [plots/](plots/).\n");
+    let claim = if res.claim_rows.is_empty() {
+        ""
+    } else {
+        ", [claim.csv](claim.csv)"
+    };
+    let _ = writeln!(
+        out,
+        "- Files: [results.csv](results.csv), [results.json](results.json){claim}, plots in [plots/](plots/).\n"
+    );
 
     let _ = writeln!(out, "## Results by workload\n");
     for (w, d) in groups(&res.rows) {
@@ -459,7 +467,11 @@ pub fn markdown(res: &Results, plots: &[(String, String, String, String)]) -> St
                     b.map.clone(),
                     format!("{:.2}", b.mops),
                     format!("{:.2}x", s.mops / b.mops),
-                    format!("{} / {}", s.p99_ns, b.p99_ns),
+                    format!(
+                        "{} / {}",
+                        tail_quantile(s.p99_ns, s.has_p99()),
+                        tail_quantile(b.p99_ns, b.has_p99())
+                    ),
                 ]
             })
             .collect();

@@ -1,6 +1,7 @@
 //! Runs a plan of cells (workloads × distributions × threads × maps) with a progress bar,
 //! plus the seed's P99 claim, and collects [`Results`].
 
+use std::io::IsTerminal;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -173,26 +174,16 @@ pub fn median_run(runs: &[Measurement]) -> &Measurement {
 
 /// Runs `plan`; `command` is recorded in the results.
 pub fn run(plan: &Plan, command: String) -> Results {
+    let started_unix = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     let timer = timer_cost(200_000);
     let groups = plan.groups();
     let rounds = plan.rounds.max(1);
     let claim_cells = plan.claim_cells();
     let main_runs: usize = groups.iter().map(Vec::len).sum::<usize>() * rounds;
     let total = (main_runs + claim_cells.len()) as u64;
-    // The bar is redrawn only between cells (no ticker thread), so it never competes with
-    // the measured threads for a CPU.
-    let bar = if plan.progress && total > 3 {
-        let b = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-        b.set_style(
-            ProgressStyle::with_template(
-                "{bar:32} {pos}/{len} cells  {elapsed_precise} (eta {eta})  {msg}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        b
-    } else {
-        ProgressBar::hidden()
-    };
+    let mut bar = Progress::new(plan.progress, total);
     // `round`: `Some(r)` for round `r` (from 0) of a main cell, `None` for a claim cell
     // (run once).
     let label = |c: &CellSpec, round: Option<usize>| {
@@ -219,7 +210,7 @@ pub fn run(plan: &Plan, command: String) -> Results {
             for i in round_order(group.len(), round) {
                 let c = &group[i];
                 if !skip[i] {
-                    bar.set_message(label(c, Some(round)));
+                    bar.start(label(c, Some(round)));
                     match run_cell(c) {
                         Outcome::Done(m) => runs[i].push(m),
                         // Skipped: the map cannot run the workload (the same in every
@@ -246,7 +237,7 @@ pub fn run(plan: &Plan, command: String) -> Results {
     }
     let mut claim_rows = Vec::new();
     for c in &claim_cells {
-        bar.set_message(label(c, None));
+        bar.start(label(c, None));
         match run_cell(c) {
             Outcome::Done(m) => claim_rows.push(Row::new(c, &m)),
             Outcome::Skipped(reason) => skipped.push(skipped_cell(c, reason)),
@@ -268,9 +259,7 @@ pub fn run(plan: &Plan, command: String) -> Results {
             command,
             cpus,
             platform: format!("{}/{}", std::env::consts::OS, std::env::consts::ARCH),
-            started_unix: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs()),
+            started_unix,
             keys: plan.keys,
             value: plan.value.name().into(),
             value_size: plan.value_size,
@@ -301,6 +290,59 @@ fn skipped_cell(c: &CellSpec, reason: String) -> Skipped {
     }
 }
 
+/// Progress over a run's cells, on stderr: a bar on a terminal; one line per cell
+/// otherwise (a log, a pipe), so a long run shows where it is either way. Drawn only
+/// between cells (no ticker thread), so it never competes with the measured threads
+/// for a CPU.
+enum Progress {
+    Bar(ProgressBar),
+    Lines { done: u64, total: u64 },
+    Off,
+}
+
+impl Progress {
+    fn new(on: bool, total: u64) -> Self {
+        if !on || total == 0 {
+            return Progress::Off;
+        }
+        if !std::io::stderr().is_terminal() {
+            return Progress::Lines { done: 0, total };
+        }
+        let b = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+        b.set_style(
+            ProgressStyle::with_template(
+                "{bar:32} {pos}/{len} cells  {elapsed_precise} (eta {eta})  {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        Progress::Bar(b)
+    }
+
+    /// A cell named `label` starts.
+    fn start(&mut self, label: String) {
+        match self {
+            Progress::Bar(b) => b.set_message(label),
+            Progress::Lines { done, total } => eprintln!("[{}/{total}] {label}", *done + 1),
+            Progress::Off => {}
+        }
+    }
+
+    /// A cell ended (or was skipped).
+    fn inc(&mut self, n: u64) {
+        match self {
+            Progress::Bar(b) => b.inc(n),
+            Progress::Lines { done, .. } => *done += n,
+            Progress::Off => {}
+        }
+    }
+
+    fn finish_and_clear(&self) {
+        if let Progress::Bar(b) = self {
+            b.finish_and_clear();
+        }
+    }
+}
+
 /// Claimed vs measured P99 reduction at each of the seed's thread counts.
 pub fn claim_table(claim_rows: &[Row], cpus: usize) -> Vec<ClaimRow> {
     SEED_CLAIM
@@ -309,7 +351,7 @@ pub fn claim_table(claim_rows: &[Row], cpus: usize) -> Vec<ClaimRow> {
             let p99 = |map: &str| {
                 claim_rows
                     .iter()
-                    .find(|r| r.map == map && r.threads == threads)
+                    .find(|r| r.map == map && r.threads == threads && r.has_p99())
                     .map(|r| r.p99_ns)
             };
             let (s, r) = (p99("syncmap"), p99("rwlock-std"));

@@ -195,6 +195,16 @@ fn bad_numbers_and_conflicts_are_one_line_errors() {
     let e = assert_usage_error(&["advise", "--read", "90", "--insert", "5"]);
     assert!(e.contains("add up to 100"), "{e}");
     assert_usage_error(&["advise", "--scenario", "read99", "--read", "100"]);
+    // Negative percentages reach our own message (not clap's "unexpected argument").
+    let e = assert_usage_error(&["advise", "--read", "-10", "--overwrite", "110"]);
+    assert!(e.contains("--read must be a percentage"), "{e}");
+    // A duration that rounds to nothing, and maps no machine can hold.
+    let e = assert_usage_error(&["--duration", "1e-10"]);
+    assert!(e.contains("at least 1ms"), "{e}");
+    if cfg!(target_os = "linux") {
+        let e = assert_usage_error(&["--keys", "4Gi"]);
+        assert!(e.contains("GiB per map"), "{e}");
+    }
 }
 
 #[test]
@@ -575,4 +585,32 @@ fn retire_batch_reaches_readmostly_maps() {
     assert!(e.contains("--retire-batch"), "{e}");
     assert_usage_error(&["--retire-batch", "lots"]);
     assert_usage_error(&["advise", "--read", "90", "--retire-batch", "2097152"]);
+}
+
+#[test]
+fn progress_is_one_line_per_cell_off_a_terminal() {
+    let args = [
+        "compare",
+        "-m",
+        "syncmap",
+        "-w",
+        "read100",
+        "-t",
+        "1",
+        "--keys",
+        "256",
+        "--ops",
+        "2000",
+        "--no-files",
+        "--no-claim",
+    ];
+    let o = run(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("[1/1] read100 uniform t=1 syncmap"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(&[&args[..], &["--no-progress"]].concat());
+    assert!(o.status.success() && o.stderr.is_empty(), "{}", stderr(&o));
 }
