@@ -114,14 +114,18 @@ impl Promotion {
 /// full table: the new read table keeps it, read-only, beside its main table (lookups
 /// that miss the main table probe it before the new recent table), and the rebuild of
 /// the dirty table that the new key starts copies its entries in steps, so the next
-/// promotion publishes them in the main table. The other promotions (driven by
-/// lookups, [`SyncMap::promote`], bulk loads) move the recent table's entries into the
-/// new main table: a pause proportional to its size, reported as
-/// [`Stats::longest_promotion_move`](crate::Stats::longest_promotion_move).
+/// promotion publishes them in the main table. The other promotions move the recent
+/// table's entries into the new main table, a pause proportional to its size, reported
+/// as [`Stats::longest_promotion_move`](crate::Stats::longest_promotion_move): bulk
+/// loads always; promotions driven by lookups only when the table has room and the
+/// recent table holds at most 256 rebuild steps' worth of keys (16,384 by default;
+/// else they keep it as a level too); [`SyncMap::promote`] after making room (a recent table the rebuilt
+/// table has no room for is first kept as a level; see there).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum RecentKeys {
-    /// No recent table: Go's behaviour.
+    /// No recent table: Go's behaviour. New keys then go into the dirty table only, so
+    /// each doubling of it rehashes the whole table under the lock.
     Off,
     /// Up to half the read table's size, at least 8 and at most 2^20 (the default). The
     /// slot array starts small when the first key is added after a promotion (room for
@@ -824,7 +828,9 @@ where
     /// table lacks some keys (keys added since the last promotion, held by the recent
     /// table, or with [`RecentKeys::Off`] by the dirty table only; or keys that an
     /// automatic promotion left in the previous recent table, see [`RecentKeys`]).
-    /// Returns whether it promoted.
+    /// Returns whether those keys were published: by this call, or by another thread's
+    /// promotion while it stepped through a rebuild; `false` if there was nothing to
+    /// publish.
     ///
     /// Promotion normally happens on its own, driven by misses; call this after loading
     /// many keys through a shared reference so that every key is found by the main table
@@ -852,7 +858,11 @@ where
     /// the move of the 0.8–1.0 M keys it added during the call); with 256 Ki new keys
     /// and no rebuild pending, 11 ms either way. Other promotions wait while this call
     /// steps; if a full recent table forces one anyway, the call steps through the
-    /// rebuild that starts too, up to a cap, past which it finishes in one go.
+    /// rebuild that starts too, up to a cap, past which it finishes in one go. Keys that
+    /// other threads add during the call can overflow the recent table past its limit;
+    /// if they no longer fit the rebuilt table they stay in a read-only level (read
+    /// lock-free, moved by the next promotion) instead of the table being rehashed
+    /// under the lock, so without concurrent writers every key ends in the main table.
     ///
     /// Whether it promoted or not, the call then hands the entries of removed keys that
     /// earlier rebuilds expunged and that still wait ([`Stats::expunged_pending`]) to

@@ -64,7 +64,8 @@
 //!    slot array (the first new key after a promotion starts the rebuild before it
 //!    allocates the array).
 //! 2. When `dirty.table` is `Some`, every entry of the read table's main table and level
-//!    is in the dirty table, or expunged (the expunged ones are exactly `dirty.expunged`), or not yet
+//!    is in the dirty table, or expunged (the expunged ones are exactly those in
+//!    `dirty.expunged` that are not in `dirty.revived`), or not yet
 //!    visited by the rebuild (`dirty.rebuild`: slots at or after its cursor); an
 //!    unvisited entry is not expunged and in no other table. A promotion finishes the
 //!    rebuild before it publishes the dirty table.
@@ -1893,9 +1894,15 @@ enum Fold {
     /// the rebuilt table, which moves the next recent table after that rebuild
     /// ([`RawRef::promote`]).
     KeepForMove,
-    /// Moves them into the new main table: explicit promotions, bulk inserts and the
-    /// promotion before an iteration, which want every key in the main table.
+    /// Moves them into the new main table if it has room, else keeps them (as
+    /// [`Keep`](Fold::Keep)): the final promotion of an explicit `promote()`, which wants
+    /// every key in the main table but never rehashes it under the lock. It made room
+    /// first ([`KeepForMove`](Fold::KeepForMove)), so only keys other threads added
+    /// during the call, past the recent table's limit, can leave it without room.
     Move,
+    /// Moves them into the new main table, growing (rehashing) it if they do not fit:
+    /// the bulk load of an owned map, which holds the lock throughout anyway.
+    BulkMove,
     /// Moves them if the new main table has room and they are few (at most
     /// [`RawRef::move_max`]: a bounded pause), else keeps them (the recent table
     /// overflowed while the rebuild lagged, and the move would rehash the table; or it
@@ -2818,8 +2825,13 @@ where
             // (`start_rebuild_locked`): a move of up to that many fits unless a lagging
             // rebuild let the recent table overflow (`new_entry_locked`).
             fits = table.len() + len <= table.capacity();
-            let keep = matches!(fold, Fold::Keep | Fold::KeepForMove);
-            if keep || (fold == Fold::MoveIfRoom && (!fits || len > self.move_max())) {
+            let keep = match fold {
+                Fold::Keep | Fold::KeepForMove => true,
+                Fold::Move => !fits,
+                Fold::MoveIfRoom => !fits || len > self.move_max(),
+                Fold::BulkMove => false,
+            };
+            if keep {
                 // A level has no `prev`: the copy is all but done once the table is full,
                 // which is when these promotions keep it (`Recent::step_locked`).
                 let copied = read.recent.finish_migration_locked(self.guard);
@@ -2831,11 +2843,11 @@ where
         }
         // Or move its entries into the new main table.
         if read.recent.array_locked().is_some() && level.is_none() {
-            // No rehash but for a bulk load's `Move` of more than the table has room for
-            // (`reserve` grows the table then; `promote` keeps such a table as a level
-            // first). The move uses the slots' hash copies: it touches the new table, not
+            // No rehash but for a bulk load's move of more than the table has room for
+            // (`reserve` grows the table then; the other folds keep such a table as a
+            // level). The move uses the slots' hash copies: it touches the new table, not
             // the entries.
-            debug_assert!(fits || fold == Fold::Move);
+            debug_assert!(fits || fold == Fold::BulkMove, "a rehash under the lock");
             // SAFETY: as in `insert_entry`.
             table.reserve(filled, |e| unsafe { e.as_ref() }.hash());
             let mut moved = 0u64;
@@ -3323,6 +3335,9 @@ where
     #[cold]
     #[inline(never)]
     fn insert_slow(&self, hash: u64, key: K, mut pending: Pending<K, V>) -> Option<&'a V> {
+        // The caller's key when the map already holds an equal one: dropped after the
+        // lock is released (a user `Drop` that uses the map must not run under it).
+        let mut duplicate = None;
         let mut dirty = self.map.lock();
         let read = self.read();
         let e = if let Some(e) = read.find(hash, &key) {
@@ -3344,7 +3359,8 @@ where
                 // level a full recent table's promotion just published, whose first
                 // rebuild step may have expunged it: `new_entry_locked` put it back, with
                 // `mu` held since: not expunged.
-                NewKey::Exists(e, _, value) => {
+                NewKey::Exists(e, key, value) => {
+                    duplicate = Some(key);
                     pending = Pending::new(value);
                     e
                 }
@@ -3354,6 +3370,7 @@ where
         let prev = e.swap(pending.ptr(e), self.guard);
         pending.published();
         drop(dirty);
+        drop(duplicate);
         self.replaced(&e, prev)
     }
 
@@ -3408,6 +3425,8 @@ where
     #[cold]
     #[inline(never)]
     fn get_or_insert_slow(&self, hash: u64, key: K, mut pending: Pending<K, V>) -> (&'a V, bool) {
+        // As in `insert_slow`: a duplicate key is dropped after the lock.
+        let mut duplicate = None;
         let mut dirty = self.map.lock();
         let read = self.read();
         let result = if let Some(e) = read.find(hash, &key) {
@@ -3432,7 +3451,8 @@ where
                 // level a full recent table's promotion just published, whose first
                 // rebuild step may have expunged it: `new_entry_locked` put it back, with
                 // `mu` held since: not expunged.
-                NewKey::Exists(e, _, value) => {
+                NewKey::Exists(e, key, value) => {
+                    duplicate = Some(key);
                     pending = Pending::new(value);
                     e.try_load_or_store(&mut || pending.ptr(e), self.guard)
                 }
@@ -3440,6 +3460,7 @@ where
             }
         };
         drop(dirty);
+        drop(duplicate);
         match result {
             LoadOrStore::Loaded(p) => (self.value(p), false),
             LoadOrStore::Stored(p) => self.stored(p, pending),
@@ -3656,7 +3677,7 @@ where
         // Relaxed: `amended` is written under `mu`. (A recent table with a slot array
         // implies a dirty table, invariant 1; the promotion closes it.)
         if dirty.table.is_some() || read.amended.load(Relaxed) {
-            self.promote_locked(&mut dirty, Fold::Move);
+            self.promote_locked(&mut dirty, Fold::BulkMove);
         }
         // Invariant 3 now holds: the read table's main table and level hold every entry,
         // none of them expunged, and there is no dirty table or rebuild.
@@ -3729,7 +3750,9 @@ where
     /// a full recent table whose overflow is full too promotes anyway; the steps are
     /// capped at twice the work in sight plus 64, re-armed at most twice when another
     /// promotion replaced the table, and past the cap the promotion finishes what is
-    /// left in one go.
+    /// left in one go. If keys other threads added meanwhile no longer fit the rebuilt
+    /// table, the final promotion keeps them as a level too ([`Fold::Move`]) rather
+    /// than rehash the table under the lock.
     ///
     /// Then it retires the expunged entries waiting in graves (see [`Grave`];
     /// [`bury_pending`](Self::bury_pending)), whether it promoted or not, so that an
@@ -3824,6 +3847,12 @@ where
             // Another thread's promotion published everything meanwhile.
             return true;
         }
+        // Moves the recent table if it fits, else keeps it as a level. The keep above
+        // made room for the recent table's limit, but while this call stepped with the
+        // lock released, other threads' new keys could overflow that table past its
+        // limit (other promotions wait meanwhile), or fill the overflow too and force a
+        // promotion whose rebuild has room for `move_max` only: those keys reach the
+        // main table at the next promotion instead of through a rehash under the lock.
         self.promote_locked(&mut dirty, Fold::Move);
         true
     }
