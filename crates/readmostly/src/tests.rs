@@ -2255,3 +2255,71 @@ fn iteration_with_recent_keys_off_promotes_in_steps() {
         "promoted: no dirty table until a new key"
     );
 }
+
+/// Zero-sized, over-aligned and odd-sized keys and values, and pointer-sized owning
+/// values, through every path that places, reuses or frees a value slot: overwrites
+/// (a retire batch of one, so in-block slots are freed and reused at once), compare-
+/// exchange, removal, promotions (with a rebuild per step and one per miss), `clear`
+/// and the owned iterator. Under Miri this checks layout and provenance; natively, the
+/// results.
+#[test]
+fn unusual_layouts_of_keys_and_values() {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    struct Zst;
+    #[repr(align(32))]
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    struct ZstAlign32;
+    #[repr(align(64))]
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    struct Align64(u64);
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    struct Three([u8; 3]);
+
+    fn exercise<K, V>(keys: &[K], value: impl Fn(u64) -> V)
+    where
+        K: Hash + Eq + Clone,
+        V: PartialEq + std::fmt::Debug,
+    {
+        let maps = [
+            SyncMap::<K, V>::builder().retire_batch(1).build(),
+            SyncMap::<K, V>::builder()
+                .retire_batch(1)
+                .rebuild_step(1)
+                .promotion(Promotion::EveryMiss)
+                .build(),
+        ];
+        for map in maps {
+            for round in 0..4u64 {
+                let m = map.pin();
+                for k in keys {
+                    m.insert(k.clone(), value(round));
+                    assert_eq!(m.get(k), Some(&value(round)));
+                    let swapped = m.compare_exchange(k, &value(round), value(round + 1));
+                    assert_eq!(swapped, Ok(&value(round)));
+                    assert_eq!(m.get(k), Some(&value(round + 1)));
+                    m.insert(k.clone(), value(round));
+                }
+                assert_eq!(m.remove(&keys[0]), Some(&value(round)));
+                drop(m);
+                map.promote();
+                if round == 2 {
+                    map.clear();
+                    assert!(map.is_empty());
+                }
+            }
+            assert_eq!(map.len(), keys.len() - 1);
+            let mut pairs: Vec<(K, V)> = map.into_iter().collect();
+            assert_eq!(pairs.len(), keys.len() - 1);
+            assert!(pairs.drain(..).all(|(k, v)| k != keys[0] && v == value(3)));
+        }
+    }
+    use std::hash::Hash;
+    exercise(&[()], |_| ());
+    exercise(&[Zst], |_| ZstAlign32);
+    exercise(&[0u64, 1, 2, 3, 4], |_| Zst);
+    exercise(&[0u64, 1, 2, 3, 4], |_| ZstAlign32);
+    exercise(&[0u64, 1, 2, 3, 4], Align64);
+    exercise(&[0, 1, 2, 3, 4].map(Align64), |r| Three([r as u8; 3]));
+    exercise(&[0u64, 1, 2, 3, 4], Box::new);
+    exercise(&[0u64, 1, 2, 3, 4], Arc::new);
+}

@@ -26,8 +26,9 @@
 //! it. A lock-free store that finds *expunged* falls back to the locked path.
 //!
 //! An entry that is no longer reachable from any table is always *expunged*, so its
-//! last value has already been retired by whoever detached it; dropping an entry never
-//! drops a value.
+//! last value has already been retired by whoever detached it; reclaiming a retired
+//! entry never drops a value. (The map's own teardown, and the clean-up of an entry
+//! that was never published, drop the entry's live value with it.)
 //!
 //! # Values stored in the entry's block
 //!

@@ -406,9 +406,12 @@ impl<T: Item> Table<T> {
         let mut i = hash as usize & self.mask;
         while i != at {
             let overflow = &mut self.overflow[i];
-            // A saturated count no longer knows how many items passed: it stays.
+            // A saturated count no longer knows how many items passed: it stays. A zero
+            // one can only mean the caller's hash is not the one the item was placed
+            // with (a `Borrow` form hashing unlike the key, which breaks the map's
+            // contract): leave it rather than underflow under the lock.
             if *overflow != u8::MAX {
-                *overflow -= 1;
+                *overflow = overflow.saturating_sub(1);
             }
             i = (i + 1) & self.mask;
         }
