@@ -8,16 +8,19 @@
 //!
 //! A `ShardedMap` of per-tenant settings is read and written by a few threads; once a
 //! second the main thread records its statistics and ticks a miss-velocity monitor and a
-//! growth guard (both named, so their reports are exported too). Every few seconds a
-//! burst of lookups of freshly inserted keys makes misses spike, so the miss level can be
-//! seen moving. The exporter listens on 127.0.0.1 only, on a free port.
+//! growth guard (both named, so their reports are exported too; their windows are
+//! shortened so that the default 30 s run shows them at work). Every 8 s after the
+//! monitor has learned, a new tenant's keys are added and read back, so misses spike and
+//! the dirty table grows: both levels can be seen moving. The exporter listens on 127.0.0.1 only, on a free port.
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use metrics_exporter_prometheus::PrometheusBuilder;
-use readmostly::monitor::{GrowthGuard, MissVelocityConfig, MissVelocityMonitor};
+use readmostly::monitor::{
+    BaseRate, GrowthConfig, GrowthGuard, MissVelocityConfig, MissVelocityMonitor,
+};
 use readmostly::ShardedMap;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -45,10 +48,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             settings.insert((tenant, key), 0);
         }
     }
-    let misses = MissVelocityMonitor::new(MissVelocityConfig::default())
+    // The seed's rule, on a faster clock so that a short run shows it: a 2 s window
+    // sampled every second, the base rate learned over the first 10 s (the defaults,
+    // 10 s / 5 s and a minute of learning, need runs of several minutes).
+    let mut config = MissVelocityConfig::default();
+    config.window = Duration::from_secs(2);
+    config.step = Duration::from_secs(1);
+    config.base_rate = BaseRate::Learn {
+        warmup: 10,
+        history: 600,
+    };
+    let misses = MissVelocityMonitor::new(config)
         .named("settings")
         .on_change(|c| println!("miss velocity {} -> {}: {:?}", c.from, c.to, c.report));
-    let growth = GrowthGuard::new(Default::default())
+    // Growth over 10 s instead of a minute, for the same reason.
+    let mut growth_config = GrowthConfig::default();
+    growth_config.window = Duration::from_secs(10);
+    growth_config.step = Duration::from_secs(1);
+    let growth = GrowthGuard::new(growth_config)
         .named("settings")
         .on_change(|c| println!("dirty growth {} -> {}: {:?}", c.from, c.to, c.report));
 
@@ -63,23 +80,33 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     let m = settings.pin();
                     let key = (i.wrapping_mul(2_654_435_761) % 100, i % 50);
                     if i % 20 == 0 {
-                        m.insert(key, u64::from(i));
+                        m.insert(key, u64::from(i + t));
                     } else {
                         std::hint::black_box(m.get(&key));
-                    }
-                    if t == 0 && i % 2_000_000 == 0 {
-                        // Burst: new keys read back before the next promotion.
-                        for k in 0..5_000 {
-                            m.insert((1_000 + i, k), 1);
-                            std::hint::black_box(m.get(&(1_000 + i, k)));
-                        }
                     }
                     i = i.wrapping_add(1);
                 }
             });
         }
+        let start = Instant::now();
+        let mut bursts = 0;
         while Instant::now() < end {
             std::thread::sleep(Duration::from_secs(1));
+            // After the monitor has learned (10 s), every 8 s: a new tenant's 20,000 keys,
+            // each read back twice before the next promotion (lookups outside the main
+            // table count as misses), as when a tenant is onboarded.
+            let secs = start.elapsed().as_secs();
+            if secs >= 12 && secs / 8 > bursts {
+                bursts = secs / 8;
+                let m = settings.pin();
+                let tenant = 1_000 + bursts as u32;
+                for k in 0..20_000 {
+                    m.insert((tenant, k), 1);
+                }
+                for k in (0..20_000).chain(0..20_000) {
+                    std::hint::black_box(m.get(&(tenant, k)));
+                }
+            }
             let stats = settings.stats();
             readmostly::metrics::record_stats("settings", &stats);
             misses.sample(&stats);
