@@ -1619,6 +1619,9 @@ impl<'g, K, V, G: Guard> Iterator for Iter<'g, K, V, G> {
     }
 }
 
+/// Once exhausted it stays exhausted: the snapshot's tables are walked once, in order.
+impl<K, V, G: Guard> std::iter::FusedIterator for Iter<'_, K, V, G> {}
+
 impl<K, V, G> fmt::Debug for Iter<'_, K, V, G> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Iter").finish_non_exhaustive()
@@ -1668,6 +1671,11 @@ impl<'g, K: 'g, V: 'g, I: Iterator<Item = (&'g K, &'g V)>> Iterator for Keys<I> 
     }
 }
 
+impl<'g, K: 'g, V: 'g, I: std::iter::FusedIterator<Item = (&'g K, &'g V)>> std::iter::FusedIterator
+    for Keys<I>
+{
+}
+
 impl<I> fmt::Debug for Keys<I> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Keys").finish_non_exhaustive()
@@ -1690,6 +1698,11 @@ impl<'g, K: 'g, V: 'g, I: Iterator<Item = (&'g K, &'g V)>> Iterator for Values<I
     fn size_hint(&self) -> (usize, Option<usize>) {
         self.inner.size_hint()
     }
+}
+
+impl<'g, K: 'g, V: 'g, I: std::iter::FusedIterator<Item = (&'g K, &'g V)>> std::iter::FusedIterator
+    for Values<I>
+{
 }
 
 impl<I> fmt::Debug for Values<I> {

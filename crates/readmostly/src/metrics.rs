@@ -9,6 +9,15 @@
 //! [`GrowthGuard::named`](crate::monitor::GrowthGuard::named)) to have every report
 //! recorded.
 //!
+//! Counters are recorded as absolute values (the map's own totals). Two consequences
+//! for a Prometheus-style counter, which must only rise: a map dropped and rebuilt under
+//! the same `map` label starts again from 0, which an exporter keeping the highest value
+//! seen (as `metrics-exporter-prometheus` does) shows as a counter standing still until
+//! the new totals pass the old; and the hit, recent-lookup and overwrite totals are
+//! summed from per-thread stripes bumped without a read-modify-write, so a preempted
+//! bump can lose increments and the sum can step back slightly (see [`Stats`]). Give a
+//! rebuilt map a new label, or reset the recorder, when the history matters.
+//!
 //! | name | kind | from |
 //! |---|---|---|
 //! | `readmostly_hits_total` | counter | [`Stats::hits`] |

@@ -1581,6 +1581,9 @@ impl<'g, K: Eq, V, G: Guard> Iterator for ShardedIter<'g, K, V, G> {
     }
 }
 
+/// Once exhausted it stays exhausted: the shards are walked once, in order.
+impl<K: Eq, V, G: Guard> std::iter::FusedIterator for ShardedIter<'_, K, V, G> {}
+
 impl<'g, 'm, K, V, S, R, G> IntoIterator for &'g ShardedRef<'m, K, V, S, R, G>
 where
     K: Hash + Eq,

@@ -2323,3 +2323,33 @@ fn unusual_layouts_of_keys_and_values() {
     exercise(&[0u64, 1, 2, 3, 4], Box::new);
     exercise(&[0u64, 1, 2, 3, 4], Arc::new);
 }
+
+/// The borrowing iterators are fused: once they return `None` they keep doing so, even
+/// when keys are added meanwhile (the snapshot was walked).
+#[test]
+fn borrowing_iterators_are_fused() {
+    fn fused<I: std::iter::FusedIterator>(mut it: I, map_grows: impl Fn()) {
+        while it.next().is_some() {}
+        map_grows();
+        assert!(it.next().is_none() && it.next().is_none());
+    }
+    let map: SyncMap<u64, u64> = (0..40).map(|k| (k, k)).collect();
+    let m = map.pin();
+    let next = std::cell::Cell::new(1000);
+    let grow = || {
+        map.insert(next.get(), 0);
+        next.set(next.get() + 1);
+    };
+    fused(m.iter(), grow);
+    fused(m.keys(), grow);
+    fused(m.values(), grow);
+    let mut sharded: ShardedMap<u64, u64> = ShardedMap::builder().shards(4).build();
+    sharded.extend((0..40).map(|k| (k, k)));
+    let s = sharded.pin();
+    fused(s.iter(), || {
+        sharded.insert(5000, 0);
+    });
+    fused(s.keys(), || {
+        sharded.insert(5001, 0);
+    });
+}
