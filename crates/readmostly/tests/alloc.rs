@@ -469,3 +469,26 @@ fn churn_memory_is_bounded() {
         );
     }
 }
+
+/// What an empty shard costs, as `ShardedMap`'s docs state it: about 1.5 KiB plus
+/// 128 bytes per statistics stripe (bound checked: 1.75 KiB plus the stripes; run with
+/// `--nocapture` to see the figures).
+#[test]
+fn empty_shard_memory_matches_the_docs() {
+    const SHARDS: usize = 1024;
+    for stripes in [1usize, 4, 16, 64] {
+        let (before, _) = live();
+        let map: readmostly::ShardedMap<u64, u64> = readmostly::ShardedMap::builder()
+            .shards(SHARDS)
+            .stripes_per_shard(stripes)
+            .build();
+        let (after, _) = live();
+        let per_shard = (after - before) as usize / SHARDS;
+        println!("empty shard, {stripes} stripes: {per_shard} bytes");
+        assert!(
+            per_shard <= 1792 + 128 * stripes,
+            "{per_shard} bytes per empty shard with {stripes} stripes"
+        );
+        drop(map);
+    }
+}
