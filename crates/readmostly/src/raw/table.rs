@@ -210,6 +210,10 @@ impl<T: Item> Table<T> {
     /// A table that holds `capacity` items without growing.
     pub(crate) fn with_capacity(capacity: usize) -> Self {
         let buckets = capacity.div_ceil(LOAD).max(1).next_power_of_two();
+        // Entries keep only the low 32 bits of a hash below the tag (`entry::squash`):
+        // enough for a home bucket while there are fewer than 2^32 buckets (a table of
+        // 256 GiB of pointer lines alone).
+        debug_assert!(buckets as u64 <= 1 << 32, "{buckets} buckets");
         Table {
             ctrl: ZeroedSlice::new(buckets),
             overflow: ZeroedSlice::new(buckets),
