@@ -1896,9 +1896,10 @@ enum Fold {
     KeepForMove,
     /// Moves them into the new main table if it has room, else keeps them (as
     /// [`Keep`](Fold::Keep)): the final promotion of an explicit `promote()`, which wants
-    /// every key in the main table but never rehashes it under the lock. It made room
-    /// first ([`KeepForMove`](Fold::KeepForMove)), so only keys other threads added
-    /// during the call, past the recent table's limit, can leave it without room.
+    /// every key in the main table but never rehashes it under the lock. The call
+    /// checked the room first, and made it ([`KeepForMove`](Fold::KeepForMove)) if
+    /// needed, so only keys other threads added during the call, past the recent
+    /// table's limit, can leave the table without room.
     Move,
     /// Moves them into the new main table, growing (rehashing) it if they do not fit:
     /// the bulk load of an owned map, which holds the lock throughout anyway.
