@@ -12,7 +12,7 @@ use std::sync::Arc;
 use crate::raw::reclaim::{self, Guard, LocalGuard, OwnedGuard, DEFAULT_RETIRE_BATCH};
 use crate::raw::DEFAULT_REBUILD_STEP;
 use crate::raw::{Pinned, RawIter, RawMap, RawRef};
-use crate::stats::{default_stripes, Stats};
+use crate::stats::{default_stripes, Stats, Stripes};
 
 /// The default hasher: [foldhash](https://docs.rs/foldhash)'s fast hasher, seeded
 /// randomly per map. Swap it through [`SyncMap::with_hasher`] or [`Builder::hasher`]
@@ -426,7 +426,7 @@ impl<K, V, S> SyncMap<K, V, S> {
                 promotion,
                 recent_keys,
                 collector,
-                default_stripes(),
+                Stripes::new(default_stripes()),
                 hit_statistics,
                 rebuild_step,
             ),

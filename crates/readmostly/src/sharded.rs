@@ -15,7 +15,7 @@ use crate::map::{
 use crate::raw::reclaim::{self, Collector, Guard, LocalGuard, OwnedGuard, DEFAULT_RETIRE_BATCH};
 use crate::raw::DEFAULT_REBUILD_STEP;
 use crate::raw::{RawIter, RawMap, RawRef};
-use crate::stats::Stats;
+use crate::stats::{Stats, Stripes, TotalLen};
 
 /// The most shards a map may have: routing uses bits 32..48 of a 64-bit value.
 pub const MAX_SHARDS: usize = 1 << 16;
@@ -188,6 +188,9 @@ pub struct ShardedMap<K, V, S = DefaultHashBuilder, R = ByHash> {
     hasher: S,
     router: R,
     max_len: Option<usize>,
+    /// The key count of all shards together, kept with a capacity limit only (see
+    /// [`TotalLen`]).
+    total: Option<Arc<TotalLen>>,
     /// The builder's statistics stripes per shard and retire batch (for `Clone`).
     stripes: usize,
     retire_batch: usize,
@@ -274,8 +277,8 @@ impl<K, V, S, R> ShardedBuilder<K, V, S, R> {
     /// Sets the number of shards, rounded up to a power of two, between 1 and
     /// [`MAX_SHARDS`]. Each costs about 1.5 KiB plus 128 bytes per statistics stripe
     /// even when empty, so the largest counts cost hundreds of MiB (65,536 shards with
-    /// 16 stripes: about 230 MiB), and `len`, `stats` and `try_insert` with a capacity
-    /// limit visit every shard's stripes.
+    /// 16 stripes: about 230 MiB), and `stats`, and `len` of a map without a capacity
+    /// limit, visit every shard's stripes.
     ///
     /// ```
     /// let map: readmostly::ShardedMap<u8, u8> =
@@ -383,6 +386,11 @@ impl<K, V, S, R> ShardedBuilder<K, V, S, R> {
     /// Sets a capacity limit for the whole map, enforced by
     /// [`ShardedMap::try_insert`] (default: none).
     ///
+    /// A limited map keeps a count of all its keys beside the shards' own, striped per
+    /// thread, so that the check before each `try_insert` reads one counter per stripe
+    /// instead of one per stripe of every shard. Each added or removed key then updates
+    /// one more counter, on a cache line of the writing thread's own.
+    ///
     /// ```
     /// let map: readmostly::ShardedMap<u8, u8> =
     ///     readmostly::ShardedMap::builder().max_len(1).build();
@@ -463,13 +471,15 @@ impl<K, V, S, R> ShardedBuilder<K, V, S, R> {
     /// ```
     pub fn build(self) -> ShardedMap<K, V, S, R> {
         let collector = Arc::new(reclaim::collector(self.retire_batch));
+        // Only a capacity limit checks the whole map's count on every call.
+        let total = self.max_len.map(|_| Arc::new(TotalLen::new(self.stripes)));
         let shards: Box<[Shard<K, V>]> = (0..self.shards)
             .map(|_| Shard {
                 raw: RawMap::new(
                     self.promotion,
                     self.recent_keys,
                     collector.clone(),
-                    self.stripes,
+                    Stripes::with_total(self.stripes, total.clone()),
                     self.hit_statistics,
                     self.rebuild_step,
                 ),
@@ -478,6 +488,7 @@ impl<K, V, S, R> ShardedBuilder<K, V, S, R> {
         ShardedMap {
             mask: shards.len() - 1,
             shards,
+            total,
             hasher: self.hasher,
             router: self.router,
             max_len: self.max_len,
@@ -607,7 +618,9 @@ impl<K, V, S, R> ShardedMap<K, V, S, R> {
     }
 
     /// The number of keys present: the sum of the shards' striped counters (exact when
-    /// no write is in flight). Costs one load per stripe of every shard.
+    /// no write is in flight). Costs one load per stripe of every shard, or, in a map
+    /// with a capacity limit ([`ShardedBuilder::max_len`]), one load per stripe of a
+    /// count that the shards keep for the whole map.
     ///
     /// ```
     /// let map = readmostly::ShardedMap::new();
@@ -617,7 +630,10 @@ impl<K, V, S, R> ShardedMap<K, V, S, R> {
     /// assert_eq!(map.len(), 1);
     /// ```
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.raw.len()).sum()
+        match &self.total {
+            Some(total) => total.len(),
+            None => self.shards.iter().map(|s| s.raw.len()).sum(),
+        }
     }
 
     /// Whether [`len`](Self::len) is zero.
@@ -788,11 +804,13 @@ where
     /// Like [`insert`](Self::insert), but refuses a **new** key once the whole map holds
     /// [`max_len`](ShardedBuilder::max_len) keys (see
     /// [`SyncMap::try_insert`](crate::SyncMap::try_insert) for the exact rule). Each call
-    /// (overwrites too) sums every shard's key counters first: shards × stripes loads.
+    /// (overwrites too) reads [`len`](Self::len) first: one load per statistics stripe
+    /// of a count the shards of a limited map keep together, whatever the number of
+    /// shards.
     ///
-    /// That sum is taken shard by shard, not as one snapshot (like [`len`](Self::len)):
-    /// while other threads remove keys from some shards and add keys to others, it can
-    /// see more or fewer keys than the map ever held at once. The limit can then be
+    /// That sum is taken stripe by stripe, not as one snapshot: while other threads
+    /// remove keys and add others, it can see more or fewer keys than the map ever held
+    /// at once. The limit can then be
     /// passed, or a new key refused below it, by up to the number of keys moved while the
     /// sum was taken. Without such concurrent churn it behaves like `SyncMap`'s. It turns
     /// a leak into an error; it is not an exact occupancy limit.

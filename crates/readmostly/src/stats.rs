@@ -4,22 +4,31 @@
 
 use std::fmt;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::sync::Arc;
 // Deliberately std atomics even under loom: these are statistics, not part of the
 // protocol being model-checked, and modelling them would only blow up the state space.
 use std::sync::atomic::{AtomicIsize, AtomicU64};
 
 /// One cache-line-padded stripe (128 bytes: adjacent-line prefetch pairs lines on x86).
-#[repr(align(128))]
+///
+/// Two 64-byte halves: the first holds the counters of reads and overwrites (`hits` is
+/// written by every read the read table answers), the second those of added and removed
+/// keys. Whoever sums `len` (a capacity check before every `try_insert`) or `fills` (a
+/// promotion) then reads lines that only writes of new or removed keys dirty, not lines
+/// that every reader's hit counting takes away from the summing core.
+#[repr(C, align(128))]
 #[derive(Debug, Default)]
 struct Stripe {
     hits: AtomicU64,
-    len: AtomicIsize,
-    /// Keys removed (written together with `len`, so no extra cache line is touched).
-    removes: AtomicU64,
     /// Values replaced in place (lock-free overwrites and compare-exchanges).
     overwrites: AtomicU64,
     /// Lookups that consulted the recent table.
     recent_lookups: AtomicU64,
+    /// Fills the first half up to 64 bytes.
+    _read_half: [u64; 5],
+    len: AtomicIsize,
+    /// Keys removed (written together with `len`, so no extra cache line is touched).
+    removes: AtomicU64,
     /// New keys added without the lock (the others are counted under it).
     new_keys: AtomicU64,
     /// Recent-table adds that filled a slot, lock-free or under the lock. Not a
@@ -29,6 +38,14 @@ struct Stripe {
     /// `len`, which a lock-free add writes too: no extra cache line.
     fills: crate::sync::AtomicU64,
 }
+
+// The key counters start the second line (under loom and shuttle `fills` is their
+// atomic, of another size: the layout is checked for the real build only).
+#[cfg(not(any(loom, shuttle)))]
+const _: () = {
+    assert!(std::mem::offset_of!(Stripe, len) == 64);
+    assert!(std::mem::size_of::<Stripe>() == 128);
+};
 
 /// The default stripe count: twice the available parallelism, at least 4, at most 256.
 pub(crate) fn default_stripes() -> usize {
@@ -48,6 +65,57 @@ pub(crate) const MAX_STRIPES: usize = 1 << 10;
 pub(crate) struct Stripes {
     stripes: Box<[Stripe]>,
     mask: usize,
+    /// The key count of the whole sharded map this map is a shard of, when that map
+    /// keeps one ([`TotalLen`]); every change of `len` is added to it too.
+    total: Option<Arc<TotalLen>>,
+}
+
+/// The key count of a whole [`ShardedMap`](crate::ShardedMap) with a capacity limit,
+/// striped per thread like [`Stripes`] and updated by its shards together with their own
+/// `len`.
+///
+/// `try_insert` checks the limit before each call; summing every shard's stripes for
+/// that costs shards × stripes loads (1,024 lines with 64 shards and 16 stripes), while
+/// this sum costs one load per stripe, of lines written only when a key is added or
+/// removed. The price is a second increment, on a line of the writing thread's own, for
+/// every added or removed key of such a map.
+#[derive(Debug)]
+pub(crate) struct TotalLen {
+    counts: Box<[PaddedLen]>,
+    mask: usize,
+}
+
+/// One stripe of a [`TotalLen`], on its own 128 bytes.
+#[repr(align(128))]
+#[derive(Debug, Default)]
+struct PaddedLen(AtomicIsize);
+
+impl TotalLen {
+    /// `n` stripes, rounded like [`Stripes::new`]'s, so that a thread's stripe here
+    /// is the one its shards' counters use.
+    pub(crate) fn new(n: usize) -> Self {
+        let n = n.clamp(1, MAX_STRIPES).next_power_of_two();
+        TotalLen {
+            counts: (0..n).map(|_| PaddedLen::default()).collect(),
+            mask: n - 1,
+        }
+    }
+
+    #[inline]
+    fn add(&self, thread: usize, delta: isize) {
+        // Safe indexing: on the write path of new and removed keys only, where a
+        // bounds check is noise.
+        // Relaxed: a counter, exact once writers have finished (as `Stripes::add_len`).
+        self.counts[thread & self.mask].0.fetch_add(delta, Relaxed);
+    }
+
+    /// The sum of the stripes (0 if the racing updates of other threads make it
+    /// negative).
+    pub(crate) fn len(&self) -> usize {
+        // Relaxed: see `add`.
+        let sum: isize = self.counts.iter().map(|c| c.0.load(Relaxed)).sum();
+        usize::try_from(sum).unwrap_or(0)
+    }
 }
 
 /// Sums of the striped counters.
@@ -103,6 +171,12 @@ pub(crate) fn count_hits(counter: &HitCounter, n: u64) {
 impl Stripes {
     /// `n` stripes, rounded up to a power of two, between one and [`MAX_STRIPES`].
     pub(crate) fn new(n: usize) -> Self {
+        Self::with_total(n, None)
+    }
+
+    /// [`new`](Self::new), adding every change of the key count to `total` as well
+    /// (the shards of a [`ShardedMap`](crate::ShardedMap) with a capacity limit).
+    pub(crate) fn with_total(n: usize, total: Option<Arc<TotalLen>>) -> Self {
         // Clamped before rounding: `next_power_of_two` of more than 2^63 wraps to 0 in
         // release builds, and an empty array with a mask of `usize::MAX` would make
         // `stripe` index out of bounds.
@@ -114,6 +188,7 @@ impl Stripes {
         Stripes {
             stripes: (0..n).map(|_| Stripe::default()).collect(),
             mask: n - 1,
+            total,
         }
     }
 
@@ -164,6 +239,9 @@ impl Stripes {
         // Relaxed: a counter; `len()` is documented as approximate under concurrency and
         // exact once writers have finished (their completion happens-before the reader).
         self.stripe(thread).len.fetch_add(delta, Relaxed);
+        if let Some(total) = &self.total {
+            total.add(thread, delta);
+        }
     }
 
     /// Counts a new key added without the lock.
@@ -199,6 +277,9 @@ impl Stripes {
         stripe.len.fetch_sub(n as isize, Relaxed);
         // Relaxed: statistic only.
         stripe.removes.fetch_add(n as u64, Relaxed);
+        if let Some(total) = &self.total {
+            total.add(thread, -(n as isize));
+        }
     }
 
     /// How many stripes there are.

@@ -129,6 +129,8 @@ fn check_stats<S: BuildHasher, R>(
 ) {
     let s = map.stats();
     assert_eq!(s.len, model.len(), "stats.len: {s:?}");
+    // With a capacity limit, `len` reads the count the shards keep together.
+    assert_eq!(map.len(), s.len, "len() against the shards' counts");
     let per_shard = map.shard_stats();
     assert_eq!(per_shard.len(), map.shard_count());
     assert_eq!(
@@ -655,16 +657,21 @@ fn concurrent_atomicity_and_final_state() {
     const COUNTERS: u64 = 4;
     const RACE_KEYS: u64 = 64;
     const PRIVATE: u64 = 32;
-    for (shards, promotion) in [
-        (1, Promotion::EveryMiss),
-        (1, Promotion::DirtyLen),
-        (16, Promotion::EveryMiss),
-        (16, Promotion::DirtyLen),
+    // The last configuration has a capacity limit it never reaches: its `len` is the
+    // count the shards keep together, checked against the entries at the end.
+    for (shards, promotion, limited) in [
+        (1, Promotion::EveryMiss, false),
+        (1, Promotion::DirtyLen, false),
+        (16, Promotion::EveryMiss, false),
+        (16, Promotion::DirtyLen, false),
+        (16, Promotion::DirtyLen, true),
     ] {
-        let map: ShardedMap<u64, u64> = ShardedMap::builder()
-            .shards(shards)
-            .promotion(promotion)
-            .build();
+        let builder = ShardedMap::builder().shards(shards).promotion(promotion);
+        let map: ShardedMap<u64, u64> = if limited {
+            builder.max_len(usize::MAX).build()
+        } else {
+            builder.build()
+        };
         for c in 0..COUNTERS {
             map.insert(c, 0);
         }

@@ -2076,13 +2076,12 @@ unsafe impl<K: Send, V: Send> Send for RawMap<K, V> {}
 unsafe impl<K: Send + Sync, V: Send + Sync> Sync for RawMap<K, V> {}
 
 impl<K, V> RawMap<K, V> {
-    /// A map retiring memory through `collector`, with `stripes` counter stripes
-    /// (rounded up to a power of two).
+    /// A map retiring memory through `collector`, counting on `stripes`.
     pub(crate) fn new(
         promotion: Promotion,
         recent: RecentKeys,
         collector: Arc<Collector>,
-        stripes: usize,
+        stripes: Stripes,
         count_hits: bool,
         rebuild_step: usize,
     ) -> Self {
@@ -2100,7 +2099,7 @@ impl<K, V> RawMap<K, V> {
                 promoting: 0,
                 counters: LockedCounters::default(),
             })),
-            stripes: Stripes::new(stripes),
+            stripes,
             clock: CacheAligned(PromotionClock {
                 ticks: std::sync::atomic::AtomicU64::new(0),
                 due: std::sync::atomic::AtomicU64::new(u64::MAX),
