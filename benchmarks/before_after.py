@@ -3,7 +3,8 @@
 
 Usage: before_after.py BEFORE_DIR[,BEFORE_DIR...] AFTER_DIR[,AFTER_DIR...]
 
-Each directory holds a `results.csv` written by `readmostly-bench compare --out DIR`.
+Each directory holds a `results.csv` written by `readmostly-bench compare --out DIR`
+(a path ending in `.csv` is read as such a file).
 Runs of the two builds should be interleaved (before, after, before, after) so that drift
 of a shared machine hits both alike; every cell is the median over its runs. Prints a
 Markdown table: per workload and thread count, `syncmap` before and after, the change, and
@@ -21,7 +22,8 @@ def load(dirs):
     cells = defaultdict(list)
     order = []
     for d in dirs.split(","):
-        with open(f"{d}/results.csv", newline="") as f:
+        path = d if d.endswith(".csv") else f"{d}/results.csv"
+        with open(path, newline="") as f:
             for row in csv.DictReader(f):
                 if row["dist"] != "uniform":
                     continue
