@@ -264,7 +264,9 @@
 //! keys then take only their shard's lock, and a dirty-table rebuild copies only one
 //! shard's keys: churn and tenant growth stop serialising on one mutex and one O(n) copy.
 //! The API is `SyncMap`'s; per-key guarantees are the same; `len`, `stats`, `iter`,
-//! `retain` and `clear` visit the shards in turn (`clear` is atomic per shard only).
+//! `retain` and `clear` visit the shards in turn (`clear` is atomic per shard only; a map
+//! with a capacity limit keeps one key count for all shards, which `len` and
+//! `try_insert` read).
 //!
 //! ```
 //! use readmostly::ShardedMap;
