@@ -4,10 +4,11 @@
 # shuttle soak fuzz; pass a subset as arguments to run only those (e.g.
 # `bash ci/all.sh test loom`).
 #
-# Wall times of the last full run on record: clean clone of 95e8697 (session 21),
-# 2-core development machine, cold target dirs, 2026-11-29: total 65m08s (test 3m43s,
-# loom 2m25s, miri 45m28s: 10 seeds of the lib tests, ~264 s each before 2f78064 trimmed one test,
-# sanitizers 5m56s, shuttle 3m31s, soak 1m19s, fuzz 2m46s). An earlier one, clean clone
+# Wall times of the last full run on record: clean clone of 6534053 (session 22),
+# 2-core development machine, cold target dirs, 2026-11-29: total 62m19s (test 3m32s,
+# loom 2m22s, miri 42m54s: 10 seeds of the lib tests, ~250 s each, sanitizers 5m45s,
+# shuttle 3m40s, soak 1m15s, fuzz 2m51s). Session 21's, clean clone of 95e8697: 65m08s
+# (miri 45m28s, ~264 s a seed before 2f78064 trimmed one test). An earlier one, clean clone
 # of 21a5434 on the slower machine of session 17, 2026-11-28 (total 90m32s, over the
 # 90 min cap, hence the lower Miri seed counts since):
 #   test.sh         3m12s  fmt + clippy + `cargo test --workspace --all-features` (builds the bench crate's peers)

@@ -810,10 +810,10 @@ where
     ///
     /// That sum is taken stripe by stripe, not as one snapshot: while other threads
     /// remove keys and add others, it can see more or fewer keys than the map ever held
-    /// at once. The limit can then be
-    /// passed, or a new key refused below it, by up to the number of keys moved while the
-    /// sum was taken. Without such concurrent churn it behaves like `SyncMap`'s. It turns
-    /// a leak into an error; it is not an exact occupancy limit.
+    /// at once. The limit can then be passed, or a new key refused below it, by up to the
+    /// number of keys moved while the sum was taken. Without such concurrent churn it
+    /// behaves like `SyncMap`'s. It turns a leak into an error; it is not an exact
+    /// occupancy limit.
     ///
     /// ```
     /// let map: readmostly::ShardedMap<&str, u32> =
