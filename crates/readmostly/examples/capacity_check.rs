@@ -6,6 +6,7 @@
 //! ```text
 //! cargo run --release -p readmostly --example capacity_check
 //! cargo run --release -p readmostly --example capacity_check -- --shards 64 --stripes 16 --readers 0
+//! cargo run --release -p readmostly --example capacity_check -- --syncmap   # a SyncMap instead
 //! ```
 //!
 //! `try_insert` reads the map's key count before each call. The readers count their
@@ -16,20 +17,27 @@ use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::Instant;
 
-use readmostly::ShardedMap;
+use readmostly::{ShardedMap, SyncMap};
 
 const KEYS: u64 = 16_384;
 const CALLS: u64 = 200_000;
 
 fn usage(msg: &str) -> ! {
-    eprintln!("error: {msg}\nusage: capacity_check [--shards N] [--stripes N] [--readers N]");
+    eprintln!(
+        "error: {msg}\nusage: capacity_check [--syncmap] [--shards N] [--stripes N] [--readers N]"
+    );
     std::process::exit(2)
 }
 
 fn main() {
     let (mut shards, mut stripes, mut readers) = (64usize, 16usize, 1usize);
+    let mut syncmap = false;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
+        if flag == "--syncmap" {
+            syncmap = true;
+            continue;
+        }
         let value: usize = match args.next().map(|v| v.parse()) {
             Some(Ok(v)) => v,
             _ => usage(&format!("{flag} needs a whole number")),
@@ -41,6 +49,31 @@ fn main() {
             _ => usage(&format!("unknown argument {flag:?}")),
         }
     }
+    if syncmap {
+        // A `SyncMap` has its own stripe count (twice the hardware threads).
+        let map: SyncMap<u64, u64> = SyncMap::builder().max_len(usize::MAX).build();
+        for k in 0..KEYS {
+            map.insert(k, k);
+        }
+        map.promote();
+        let (p, c) = measure(
+            readers,
+            |k| {
+                black_box(map.pin().get(&k).copied());
+            },
+            |k, v| {
+                black_box(map.insert(k, v));
+            },
+            |k, v| {
+                black_box(map.try_insert(k, v).is_ok());
+            },
+        );
+        println!(
+            "SyncMap, {readers} reader(s): insert {p:.1} ns, try_insert {c:.1} ns (check {:.1} ns)",
+            c - p
+        );
+        return;
+    }
     let map: ShardedMap<u64, u64> = ShardedMap::builder()
         .shards(shards)
         .stripes_per_shard(stripes)
@@ -50,11 +83,40 @@ fn main() {
         map.insert(k, k);
     }
     map.promote();
+    let (p, c) = measure(
+        readers,
+        |k| {
+            black_box(map.pin().get(&k).copied());
+        },
+        |k, v| {
+            black_box(map.insert(k, v));
+        },
+        |k, v| {
+            black_box(map.try_insert(k, v).is_ok());
+        },
+    );
+    println!(
+        "{} shards x {} stripes, {readers} reader(s): insert {p:.1} ns, try_insert {c:.1} ns \
+         (check {:.1} ns)",
+        map.shard_count(),
+        stripes.next_power_of_two(),
+        c - p
+    );
+}
+
+/// Medians of 9 rounds of `insert` and 9 of `try_insert`, alternated, in ns per call,
+/// while `readers` threads call `get`.
+fn measure(
+    readers: usize,
+    get: impl Fn(u64) + Sync,
+    insert: impl Fn(u64, u64),
+    try_insert: impl Fn(u64, u64),
+) -> (f64, f64) {
     let stop = AtomicBool::new(false);
     let (mut plain, mut checked) = (Vec::new(), Vec::new());
     std::thread::scope(|s| {
         for r in 0..readers {
-            let (map, stop) = (&map, &stop);
+            let (get, stop) = (&get, &stop);
             s.spawn(move || {
                 let mut x = 0x9e37_79b9_7f4a_7c15u64 + r as u64;
                 while !stop.load(Relaxed) {
@@ -62,7 +124,7 @@ fn main() {
                         x ^= x << 13;
                         x ^= x >> 7;
                         x ^= x << 17;
-                        black_box(map.pin().get(&(x % KEYS)).copied());
+                        get(x % KEYS);
                     }
                 }
             });
@@ -79,9 +141,9 @@ fn main() {
             for i in 0..CALLS {
                 let k = next();
                 if round % 2 == 0 {
-                    black_box(map.insert(k, i));
+                    insert(k, i);
                 } else {
-                    black_box(map.try_insert(k, i).is_ok());
+                    try_insert(k, i);
                 }
             }
             let ns = start.elapsed().as_nanos() as f64 / CALLS as f64;
@@ -98,12 +160,5 @@ fn main() {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
     };
-    let (p, c) = (median(&mut plain), median(&mut checked));
-    println!(
-        "{} shards x {} stripes, {readers} reader(s): insert {p:.1} ns, try_insert {c:.1} ns \
-         (check {:.1} ns)",
-        map.shard_count(),
-        stripes.next_power_of_two(),
-        c - p
-    );
+    (median(&mut plain), median(&mut checked))
 }
