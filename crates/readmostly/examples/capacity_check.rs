@@ -49,59 +49,49 @@ fn main() {
             _ => usage(&format!("unknown argument {flag:?}")),
         }
     }
+    // Both maps have the same methods, not a common trait: the same code for each.
+    macro_rules! fill_and_measure {
+        ($map:expr) => {{
+            let map = $map;
+            for k in 0..KEYS {
+                map.insert(k, k);
+            }
+            map.promote();
+            let (p, c) = measure(
+                readers,
+                |k| {
+                    black_box(map.pin().get(&k).copied());
+                },
+                |k, v| {
+                    black_box(map.insert(k, v));
+                },
+                |k, v| {
+                    black_box(map.try_insert(k, v).is_ok());
+                },
+            );
+            format!(
+                "{readers} reader(s): insert {p:.1} ns, try_insert {c:.1} ns (check {:.1} ns)",
+                c - p
+            )
+        }};
+    }
     if syncmap {
         // A `SyncMap` has its own stripe count (twice the hardware threads).
         let map: SyncMap<u64, u64> = SyncMap::builder().max_len(usize::MAX).build();
-        for k in 0..KEYS {
-            map.insert(k, k);
-        }
-        map.promote();
-        let (p, c) = measure(
-            readers,
-            |k| {
-                black_box(map.pin().get(&k).copied());
-            },
-            |k, v| {
-                black_box(map.insert(k, v));
-            },
-            |k, v| {
-                black_box(map.try_insert(k, v).is_ok());
-            },
-        );
+        println!("SyncMap, {}", fill_and_measure!(&map));
+    } else {
+        let map: ShardedMap<u64, u64> = ShardedMap::builder()
+            .shards(shards)
+            .stripes_per_shard(stripes)
+            .max_len(usize::MAX)
+            .build();
+        let figures = fill_and_measure!(&map);
         println!(
-            "SyncMap, {readers} reader(s): insert {p:.1} ns, try_insert {c:.1} ns (check {:.1} ns)",
-            c - p
+            "{} shards x {} stripes, {figures}",
+            map.shard_count(),
+            stripes.next_power_of_two()
         );
-        return;
     }
-    let map: ShardedMap<u64, u64> = ShardedMap::builder()
-        .shards(shards)
-        .stripes_per_shard(stripes)
-        .max_len(usize::MAX)
-        .build();
-    for k in 0..KEYS {
-        map.insert(k, k);
-    }
-    map.promote();
-    let (p, c) = measure(
-        readers,
-        |k| {
-            black_box(map.pin().get(&k).copied());
-        },
-        |k, v| {
-            black_box(map.insert(k, v));
-        },
-        |k, v| {
-            black_box(map.try_insert(k, v).is_ok());
-        },
-    );
-    println!(
-        "{} shards x {} stripes, {readers} reader(s): insert {p:.1} ns, try_insert {c:.1} ns \
-         (check {:.1} ns)",
-        map.shard_count(),
-        stripes.next_power_of_two(),
-        c - p
-    );
 }
 
 /// Medians of 9 rounds of `insert` and 9 of `try_insert`, alternated, in ns per call,
