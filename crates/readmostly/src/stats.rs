@@ -57,6 +57,14 @@ pub(crate) fn default_stripes() -> usize {
 /// machine's threads can use, since threads pick a stripe by their reclamation id.
 pub(crate) const MAX_STRIPES: usize = 1 << 10;
 
+/// `n` rounded up to a power of two between one and [`MAX_STRIPES`].
+fn stripe_count(n: usize) -> usize {
+    // Clamped before rounding: `next_power_of_two` of more than 2^63 wraps to 0 in
+    // release builds, and an empty array with a mask of `usize::MAX` would make the
+    // stripe index out of bounds.
+    n.clamp(1, MAX_STRIPES).next_power_of_two()
+}
+
 /// Per-thread striped counters.
 ///
 /// A thread uses the stripe selected by its reclamation-thread id, so threads rarely
@@ -91,10 +99,10 @@ pub(crate) struct TotalLen {
 struct PaddedLen(AtomicIsize);
 
 impl TotalLen {
-    /// `n` stripes, rounded like [`Stripes::new`]'s, so that a thread's stripe here
-    /// is the one its shards' counters use.
+    /// `n` stripes, rounded as [`Stripes::new`] rounds its count (any count would do:
+    /// a thread's stripe only spreads the writes).
     pub(crate) fn new(n: usize) -> Self {
-        let n = n.clamp(1, MAX_STRIPES).next_power_of_two();
+        let n = stripe_count(n);
         TotalLen {
             counts: (0..n).map(|_| PaddedLen::default()).collect(),
             mask: n - 1,
@@ -177,10 +185,7 @@ impl Stripes {
     /// [`new`](Self::new), adding every change of the key count to `total` as well
     /// (the shards of a [`ShardedMap`](crate::ShardedMap) with a capacity limit).
     pub(crate) fn with_total(n: usize, total: Option<Arc<TotalLen>>) -> Self {
-        // Clamped before rounding: `next_power_of_two` of more than 2^63 wraps to 0 in
-        // release builds, and an empty array with a mask of `usize::MAX` would make
-        // `stripe` index out of bounds.
-        let n = n.clamp(1, MAX_STRIPES).next_power_of_two();
+        let n = stripe_count(n);
         // Under loom, two stripes: closing a recent slot array sums the fill counters, and
         // every stripe is one more atomic in each explored execution.
         #[cfg(loom)]
